@@ -1,0 +1,81 @@
+// swift-tools-version:6.0
+// tunnel: keeps SSH tunnels up. Layers (see README "Architecture"):
+//   tunnel (CLI) -> TunnelService -> TunnelEngine -> SSH2 -> CLibSSH2 (libssh2)
+//   and TunnelConfig (pure ssh_config parsing) beside them.
+import PackageDescription
+
+let package = Package(
+    name: "tunnel",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "tunnel", targets: ["tunnel"]),
+        .library(name: "SSH2", targets: ["SSH2"]),
+        .library(name: "TunnelConfig", targets: ["TunnelConfig"]),
+        .library(name: "TunnelEngine", targets: ["TunnelEngine"]),
+        .library(name: "TunnelService", targets: ["TunnelService"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibSSH2",
+            pkgConfig: "libssh2",
+            providers: [.apt(["libssh2-1-dev"]), .brew(["libssh2"])]
+        ),
+        .target(name: "SSH2", dependencies: ["CLibSSH2"]),
+        .target(name: "TunnelConfig"),
+        .target(
+            name: "TunnelEngine",
+            dependencies: [
+                "SSH2", "TunnelConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "TunnelService",
+            dependencies: [
+                "TunnelEngine", "TunnelConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "tunnel",
+            dependencies: [
+                "TunnelService", "TunnelConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Throwaway sshd, TCP echo/sink servers: shared by the tests, the examples and the benchmark.
+        .target(name: "TunnelTestSupport", dependencies: []),
+
+        // Examples: built by every `swift build`, so they cannot go stale.
+        .executableTarget(
+            name: "embed-tunnel",
+            dependencies: ["TunnelEngine", "TunnelConfig", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/embed-tunnel"
+        ),
+        .executableTarget(
+            name: "tunnel-bench",
+            dependencies: ["TunnelTestSupport"],
+            path: "Examples/tunnel-bench"
+        ),
+
+        .testTarget(name: "SSH2Tests", dependencies: ["SSH2"]),
+        .testTarget(name: "TunnelConfigTests", dependencies: ["TunnelConfig"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["TunnelEngine", "TunnelConfig", "SSH2", "TunnelTestSupport",
+                           .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(name: "CLITests", dependencies: ["TunnelTestSupport"]),
+    ]
+)

@@ -1,0 +1,54 @@
+#ifndef TUNNEL_CLIBSSH2_SHIM_H
+#define TUNNEL_CLIBSSH2_SHIM_H
+
+// libssh2 exposes much of its API as macros, which Swift cannot import, and its
+// callback setter takes `void *`. These static inline functions give Swift typed entry points.
+
+#include <libssh2.h>
+#include <sys/types.h>
+
+typedef ssize_t (*tunnel_ssh2_recv_fn)(libssh2_socket_t socket, void *buffer, size_t length, int flags, void **abstract);
+typedef ssize_t (*tunnel_ssh2_send_fn)(libssh2_socket_t socket, const void *buffer, size_t length, int flags, void **abstract);
+
+static inline LIBSSH2_SESSION *tunnel_ssh2_session_init(void *abstract) {
+    return libssh2_session_init_ex(NULL, NULL, NULL, abstract);
+}
+
+static inline void tunnel_ssh2_set_transport(LIBSSH2_SESSION *session, tunnel_ssh2_recv_fn recv_fn, tunnel_ssh2_send_fn send_fn) {
+    // libssh2 1.10 declares the setter as taking `void *`; the pointer is cast back to the typed function inside.
+    libssh2_session_callback_set(session, LIBSSH2_CALLBACK_RECV, (void *)recv_fn);
+    libssh2_session_callback_set(session, LIBSSH2_CALLBACK_SEND, (void *)send_fn);
+}
+
+static inline void *tunnel_ssh2_session_abstract(LIBSSH2_SESSION *session) {
+    void **abstract = libssh2_session_abstract(session);
+    return abstract ? *abstract : NULL;
+}
+
+static inline int tunnel_ssh2_disconnect(LIBSSH2_SESSION *session, const char *description) {
+    return libssh2_session_disconnect_ex(session, SSH_DISCONNECT_BY_APPLICATION, description, "");
+}
+
+static inline LIBSSH2_CHANNEL *tunnel_ssh2_direct_tcpip(LIBSSH2_SESSION *session, const char *host, int port,
+                                                        const char *shost, int sport) {
+    return libssh2_channel_direct_tcpip_ex(session, host, port, shost, sport);
+}
+
+static inline ssize_t tunnel_ssh2_channel_read(LIBSSH2_CHANNEL *channel, char *buf, size_t buflen) {
+    return libssh2_channel_read_ex(channel, 0, buf, buflen);
+}
+
+static inline ssize_t tunnel_ssh2_channel_write(LIBSSH2_CHANNEL *channel, const char *buf, size_t buflen) {
+    return libssh2_channel_write_ex(channel, 0, buf, buflen);
+}
+
+static inline int tunnel_ssh2_userauth_publickey_fromfile(LIBSSH2_SESSION *session, const char *username,
+                                                          unsigned int username_len, const char *publickey,
+                                                          const char *privatekey, const char *passphrase) {
+    return libssh2_userauth_publickey_fromfile_ex(session, username, username_len, publickey, privatekey, passphrase);
+}
+
+static inline int tunnel_ssh2_error_eagain(void) { return LIBSSH2_ERROR_EAGAIN; }
+static inline int tunnel_ssh2_version_num(void) { return LIBSSH2_VERSION_NUM; }
+
+#endif

@@ -1,0 +1,87 @@
+import CLibSSH2
+
+/// One SSH channel (RFC 4254). It holds its session strongly, so the session (and libssh2's channel list) outlives it;
+/// once the session is invalidated every call throws instead of touching a dead connection.
+/// Same threading rule as the session: one owner thread.
+public final class SSHChannel {
+    private var raw: OpaquePointer?
+    public let session: SSHSession
+
+    init(raw: OpaquePointer, session: SSHSession) {
+        self.raw = raw
+        self.session = session
+    }
+
+    deinit {
+        // Best effort: a channel dropped without `free()` is freed here; if libssh2 needs another round trip
+        // (EAGAIN), session_free finishes it once the transport has ended.
+        if let raw { _ = libssh2_channel_free(raw) }
+    }
+
+    public enum ReadResult: Equatable {
+        case bytes(Int)
+        case wouldBlock
+        /// The server sent EOF or closed the channel: no more data will come.
+        case endOfStream
+    }
+
+    /// Read what the server sent on this channel. Reading also lets libssh2 widen the window, which is how the
+    /// server learns it may send more: not reading is the backpressure.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(SSH2Error) -> ReadResult {
+        let raw = try usable()
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return .wouldBlock }
+        let n = tunnel_ssh2_channel_read(raw, base.assumingMemoryBound(to: CChar.self), buffer.count)
+        if n > 0 { return .bytes(n) }
+        if n == 0 { return .endOfStream }
+        if n == Int(LIBSSH2_ERROR_EAGAIN) { return .wouldBlock }
+        throw session.lastError(Int32(truncatingIfNeeded: n), operation: "read from the channel")
+    }
+
+    /// Write as much as the peer's window allows. Returns the count written, or nil when the window is full or the
+    /// transport is busy (call again after more bytes have moved).
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(SSH2Error) -> Int? {
+        let raw = try usable()
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return 0 }
+        let n = tunnel_ssh2_channel_write(raw, base.assumingMemoryBound(to: CChar.self), bytes.count)
+        if n >= 0 { return n }
+        if n == Int(LIBSSH2_ERROR_EAGAIN) { return nil }
+        throw session.lastError(Int32(truncatingIfNeeded: n), operation: "write to the channel")
+    }
+
+    /// Half-close: tell the server we will send no more (the local client shut down its write side).
+    public func sendEOF() throws(SSH2Error) -> SSHStep<Void> {
+        let raw = try usable()
+        let rc = libssh2_channel_send_eof(raw)
+        if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+        if rc != 0 { throw session.lastError(rc, operation: "send EOF on the channel") }
+        return .done(())
+    }
+
+    /// Whether the server has sent EOF.
+    public var receivedEOF: Bool {
+        guard let raw, !session.isInvalidated else { return true }
+        return libssh2_channel_eof(raw) != 0
+    }
+
+    /// Close and release the channel. Repeat after `.wouldBlock`; after `.done` the channel is unusable.
+    public func free() -> SSHStep<Void> {
+        guard let raw else { return .done(()) }
+        let rc = libssh2_channel_free(raw)
+        if rc == LIBSSH2_ERROR_EAGAIN && !session.isInvalidated { return .wouldBlock }
+        if rc == LIBSSH2_ERROR_EAGAIN {
+            // The transport is gone: leave the remains to session_free, which now completes without waiting.
+            self.raw = nil
+            return .done(())
+        }
+        self.raw = nil
+        return .done(())
+    }
+
+    private func usable() throws(SSH2Error) -> OpaquePointer {
+        try session.checkUsable()
+        guard let raw else {
+            throw SSH2Error(code: LIBSSH2_ERROR_CHANNEL_CLOSED, message: "the channel was freed", operation: "use the channel")
+        }
+        return raw
+    }
+}

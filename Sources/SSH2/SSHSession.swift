@@ -1,0 +1,215 @@
+import CLibSSH2
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The byte stream a session runs over. libssh2 never touches a socket of ours: its send/receive callbacks land here,
+/// so the same session works over TCP today and over another SSH channel (ProxyJump) later.
+///
+/// Both calls happen synchronously inside libssh2 calls made by the session's owner, on the owner's thread.
+public protocol SSHByteTransport: AnyObject {
+    /// Copy up to `buffer.count` bytes from the server into `buffer`. Return the count, 0 at end of stream,
+    /// or `nil` when nothing is there yet (libssh2 then reports "would block").
+    func receive(into buffer: UnsafeMutableRawBufferPointer) -> Int?
+    /// Queue bytes for the server. Must accept all of them: libssh2 1.10 treats a partly sent packet as pending and
+    /// fails (`LIBSSH2_ERROR_BAD_USE`) when any other call then sends, so backpressure belongs to the caller, above.
+    func send(_ bytes: UnsafeRawBufferPointer)
+}
+
+/// The result of a non-blocking libssh2 step: finished with a value, or "call again when more bytes have moved".
+public enum SSHStep<Value> {
+    case done(Value)
+    case wouldBlock
+
+    public var value: Value? {
+        if case .done(let value) = self { return value }
+        return nil
+    }
+}
+
+/// One SSH session (RFC 4253 transport + RFC 4252 auth) over a caller-supplied byte transport.
+///
+/// Not thread-safe by design: the owner drives every call from one thread (in tunnel: one NIO event loop).
+/// Every call is non-blocking and returns `.wouldBlock` when it needs more bytes from the server; call it again
+/// after feeding the transport. Channels keep their session alive, and `invalidate()` makes every channel call fail
+/// cleanly, so no channel pointer outlives the session it belongs to.
+public final class SSHSession {
+    let raw: OpaquePointer
+    private let transport: SSHByteTransport
+    /// libssh2_session_handshake insists on a socket and calls fcntl on it; a private non-blocking /dev/null stands in.
+    private let placeholderFD: Int32
+    private var handshakeDone = false
+    public private(set) var isInvalidated = false
+    /// Once set, the transport reads as end-of-stream, so libssh2 marks the socket disconnected and every pending
+    /// close or free finishes instead of waiting for a reply that can never come (session_free would spin otherwise).
+    private var transportEnded = false
+
+    public init(transport: SSHByteTransport) throws(SSH2Error) {
+        try SSH2Library.ensureInitialised()
+        let fd = open("/dev/null", O_RDWR | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw SSH2Error(code: 0, message: String(cString: strerror(errno)), operation: "open /dev/null for the session")
+        }
+        self.placeholderFD = fd
+        self.transport = transport
+        // The session object is created first with a null abstract, then pointed at `self` once it exists.
+        guard let session = tunnel_ssh2_session_init(nil) else {
+            close(fd)
+            throw SSH2Error(code: LIBSSH2_ERROR_ALLOC, message: "libssh2_session_init returned NULL", operation: "create an SSH session")
+        }
+        self.raw = session
+        if let abstract = libssh2_session_abstract(session) {
+            abstract.pointee = Unmanaged.passUnretained(self).toOpaque()
+        }
+        libssh2_session_set_blocking(session, 0)
+        tunnel_ssh2_set_transport(session, sshReceiveCallback, sshSendCallback)
+    }
+
+    deinit {
+        transportEnded = true
+        libssh2_session_free(raw)
+        close(placeholderFD)
+    }
+
+    // MARK: - Setup
+
+    /// Preferred host-key algorithms, most wanted first (e.g. the types known_hosts already has for this host, so the
+    /// server offers a key we can check). Unknown names are dropped by libssh2. Call before `handshake()`.
+    public func preferHostKeyAlgorithms(_ names: [String]) {
+        guard !names.isEmpty else { return }
+        _ = names.joined(separator: ",").withCString { libssh2_session_method_pref(raw, LIBSSH2_METHOD_HOSTKEY, $0) }
+    }
+
+    /// Key exchange and host-key receipt. Does not judge the host key: see `hostKey` and `HostKeyVerifier`.
+    public func handshake() throws(SSH2Error) -> SSHStep<Void> {
+        if handshakeDone { return .done(()) }
+        let rc = libssh2_session_handshake(raw, libssh2_socket_t(placeholderFD))
+        if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+        if rc != 0 { throw lastError(rc, operation: "SSH handshake") }
+        handshakeDone = true
+        return .done(())
+    }
+
+    /// The server's host key after the handshake.
+    public var hostKey: SSHHostKey? {
+        var length = 0
+        var type: Int32 = 0
+        guard let pointer = libssh2_session_hostkey(raw, &length, &type), length > 0 else { return nil }
+        let blob = pointer.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
+        return SSHHostKey(blob: blob, libssh2Type: type)
+    }
+
+    /// Public-key authentication with a private key file; libssh2 derives the public half from it.
+    public func authenticate(user: String, privateKeyFile: String, passphrase: String?) throws(SSH2Error) -> SSHStep<Void> {
+        let rc = user.withCString { userPointer in
+            privateKeyFile.withCString { keyPointer in
+                withOptionalCString(passphrase) { passphrasePointer in
+                    tunnel_ssh2_userauth_publickey_fromfile(raw, userPointer, UInt32(strlen(userPointer)), nil, keyPointer, passphrasePointer)
+                }
+            }
+        }
+        if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+        if rc != 0 { throw lastError(rc, operation: "public-key authentication as \(user) with \(privateKeyFile)") }
+        return .done(())
+    }
+
+    public var isAuthenticated: Bool { libssh2_userauth_authenticated(raw) != 0 }
+
+    // MARK: - Channels
+
+    /// Ask the server to connect to `host:port` (a `direct-tcpip` channel, as `ssh -L` does).
+    /// libssh2 keeps one channel-open in flight per session: the caller must not start a second open (of any kind)
+    /// until this one returned `.done` or threw, and must repeat the call with the same arguments after `.wouldBlock`.
+    public func openDirectTCPIP(host: String, port: Int, originHost: String, originPort: Int) throws(SSH2Error) -> SSHStep<SSHChannel> {
+        try checkUsable()
+        let channel = host.withCString { hostPointer in
+            originHost.withCString { originPointer in
+                tunnel_ssh2_direct_tcpip(raw, hostPointer, Int32(port), originPointer, Int32(originPort))
+            }
+        }
+        if let channel { return .done(SSHChannel(raw: channel, session: self)) }
+        let code = libssh2_session_last_errno(raw)
+        if code == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+        throw lastError(code, operation: "open a channel to \(host):\(port)")
+    }
+
+    // MARK: - Keepalive, teardown
+
+    /// Politely end the session (SSH_MSG_DISCONNECT). Repeat after `.wouldBlock`.
+    public func disconnect(reason: String) -> SSHStep<Void> {
+        if isInvalidated { return .done(()) }
+        let rc = reason.withCString { tunnel_ssh2_disconnect(raw, $0) }
+        if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+        return .done(())
+    }
+
+    /// Mark the session dead (its transport is gone). Every later channel call throws instead of touching libssh2
+    /// state that refers to a connection that no longer exists.
+    public func invalidate() {
+        isInvalidated = true
+        transportEnded = true
+    }
+
+    /// Which directions libssh2 is waiting on; it reports both at once in 1.10, so callers treat it as a hint only.
+    public var isWaitingForInbound: Bool { libssh2_session_block_directions(raw) & LIBSSH2_SESSION_BLOCK_INBOUND != 0 }
+
+    // MARK: - Helpers
+
+    func checkUsable() throws(SSH2Error) {
+        if isInvalidated {
+            throw SSH2Error(code: LIBSSH2_ERROR_SOCKET_DISCONNECT, message: "the session has ended", operation: "use the SSH session")
+        }
+    }
+
+    /// libssh2's own error text for `code`, kept verbatim so users see what the library said.
+    func lastError(_ code: Int32, operation: String) -> SSH2Error {
+        var messagePointer: UnsafeMutablePointer<CChar>? = nil
+        var length: Int32 = 0
+        let lastCode = libssh2_session_last_error(raw, &messagePointer, &length, 0)
+        let message = messagePointer.map { String(cString: $0) } ?? ""
+        return SSH2Error(code: lastCode != 0 ? lastCode : code, message: message, operation: operation)
+    }
+
+    // Called from the C callbacks.
+    fileprivate func receiveFromTransport(socket: libssh2_socket_t, into buffer: UnsafeMutableRawPointer, length: Int, flags: Int32) -> Int {
+        if Int32(socket) != placeholderFD {
+            // Traffic on any other descriptor (libssh2 1.10 routes ssh-agent traffic through these callbacks) is real I/O.
+            let n = recv(Int32(socket), buffer, length, flags)
+            return n >= 0 ? n : -Int(errno)
+        }
+        if transportEnded { return 0 }
+        guard let count = transport.receive(into: UnsafeMutableRawBufferPointer(start: buffer, count: length)) else {
+            return -Int(EAGAIN)
+        }
+        return count
+    }
+
+    fileprivate func sendToTransport(socket: libssh2_socket_t, bytes: UnsafeRawPointer, length: Int, flags: Int32) -> Int {
+        if Int32(socket) != placeholderFD {
+            let n = send(Int32(socket), bytes, length, flags | Int32(MSG_NOSIGNAL))
+            return n >= 0 ? n : -Int(errno)
+        }
+        if !transportEnded { transport.send(UnsafeRawBufferPointer(start: bytes, count: length)) }
+        return length
+    }
+}
+
+/// C function pointers cannot capture context; the session is found again through libssh2's `abstract` pointer.
+private let sshReceiveCallback: tunnel_ssh2_recv_fn = { socket, buffer, length, flags, abstract in
+    guard let buffer, let owner = abstract?.pointee else { return -Int(EINVAL) }
+    let session = Unmanaged<SSHSession>.fromOpaque(owner).takeUnretainedValue()
+    return session.receiveFromTransport(socket: socket, into: buffer, length: length, flags: flags)
+}
+
+private let sshSendCallback: tunnel_ssh2_send_fn = { socket, buffer, length, flags, abstract in
+    guard let buffer, let owner = abstract?.pointee else { return -Int(EINVAL) }
+    let session = Unmanaged<SSHSession>.fromOpaque(owner).takeUnretainedValue()
+    return session.sendToTransport(socket: socket, bytes: buffer, length: length, flags: flags)
+}
+
+func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let string else { return body(nil) }
+    return string.withCString { body($0) }
+}

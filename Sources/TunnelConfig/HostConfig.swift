@@ -1,0 +1,95 @@
+// Everything tunnel needs to know about one host, with OpenSSH's defaults
+// filled in and `~`, `%h`, `${VAR}` already expanded.
+
+public struct HostConfig: Sendable, Hashable {
+    /// The name asked for (the Host alias); also what Host patterns were matched against.
+    public var name: String
+    /// HostName with `%h` expanded, lowercased as OpenSSH does; default: `name`, lowercased.
+    public var hostName: String
+    /// Default 22.
+    public var port: Int
+    /// Default: the local user's login name.
+    public var user: String
+    /// Expanded, in order, duplicates dropped (as OpenSSH does). When none were
+    /// given: OpenSSH's default list (see `identityFilesGiven`).
+    public var identityFiles: [String]
+    /// False when `identityFiles` is OpenSSH's default list (~/.ssh/id_rsa, id_ecdsa,
+    /// id_ecdsa_sk, id_ed25519, id_ed25519_sk, id_xmss, id_dsa): try the ones that exist.
+    public var identityFilesGiven: Bool
+    /// Expanded. Default ~/.ssh/known_hosts, ~/.ssh/known_hosts2; empty for `none`.
+    public var userKnownHostsFiles: [String]
+    /// Default `.ask` (OpenSSH's default).
+    public var strictHostKeyChecking: StrictHostKeyChecking
+    /// Every LocalForward that applies, in file order; the bind address of a
+    /// forward written without one already reflects GatewayPorts.
+    public var localForwards: [ForwardSpec]
+    public var remoteForwards: [RemoteForwardSpec]
+    public var dynamicForwards: [DynamicForwardSpec]
+    /// Seconds between keepalives; 0 = off (default).
+    public var serverAliveInterval: Int
+    /// Missed keepalive replies before giving up; default 3.
+    public var serverAliveCountMax: Int
+    /// Seconds; nil = the system's TCP timeout (default).
+    public var connectTimeout: Int?
+    /// Default false: listeners without a bind address use loopback only.
+    public var gatewayPorts: Bool
+    /// Default false.
+    public var exitOnForwardFailure: Bool
+    /// Default false: also offer keys from an agent.
+    public var identitiesOnly: Bool
+    /// The first Host line that named this host without wildcards; nil if none did.
+    public var location: SourceLocation?
+
+    /// OpenSSH's default identity files, in the order it tries them.
+    public static let defaultIdentityFiles = [
+        "~/.ssh/id_rsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ecdsa_sk", "~/.ssh/id_ed25519",
+        "~/.ssh/id_ed25519_sk", "~/.ssh/id_xmss", "~/.ssh/id_dsa",
+    ]
+    public static let defaultUserKnownHostsFiles = ["~/.ssh/known_hosts", "~/.ssh/known_hosts2"]
+
+    /// A host with OpenSSH's defaults; paths given here are used as is.
+    public init(
+        name: String,
+        hostName: String? = nil,
+        port: Int = 22,
+        user: String,
+        identityFiles: [String] = [],
+        identityFilesGiven: Bool = true,
+        userKnownHostsFiles: [String] = [],
+        strictHostKeyChecking: StrictHostKeyChecking = .ask,
+        localForwards: [ForwardSpec] = [],
+        remoteForwards: [RemoteForwardSpec] = [],
+        dynamicForwards: [DynamicForwardSpec] = [],
+        serverAliveInterval: Int = 0,
+        serverAliveCountMax: Int = 3,
+        connectTimeout: Int? = nil,
+        gatewayPorts: Bool = false,
+        exitOnForwardFailure: Bool = false,
+        identitiesOnly: Bool = false,
+        location: SourceLocation? = nil
+    ) {
+        self.name = name
+        self.hostName = hostName ?? name.lowercased()
+        self.port = port
+        self.user = user
+        self.identityFiles = identityFiles
+        self.identityFilesGiven = identityFilesGiven
+        self.userKnownHostsFiles = userKnownHostsFiles
+        self.strictHostKeyChecking = strictHostKeyChecking
+        self.localForwards = localForwards
+        self.remoteForwards = remoteForwards
+        self.dynamicForwards = dynamicForwards
+        self.serverAliveInterval = serverAliveInterval
+        self.serverAliveCountMax = serverAliveCountMax
+        self.connectTimeout = connectTimeout
+        self.gatewayPorts = gatewayPorts
+        self.exitOnForwardFailure = exitOnForwardFailure
+        self.identitiesOnly = identitiesOnly
+        self.location = location
+    }
+
+    /// True when the host has something to forward (what `tunnel up` brings up).
+    public var hasForwards: Bool {
+        !localForwards.isEmpty || !remoteForwards.isEmpty || !dynamicForwards.isEmpty
+    }
+}

@@ -1,0 +1,327 @@
+// Turns config text into statements, collecting every problem with its
+// file:line. Validation happens here, for every line, whether or not its
+// block matches any host: OpenSSH also rejects a bad line in a block that
+// does not apply, and a typo should not wait for the day its host is used.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+struct Parser {
+    /// OpenSSH's READCONF_MAX_DEPTH.
+    static let maximumIncludeDepth = 16
+
+    let context: ConfigContext
+    var diagnostics = DiagnosticSink()
+    /// Concrete names from Host lines, first occurrence first.
+    var concreteNames: [(name: String, location: SourceLocation)] = []
+    private var seenConcreteNames: Set<String> = []
+    /// IgnoreUnknown lists seen so far, in any block (see `unknownKeyword`).
+    private var ignoreUnknown: [PatternList] = []
+    /// Files being parsed, outermost first, to catch an Include cycle early.
+    private var includeStack: [String] = []
+
+    init(context: ConfigContext) {
+        self.context = context
+    }
+
+    // MARK: Files and lines
+
+    mutating func parse(text: String, file: String, identity: String, depth: Int) -> [Statement] {
+        includeStack.append(identity)
+        defer { includeStack.removeLast() }
+        var statements: [Statement] = []
+        // Split on "\n" and on "\r\n" (which Swift treats as one Character).
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        for (index, rawLine) in lines.enumerated() {
+            let location = SourceLocation(file: file, line: index + 1)
+            if let statement = parseLine(rawLine, at: location, depth: depth) {
+                statements.append(statement)
+            }
+        }
+        return statements
+    }
+
+    private mutating func parseLine(_ rawLine: Substring, at location: SourceLocation, depth: Int) -> Statement? {
+        let line: SplitLine
+        do {
+            guard let split = try LineSplitter.split(rawLine) else { return nil }
+            line = split
+        } catch {
+            switch error {
+            case .missingArgument(let keyword):
+                if isKnown(keyword) {
+                    fail("\(displayName(keyword)): missing argument", at: location)
+                } else {
+                    unknownKeyword(keyword, at: location)
+                }
+            case .unbalancedQuotes:
+                fail("unbalanced quotes", at: location)
+            case .quoteInKeyword:
+                fail("unexpected quote in keyword", at: location)
+            }
+            return nil
+        }
+
+        let lowered = line.keyword.lowercased()
+        guard let keyword = Keyword.byLowercasedName[lowered] else {
+            if let name = KnownOpenSSHKeywords.ignored[lowered] {
+                diagnostics.warnOnce(key: lowered, "\(name) is an OpenSSH option tunnel does not use; ignored", at: location)
+            } else {
+                unknownKeyword(line.keyword, at: location)
+            }
+            return nil
+        }
+        // A quoted empty value, or a line whose value is only a comment.
+        if line.arguments.isEmpty || (line.arguments.count == 1 && line.arguments[0].isEmpty) {
+            fail("\(keyword.name): missing argument", at: location)
+            return nil
+        }
+        guard let directive = directive(for: keyword, line.arguments, at: location, depth: depth) else { return nil }
+        return Statement(location: location, directive: directive)
+    }
+
+    // MARK: Keywords
+
+    private mutating func directive(for keyword: Keyword, _ args: [String], at location: SourceLocation, depth: Int) -> Directive? {
+        /// Reports `message` as "Keyword: message" and yields nil.
+        func bad(_ message: String) -> Directive? {
+            fail("\(keyword.name): \(message)", at: location)
+            return nil
+        }
+        /// The single argument of a one-value keyword, or nil after reporting.
+        func single() -> String? {
+            if args.count > 1 {
+                fail("\(keyword.name): takes one argument, found \(args.count): \(args.joined(separator: " ").quotedForMessage)", at: location)
+                return nil
+            }
+            return args[0]
+        }
+
+        switch keyword {
+        case .host:
+            if args.contains(where: \.isEmpty) { return bad("empty pattern") }
+            for name in args where Wildcard.isConcrete(name) && seenConcreteNames.insert(name).inserted {
+                concreteNames.append((name, location))
+            }
+            return .host(args.map(HostPattern.init))
+
+        case .match:
+            fail("Match is not supported yet", at: location)
+            return .match
+
+        case .include:
+            return .include(include(args, at: location, depth: depth))
+
+        case .hostName:
+            guard let value = single() else { return nil }
+            if let problem = checkExpansion(value, tokens: Expansion.hostNameTokens, environment: false) {
+                return bad(problem)
+            }
+            return .setting(.hostName(value))
+
+        case .port:
+            guard let value = single() else { return nil }
+            do {
+                return .setting(.port(try ForwardSyntax.parsePort(value, allowZero: false, what: "port")))
+            } catch {
+                return bad(error.message)
+            }
+
+        case .user:
+            guard let value = single() else { return nil }
+            return .setting(.user(value))
+
+        case .identityFile:
+            guard let value = single() else { return nil }
+            if let problem = checkPath(value) { return bad(problem) }
+            return .setting(.identityFile(value))
+
+        case .userKnownHostsFile:
+            if args.contains(where: \.isEmpty) { return bad("empty file name") }
+            if args.contains(where: { $0.lowercased() == "none" }) {
+                if args.count > 1 { return bad("\"none\" must appear alone") }
+                return .setting(.userKnownHostsFiles([]))
+            }
+            for path in args {
+                if let problem = checkPath(path) { return bad(problem) }
+            }
+            return .setting(.userKnownHostsFiles(args))
+
+        case .strictHostKeyChecking:
+            guard let value = single() else { return nil }
+            guard let mode = StrictHostKeyChecking(configValue: value) else {
+                return bad("bad value \(value.quotedForMessage) (expected yes, no, ask, accept-new or off)")
+            }
+            return .setting(.strictHostKeyChecking(mode))
+
+        case .localForward:
+            do {
+                return .setting(.localForward(try ForwardSyntax.parseLocal(args, environment: context.environment, at: location)))
+            } catch {
+                return bad(error.message)
+            }
+
+        case .remoteForward:
+            do {
+                return .setting(.remoteForward(try ForwardSyntax.parseRemote(args, environment: context.environment, at: location)))
+            } catch {
+                return bad(error.message)
+            }
+
+        case .dynamicForward:
+            do {
+                return .setting(.dynamicForward(try ForwardSyntax.parseDynamic(args, environment: context.environment, at: location)))
+            } catch {
+                return bad(error.message)
+            }
+
+        case .serverAliveInterval, .connectTimeout:
+            guard let value = single() else { return nil }
+            let seconds: Int?
+            if value.lowercased() == "none" {
+                seconds = nil
+            } else if let parsed = ValueSyntax.seconds(value) {
+                seconds = parsed
+            } else {
+                return bad("bad time value \(value.quotedForMessage) (seconds, or e.g. 30s, 5m, 1h30m; or none)")
+            }
+            return .setting(keyword == .serverAliveInterval ? .serverAliveInterval(seconds) : .connectTimeout(seconds))
+
+        case .serverAliveCountMax:
+            guard let value = single() else { return nil }
+            guard let count = ValueSyntax.count(value) else {
+                return bad("bad number \(value.quotedForMessage) (expected a whole number, 0 or more)")
+            }
+            return .setting(.serverAliveCountMax(count))
+
+        case .gatewayPorts, .exitOnForwardFailure, .identitiesOnly:
+            guard let value = single() else { return nil }
+            guard let flag = ValueSyntax.flag(value) else {
+                return bad("bad value \(value.quotedForMessage) (expected yes or no)")
+            }
+            switch keyword {
+            case .gatewayPorts: return .setting(.gatewayPorts(flag))
+            case .exitOnForwardFailure: return .setting(.exitOnForwardFailure(flag))
+            default: return .setting(.identitiesOnly(flag))
+            }
+
+        case .ignoreUnknown:
+            guard let value = single() else { return nil }
+            ignoreUnknown.append(PatternList(value))
+            return nil
+        }
+    }
+
+    // MARK: Unknown keywords
+
+    private func isKnown(_ keyword: String) -> Bool {
+        let lowered = keyword.lowercased()
+        return Keyword.byLowercasedName[lowered] != nil || KnownOpenSSHKeywords.ignored[lowered] != nil
+    }
+
+    private func displayName(_ keyword: String) -> String {
+        let lowered = keyword.lowercased()
+        return Keyword.byLowercasedName[lowered]?.name ?? KnownOpenSSHKeywords.ignored[lowered] ?? keyword
+    }
+
+    /// An error, unless an earlier IgnoreUnknown covers the word.
+    ///
+    /// OpenSSH applies IgnoreUnknown only when its line is in a block that
+    /// matches the host being connected to, so whether a file is valid can
+    /// depend on the host. Here errors are found once per file, so an
+    /// IgnoreUnknown anywhere earlier in the file counts: put IgnoreUnknown
+    /// before the first Host line to be valid for `ssh -F` as well.
+    private mutating func unknownKeyword(_ keyword: String, at location: SourceLocation) {
+        if ignoreUnknown.contains(where: { $0.matches(keyword) }) { return }
+        fail("unknown keyword \(keyword.quotedForMessage)", at: location)
+    }
+
+    // MARK: Expansion checks
+
+    /// Checks `%` tokens and `${VAR}` now, so a typo is reported with its line.
+    private func checkExpansion(_ value: String, tokens: Set<Character>, environment: Bool) -> String? {
+        do {
+            _ = try Expansion.expand(value, tokens: tokens, value: { _ in "" },
+                                     environment: environment ? context.environment : nil)
+            return nil
+        } catch {
+            return error.message
+        }
+    }
+
+    private func checkPath(_ path: String) -> String? {
+        if let problem = checkExpansion(path, tokens: Expansion.fileTokens, environment: true) { return problem }
+        if Expansion.expandTilde(path, home: context.homeDirectory) == nil {
+            return "no such user in \(path.quotedForMessage)"
+        }
+        return nil
+    }
+
+    private mutating func fail(_ message: String, at location: SourceLocation) {
+        diagnostics.error(message, at: location)
+    }
+
+    // MARK: Include
+
+    /// OpenSSH semantics for a user config: `~` expanded, relative paths are
+    /// under ~/.ssh, globs sorted, a pattern matching nothing is not an error.
+    private mutating func include(_ args: [String], at location: SourceLocation, depth: Int) -> [IncludedFile] {
+        var files: [IncludedFile] = []
+        for argument in args {
+            if argument.isEmpty {
+                fail("Include: empty file name", at: location)
+                continue
+            }
+            let pattern: String
+            if argument.hasPrefix("~") {
+                guard let expanded = Expansion.expandTilde(argument, home: context.homeDirectory) else {
+                    fail("Include: no such user in \(argument.quotedForMessage)", at: location)
+                    continue
+                }
+                pattern = expanded
+            } else if argument.hasPrefix("/") {
+                pattern = argument
+            } else {
+                pattern = (context.homeDirectory as NSString).appendingPathComponent(".ssh/" + argument)
+            }
+            for path in Glob.paths(matching: pattern) {
+                if depth + 1 > Self.maximumIncludeDepth {
+                    fail("Include: too many nested includes (more than \(Self.maximumIncludeDepth)) at \(path.quotedForMessage)", at: location)
+                    continue
+                }
+                let identity = ConfigFileReader.identity(of: path)
+                if includeStack.contains(identity) {
+                    fail("Include: \(path.quotedForMessage) includes itself", at: location)
+                    continue
+                }
+                switch ConfigFileReader.read(path: path) {
+                case .failure(let problem):
+                    fail("Include: \(problem.message)", at: location)
+                case .success(let text):
+                    files.append(IncludedFile(path: path, statements: parse(text: text, file: path, identity: identity, depth: depth + 1)))
+                }
+            }
+        }
+        return files
+    }
+}
+
+/// Filename globbing with the C library's glob(3): sorted, like OpenSSH.
+enum Glob {
+    static func paths(matching pattern: String) -> [String] {
+        var result = glob_t()
+        defer { globfree(&result) }
+        guard glob(pattern, 0, nil, &result) == 0 else { return [] }
+        var paths: [String] = []
+        for i in 0..<Int(result.gl_pathc) {
+            if let cString = result.gl_pathv[i] { paths.append(String(cString: cString)) }
+        }
+        return paths
+    }
+}

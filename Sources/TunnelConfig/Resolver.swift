@@ -1,0 +1,133 @@
+// Computes one host's settings from the statements, as OpenSSH does when
+// connecting to it: walk the file in order; a Host line decides whether the
+// lines after it apply; the first value of a single-value keyword wins;
+// forwards and identity files accumulate.
+
+/// Settings as written, before defaults and expansion.
+struct CollectedSettings {
+    var hostName: String?
+    var port: Int?
+    var user: String?
+    var identityFiles: [String] = []
+    var userKnownHostsFiles: [String]?
+    var strictHostKeyChecking: StrictHostKeyChecking?
+    var localForwards: [WrittenLocalForward] = []
+    var remoteForwards: [RemoteForwardSpec] = []
+    var dynamicForwards: [WrittenDynamicForward] = []
+    var serverAliveInterval: Int?
+    var serverAliveCountMax: Int?
+    var connectTimeout: Int?
+    var gatewayPorts: Bool?
+    var exitOnForwardFailure: Bool?
+    var identitiesOnly: Bool?
+
+    mutating func apply(_ setting: Setting) {
+        switch setting {
+        case .hostName(let v): hostName = hostName ?? v
+        case .port(let v): port = port ?? v
+        case .user(let v): user = user ?? v
+        case .identityFile(let v):
+            // OpenSSH drops a repeated IdentityFile (compared as written).
+            if !identityFiles.contains(v) { identityFiles.append(v) }
+        case .userKnownHostsFiles(let v): userKnownHostsFiles = userKnownHostsFiles ?? v
+        case .strictHostKeyChecking(let v): strictHostKeyChecking = strictHostKeyChecking ?? v
+        case .localForward(let v): localForwards.append(v)
+        case .remoteForward(let v): remoteForwards.append(v)
+        case .dynamicForward(let v): dynamicForwards.append(v)
+        case .serverAliveInterval(let v): serverAliveInterval = serverAliveInterval ?? v
+        case .serverAliveCountMax(let v): serverAliveCountMax = serverAliveCountMax ?? v
+        case .connectTimeout(let v): connectTimeout = connectTimeout ?? v
+        case .gatewayPorts(let v): gatewayPorts = gatewayPorts ?? v
+        case .exitOnForwardFailure(let v): exitOnForwardFailure = exitOnForwardFailure ?? v
+        case .identitiesOnly(let v): identitiesOnly = identitiesOnly ?? v
+        }
+    }
+}
+
+struct Resolver {
+    let host: String
+
+    /// `active`: whether the current block applies. `neverMatch`: inside a
+    /// file included from a block that does not apply, where no Host line
+    /// can switch settings on (OpenSSH's SSHCONF_NEVERMATCH).
+    func walk(_ statements: [Statement], active: inout Bool, neverMatch: Bool, into settings: inout CollectedSettings) {
+        for statement in statements {
+            switch statement.directive {
+            case .host(let patterns):
+                active = !neverMatch && patterns.matches(host: host)
+            case .match:
+                active = false
+            case .include(let files):
+                // An included file starts in the includer's state and cannot
+                // change it: after the Include line the includer's block goes on.
+                let outer = active
+                for file in files {
+                    walk(file.statements, active: &active, neverMatch: neverMatch || !outer, into: &settings)
+                    active = outer
+                }
+            case .setting(let setting):
+                if active { settings.apply(setting) }
+            }
+        }
+    }
+
+    func resolve(_ statements: [Statement], context: ConfigContext, location: SourceLocation?) -> HostConfig {
+        var settings = CollectedSettings()
+        var active = true  // lines before the first Host apply to every host
+        walk(statements, active: &active, neverMatch: false, into: &settings)
+
+        // OpenSSH expands %h in HostName, then lowercases the result.
+        let hostName = (settings.hostName.map { raw in
+            (try? Expansion.expand(raw, tokens: Expansion.hostNameTokens, value: { _ in host }, environment: nil)) ?? raw
+        } ?? host).lowercased()
+        let port = settings.port ?? 22
+        let user = settings.user ?? context.userName
+
+        let shortHost = String(context.localHostName.prefix { $0 != "." })
+        let tokenValue: (Character) -> String = { token in
+            switch token {
+            case "h": return hostName
+            case "p": return String(port)
+            case "r": return user
+            case "u": return context.userName
+            case "d": return context.homeDirectory
+            case "n", "k": return host
+            case "l": return context.localHostName
+            case "L": return shortHost
+            case "i": return String(context.userID)
+            case "C": return SHA1.hexDigest(context.localHostName + hostName + String(port) + user)
+            default: return ""
+            }
+        }
+        // As OpenSSH: `~` first, then tokens and ${VAR} in one pass.
+        // Values were checked while parsing; if one still fails, keep it as written.
+        func expandPath(_ raw: String) -> String {
+            let tilde = Expansion.expandTilde(raw, home: context.homeDirectory) ?? raw
+            return (try? Expansion.expand(tilde, tokens: Expansion.fileTokens, value: tokenValue,
+                                          environment: context.environment)) ?? tilde
+        }
+
+        let gatewayPorts = settings.gatewayPorts ?? false
+        let identityGiven = !settings.identityFiles.isEmpty
+        return HostConfig(
+            name: host,
+            hostName: hostName,
+            port: port,
+            user: user,
+            identityFiles: (identityGiven ? settings.identityFiles : HostConfig.defaultIdentityFiles).map(expandPath),
+            identityFilesGiven: identityGiven,
+            userKnownHostsFiles: (settings.userKnownHostsFiles ?? HostConfig.defaultUserKnownHostsFiles).map(expandPath),
+            strictHostKeyChecking: settings.strictHostKeyChecking ?? .ask,
+            localForwards: settings.localForwards.map { $0.resolved(gatewayPorts: gatewayPorts) },
+            remoteForwards: settings.remoteForwards,
+            dynamicForwards: settings.dynamicForwards.map { $0.resolved(gatewayPorts: gatewayPorts) },
+            serverAliveInterval: settings.serverAliveInterval ?? 0,
+            serverAliveCountMax: settings.serverAliveCountMax ?? 3,
+            connectTimeout: settings.connectTimeout,
+            gatewayPorts: gatewayPorts,
+            exitOnForwardFailure: settings.exitOnForwardFailure ?? false,
+            identitiesOnly: settings.identitiesOnly ?? false,
+            location: location
+        )
+    }
+}

@@ -1,0 +1,44 @@
+// A parsed file is a list of statements in file order. Resolving a host walks
+// them the way OpenSSH reads the file for that host, so parsing (and error
+// reporting) happens once and resolving is cheap and cannot fail.
+
+struct Statement: Sendable {
+    var location: SourceLocation
+    var directive: Directive
+}
+
+enum Directive: Sendable {
+    /// Starts a block: following settings apply when the patterns match.
+    case host([HostPattern])
+    /// Unsupported: its block applies to no host.
+    case match
+    /// Files an `Include` line expanded to, each parsed on its own.
+    case include([IncludedFile])
+    case setting(Setting)
+}
+
+struct IncludedFile: Sendable {
+    var path: String
+    var statements: [Statement]
+}
+
+/// One validated setting, as written (expansions that depend on the host wait for resolve).
+enum Setting: Sendable {
+    case hostName(String)
+    case port(Int)
+    case user(String)
+    case identityFile(String)
+    /// Empty for `none`.
+    case userKnownHostsFiles([String])
+    case strictHostKeyChecking(StrictHostKeyChecking)
+    case localForward(WrittenLocalForward)
+    case remoteForward(RemoteForwardSpec)
+    case dynamicForward(WrittenDynamicForward)
+    /// `nil` for `none`: leaves the setting unset, so a later line may still set it (as in OpenSSH).
+    case serverAliveInterval(Int?)
+    case serverAliveCountMax(Int)
+    case connectTimeout(Int?)
+    case gatewayPorts(Bool)
+    case exitOnForwardFailure(Bool)
+    case identitiesOnly(Bool)
+}

@@ -1,0 +1,48 @@
+import SSH2
+import TunnelConfig
+
+/// What one SSH connection needs to know, taken from a resolved `HostConfig`.
+/// Kept separate from the config type so an embedding app can build it by hand.
+public struct ConnectionSettings: Sendable {
+    /// The tunnel's name (the `Host` alias), used in every log line.
+    public var name: String
+    public var hostName: String
+    public var port: Int
+    public var user: String
+    /// Private key files to try, in order.
+    public var identityFiles: [String]
+    /// When false, the identity files are OpenSSH's defaults: missing ones are skipped silently.
+    public var identityFilesGiven: Bool
+    public var hostKeyPolicy: HostKeyPolicy
+    /// Bound on TCP connect + handshake + authentication.
+    public var connectTimeoutSeconds: Int64
+
+    public init(name: String, hostName: String, port: Int, user: String, identityFiles: [String],
+                identityFilesGiven: Bool = true, hostKeyPolicy: HostKeyPolicy, connectTimeoutSeconds: Int64 = 30) {
+        self.name = name
+        self.hostName = hostName
+        self.port = port
+        self.user = user
+        self.identityFiles = identityFiles
+        self.identityFilesGiven = identityFilesGiven
+        self.hostKeyPolicy = hostKeyPolicy
+        self.connectTimeoutSeconds = connectTimeoutSeconds
+    }
+
+    public init(_ host: HostConfig) {
+        let mode: HostKeyPolicy.Mode
+        switch host.strictHostKeyChecking {
+        case .yes: mode = .strict
+        case .ask: mode = .ask
+        case .acceptNew: mode = .acceptNew
+        case .no: mode = .off
+        }
+        self.init(name: host.name, hostName: host.hostName, port: host.port, user: host.user,
+                  identityFiles: host.identityFiles, identityFilesGiven: host.identityFilesGiven,
+                  hostKeyPolicy: HostKeyPolicy(mode: mode, knownHostsFiles: host.userKnownHostsFiles),
+                  connectTimeoutSeconds: Int64(host.connectTimeout ?? 30))
+    }
+
+    /// "root@127.0.0.1:2222", for messages.
+    public var peer: String { "\(user)@\(hostName):\(port)" }
+}

@@ -1,0 +1,221 @@
+import Logging
+import NIOCore
+import NIOPosix
+import TunnelConfig
+
+/// Everything one `Host` block brings up: its local listeners, its counters, and the SSH session they use.
+///
+/// Listeners and counters belong here, not to the session, so a session can be replaced (reconnect) while the
+/// listeners stay bound and the counters keep counting. All state lives on `eventLoop`.
+public final class HostTunnel: @unchecked Sendable {
+    public let settings: ConnectionSettings
+    public let localForwards: [ForwardSpec]
+    public let eventLoop: EventLoop
+    public let counters = TunnelCounters()
+    private let logger: Logger
+
+    private var listeners: [Channel] = []
+    private var connection: SSHConnection?
+    private var stopped = false
+
+    public init(settings: ConnectionSettings, localForwards: [ForwardSpec], eventLoop: EventLoop, logger: Logger) {
+        self.settings = settings
+        self.localForwards = localForwards
+        self.eventLoop = eventLoop
+        var logger = logger
+        logger[metadataKey: "tunnel"] = "\(settings.name)"
+        self.logger = logger
+    }
+
+    public convenience init(host: HostConfig, eventLoop: EventLoop, logger: Logger) {
+        self.init(settings: ConnectionSettings(host), localForwards: host.localForwards, eventLoop: eventLoop, logger: logger)
+    }
+
+    /// The addresses actually bound, e.g. "127.0.0.1:8080" (port 0 in the config becomes the real port here).
+    public private(set) var boundAddresses: [String] = []
+
+    /// Completes when the current session ends, with the reason (nil after `stop()`).
+    public private(set) var sessionEnded: EventLoopFuture<TunnelError?>?
+
+    // MARK: - Start and stop
+
+    /// Bind every listener, then open the SSH session. Fails (and unbinds) if any listener cannot be bound or the
+    /// session cannot be set up.
+    public func start() async throws -> SessionInfo {
+        do {
+            for spec in localForwards {
+                try await bind(spec)
+            }
+            let connection = SSHConnection(settings: settings, eventLoop: eventLoop, counters: counters, logger: logger)
+            try await eventLoop.submit { self.connection = connection; self.sessionEnded = connection.closeFuture }.get()
+            return try await connection.connect().get()
+        } catch {
+            await stop()
+            throw error
+        }
+    }
+
+    /// Close listeners, forwarded connections and the session. Idempotent.
+    public func stop() async {
+        let (listeners, connection) = try! await eventLoop.submit {
+            self.stopped = true
+            let current = (self.listeners, self.connection)
+            self.listeners = []
+            return current
+        }.get()
+        for listener in listeners { try? await listener.close() }
+        if let connection { try? await connection.close().get() }
+    }
+
+    /// One line per forward, "127.0.0.1:8080 -> 127.0.0.1:80", with the ports actually bound.
+    public var forwardDescriptions: [String] {
+        localForwards.map { "\($0.listenText) -> \($0.targetText)" }
+    }
+
+    // MARK: - Listeners
+
+    private func bind(_ spec: ForwardSpec) async throws {
+        let addresses = bindAddresses(for: spec)
+        var boundOne = false
+        for (index, host) in addresses.enumerated() {
+            let required = index == 0
+            do {
+                let channel = try await makeServerBootstrap(spec: spec, v6Only: host.contains(":"))
+                    .bind(host: host, port: spec.listenPort).get()
+                let local = channel.localAddress.map(describe) ?? "\(host):\(spec.listenPort)"
+                try await eventLoop.submit {
+                    self.listeners.append(channel)
+                    self.boundAddresses.append(local)
+                }.get()
+                boundOne = true
+            } catch {
+                // localhost means 127.0.0.1 and ::1, as in OpenSSH; a machine without IPv6 still gets 127.0.0.1.
+                if required || !boundOne {
+                    throw TunnelError.bindFailed(address: "\(spec.listenText)", reason: bindReason(error, port: spec.listenPort))
+                }
+            }
+        }
+    }
+
+    private func bindAddresses(for spec: ForwardSpec) -> [String] {
+        switch spec.bind {
+        case .loopback: return ["127.0.0.1", "::1"]
+        case .any: return ["0.0.0.0", "::"]
+        case .address(let address): return [address]
+        }
+    }
+
+    private func makeServerBootstrap(spec: ForwardSpec, v6Only: Bool) -> ServerBootstrap {
+        var bootstrap = ServerBootstrap(group: eventLoop, childGroup: eventLoop)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.autoRead, value: false)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 128 * 1024))
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(LocalClientHandler(tunnel: self, spec: spec))
+                }
+            }
+        if v6Only {
+            // So "::" does not also claim the IPv4 port that "0.0.0.0" holds.
+            bootstrap = bootstrap.serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
+        }
+        return bootstrap
+    }
+
+    /// A local client connected: hand it to the session, or turn it away with a log line saying why.
+    fileprivate func accepted(_ channel: Channel, spec: ForwardSpec, handler: LocalClientHandler) {
+        counters.connectionAccepted()
+        guard !stopped, let connection, connection.isReady else {
+            counters.connectionEnded()
+            logger.warning("\(spec.listenText): refused a client: the SSH session is not up")
+            channel.close(promise: nil)
+            return
+        }
+        connection.startForward(local: channel, spec: spec, handler: handler)
+    }
+}
+
+/// The handler on an accepted local socket: feeds its bytes and events to its `ForwardedConnection`.
+final class LocalClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private let tunnel: HostTunnel
+    private let spec: ForwardSpec
+    var forward: ForwardedConnection?
+    var connection: SSHConnection?
+
+    init(tunnel: HostTunnel, spec: ForwardSpec) {
+        self.tunnel = tunnel
+        self.spec = spec
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        tunnel.accepted(context.channel, spec: spec, handler: self)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        forward?.localRead(&buffer)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        forward?.localReadComplete()
+        connection?.pump()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            forward?.localInputClosed()
+            connection?.pump()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { connection?.pump() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        forward?.localChannelClosed()
+        connection?.pump()
+        forward = nil
+        connection = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A reset from the client: close this one connection; the tunnel stays up.
+        context.close(promise: nil)
+    }
+}
+
+extension ForwardSpec {
+    /// "127.0.0.1:8080", "[::1]:8080", "*:8080".
+    var listenText: String {
+        switch bind {
+        case .loopback: return "127.0.0.1:\(listenPort)"
+        case .any: return "*:\(listenPort)"
+        case .address(let address): return address.contains(":") ? "[\(address)]:\(listenPort)" : "\(address):\(listenPort)"
+        }
+    }
+
+    /// "db.internal:5432", "[fe80::1]:80".
+    var targetText: String {
+        targetHost.contains(":") ? "[\(targetHost)]:\(targetPort)" : "\(targetHost):\(targetPort)"
+    }
+}
+
+private func bindReason(_ error: Error, port: Int) -> String {
+    if let io = error as? IOError, io.errnoCode == EADDRINUSE {
+        return "port \(port) is already in use by another program (see: ss -ltnp 'sport = :\(port)')"
+    }
+    if let io = error as? IOError, io.errnoCode == EACCES {
+        return "permission denied (ports below 1024 need root)"
+    }
+    return plainReason(error)
+}

@@ -1,0 +1,154 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import TunnelConfig
+import TunnelEngine
+
+/// What `tunnel up` runs: brings up the chosen hosts of a config file, reports each, and keeps running until
+/// SIGINT/SIGTERM (clean stop, exit 0) or until no tunnel is left (exit 1).
+///
+/// Reconnect is not here yet: a session that ends is reported and its tunnel stopped.
+public final class TunnelService: Sendable {
+    public let configPath: String
+    public let hostNames: [String]
+    private let logger: Logger
+
+    public init(configPath: String, hostNames: [String] = [], logger: Logger) {
+        self.configPath = configPath
+        self.hostNames = hostNames
+        self.logger = logger
+    }
+
+    public enum StartupError: Error, CustomStringConvertible {
+        case config(ConfigErrors)
+        case noTunnels(file: String)
+        case unknownHosts([String], known: [String], file: String)
+
+        public var description: String {
+            switch self {
+            case .config(let errors): return errors.description
+            case .noTunnels(let file): return "\(file): no Host block with a LocalForward, RemoteForward or DynamicForward"
+            case .unknownHosts(let names, let known, let file):
+                let knownList = known.isEmpty ? "none" : known.joined(separator: ", ")
+                return "\(file): no Host named \(names.joined(separator: ", ")) (known: \(knownList))"
+            }
+        }
+    }
+
+    /// Load the config and pick the hosts to bring up; warnings go to the log.
+    public func plan() throws(StartupError) -> [HostConfig] {
+        let config: TunnelConfigFile
+        do {
+            config = try TunnelConfigFile.load(path: configPath)
+        } catch {
+            throw .config(error)
+        }
+        for warning in config.warnings { logger.warning("\(warning)") }
+        if hostNames.isEmpty {
+            guard !config.tunnelHostNames.isEmpty else { throw .noTunnels(file: configPath) }
+            return config.tunnelHosts
+        }
+        let unknown = hostNames.filter { !config.concreteHostNames.contains($0) }
+        guard unknown.isEmpty else { throw .unknownHosts(unknown, known: config.concreteHostNames, file: configPath) }
+        return hostNames.map(config.resolve(host:))
+    }
+
+    /// Run until stopped. Returns the process exit code.
+    public func run() async throws(StartupError) -> Int32 {
+        let hosts = try plan()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(System.coreCount, hosts.count)))
+        let code = await run(hosts, on: group)
+        try? await group.shutdownGracefully()
+        return code
+    }
+
+    private func run(_ hosts: [HostConfig], on group: MultiThreadedEventLoopGroup) async -> Int32 {
+        let events = AsyncStream<Event>.makeStream()
+        let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { events.continuation.yield(.signal($0)) }
+        defer { signals.cancel() }
+
+        var running: [String: HostTunnel] = [:]
+        await withTaskGroup(of: (HostConfig, HostTunnel, Result<SessionInfo, Error>).self) { tasks in
+            for host in hosts {
+                let tunnel = HostTunnel(host: host, eventLoop: group.next(), logger: logger)
+                tasks.addTask { do { return (host, tunnel, .success(try await tunnel.start())) } catch { return (host, tunnel, .failure(error)) } }
+            }
+            for await (host, tunnel, result) in tasks {
+                var log = logger
+                log[metadataKey: "tunnel"] = "\(host.name)"
+                switch result {
+                case .success(let info):
+                    running[host.name] = tunnel
+                    log.notice("\(connectedLine(host, tunnel, info))")
+                    warnAboutInactiveForwards(host, log)
+                    tunnel.sessionEnded?.whenSuccess { reason in events.continuation.yield(.sessionEnded(host.name, reason)) }
+                case .failure(let error):
+                    log.error("\(error)")
+                }
+            }
+        }
+        guard !running.isEmpty else { return 1 }
+
+        var exitCode: Int32 = 0
+        for await event in events.stream {
+            switch event {
+            case .signal(let number):
+                logger.notice("\(number == SIGINT ? "interrupted" : "terminated"): closing tunnels")
+                exitCode = 0
+            case .sessionEnded(let name, let reason):
+                guard let tunnel = running.removeValue(forKey: name) else { continue }
+                var log = logger
+                log[metadataKey: "tunnel"] = "\(name)"
+                log.error("session ended (\(reason.map { "\($0)" } ?? "closed")); reconnect is not implemented yet, tunnel stopped")
+                await tunnel.stop()
+                if !running.isEmpty { continue }
+                exitCode = 1
+            }
+            break
+        }
+        await withTaskGroup(of: Void.self) { tasks in
+            for tunnel in running.values { tasks.addTask { await tunnel.stop() } }
+        }
+        return exitCode
+    }
+
+    private enum Event: Sendable {
+        case signal(Int32)
+        case sessionEnded(String, TunnelError?)
+    }
+
+    private func connectedLine(_ host: HostConfig, _ tunnel: HostTunnel, _ info: SessionInfo) -> String {
+        "connected to \(host.hostName):\(host.port) (\(info.hostKeyType) \(info.hostKeyFingerprint)), forwarding "
+            + tunnel.forwardDescriptions.joined(separator: ", ")
+    }
+
+    private func warnAboutInactiveForwards(_ host: HostConfig, _ log: Logger) {
+        for spec in host.remoteForwards {
+            log.warning("\(spec.location): RemoteForward \(spec) is not supported yet; ignored")
+        }
+        for spec in host.dynamicForwards {
+            log.warning("\(spec.location): DynamicForward \(spec) is not supported yet; ignored")
+        }
+    }
+}
+
+/// Turns SIGINT/SIGTERM into callbacks instead of process death, so shutdown can close things in order.
+/// The sources are set once in init and DispatchSource is thread-safe, hence @unchecked.
+final class SignalWatcher: @unchecked Sendable {
+    private let sources: [DispatchSourceSignal]
+
+    init(signals: [Int32], handler: @escaping @Sendable (Int32) -> Void) {
+        sources = signals.map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { handler(number) }
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() {
+        for source in sources { source.cancel() }
+    }
+}

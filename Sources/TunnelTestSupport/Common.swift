@@ -1,0 +1,220 @@
+// Shared helpers of TunnelTestSupport: errors, locking, bounded waiting, POSIX socket addresses.
+// Linux (Glibc) only: the fixtures rely on /proc, pipe2, SOCK_CLOEXEC and MSG_NOSIGNAL.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every failure of the test support code, with a message meant to be read in a test log.
+public struct TestSupportError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+
+    static func errno(_ what: String, _ code: Int32 = Glibc.errno) -> TestSupportError {
+        TestSupportError("\(what): \(String(cString: strerror(code))) (errno \(code))")
+    }
+}
+
+/// A value guarded by an `NSCondition`; `withLock` runs a closure on it, `wait` blocks until a predicate holds.
+final class Locked<Value>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    @discardableResult
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        condition.lock()
+        defer {
+            condition.broadcast()
+            condition.unlock()
+        }
+        return try body(&value)
+    }
+
+    /// Waits until `predicate` is true or `deadline` passes; returns whether the predicate held.
+    func wait(until deadline: Date, _ predicate: (Value) -> Bool) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while !predicate(value) {
+            if !condition.wait(until: deadline) {
+                return predicate(value)
+            }
+        }
+        return true
+    }
+}
+
+/// Polls `condition` with short sleeps until it is true; throws a clear error naming `what` after `timeout` seconds.
+public func waitUntil(timeout: Double, _ what: String, _ condition: () -> Bool) throws {
+    let start = Date()
+    let deadline = start.addingTimeInterval(timeout)
+    var pause = 0.002
+    while true {
+        if condition() { return }
+        if Date() >= deadline {
+            throw TestSupportError("timed out after \(formatSeconds(timeout)) s waiting for \(what)")
+        }
+        Thread.sleep(forTimeInterval: min(pause, max(0, deadline.timeIntervalSinceNow)))
+        pause = min(pause * 2, 0.05)
+    }
+}
+
+func formatSeconds(_ value: Double) -> String {
+    value == value.rounded() ? String(Int(value)) : String(format: "%.2f", value)
+}
+
+/// Seconds left until `deadline` as a poll(2) timeout in milliseconds (at least 0).
+func pollMilliseconds(until deadline: Date) -> Int32 {
+    let ms = deadline.timeIntervalSinceNow * 1000
+    if ms <= 0 { return 0 }
+    return Int32(min(ms.rounded(.up), Double(Int32.max)))
+}
+
+/// Waits with poll(2) for `events` on `fd` until `deadline`; returns false on timeout. EINTR is retried.
+func pollFD(_ fd: Int32, events: Int16, until deadline: Date) throws -> Bool {
+    while true {
+        var pfd = pollfd(fd: fd, events: events, revents: 0)
+        let rc = poll(&pfd, 1, pollMilliseconds(until: deadline))
+        if rc > 0 { return true }
+        if rc == 0 {
+            if Date() >= deadline { return false }
+            continue
+        }
+        if errno == EINTR { continue }
+        throw TestSupportError.errno("poll")
+    }
+}
+
+/// A numeric IPv4 or IPv6 address plus port in a `sockaddr_storage`.
+struct SocketAddress {
+    var storage = sockaddr_storage()
+    var length: socklen_t = 0
+    var family: Int32 { Int32(storage.ss_family) }
+
+    init(host: String, port: Int) throws {
+        var hints = addrinfo()
+        hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &result)
+        guard rc == 0, let info = result else {
+            throw TestSupportError("'\(host)' is not a numeric IP address (\(String(cString: gai_strerror(rc))))")
+        }
+        defer { freeaddrinfo(info) }
+        length = info.pointee.ai_addrlen
+        withUnsafeMutableBytes(of: &storage) { dst in
+            dst.copyMemory(from: UnsafeRawBufferPointer(start: info.pointee.ai_addr, count: Int(info.pointee.ai_addrlen)))
+        }
+    }
+
+    init(storage: sockaddr_storage, length: socklen_t) {
+        self.storage = storage
+        self.length = length
+    }
+
+    var port: Int {
+        var copy = storage
+        return withUnsafePointer(to: &copy) { raw in
+            if family == AF_INET6 {
+                return raw.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
+            }
+            return raw.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
+        }
+    }
+
+    func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        var copy = storage
+        return withUnsafePointer(to: &copy) { raw in
+            raw.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) }
+        }
+    }
+
+    static func local(of fd: Int32) throws -> SocketAddress {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) { raw in
+            raw.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        if rc != 0 { throw TestSupportError.errno("getsockname") }
+        return SocketAddress(storage: storage, length: length)
+    }
+}
+
+/// "host:port", with brackets for IPv6 ("[::1]:22").
+func hostPort(_ host: String, _ port: Int) -> String {
+    host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+}
+
+func makeStreamSocket(family: Int32) throws -> Int32 {
+    let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    if fd < 0 { throw TestSupportError.errno("socket") }
+    return fd
+}
+
+func setNonBlocking(_ fd: Int32, _ on: Bool = true) {
+    let flags = fcntl(fd, F_GETFL)
+    _ = fcntl(fd, F_SETFL, on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK))
+}
+
+func setReuseAddress(_ fd: Int32) {
+    var one: Int32 = 1
+    _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+}
+
+/// Ports handed out by `freeTCPPort` in this process, so two parallel tests never get the same one.
+private let handedOutPorts = Locked<Set<Int>>([])
+
+/// A TCP port on `host` that nothing listens on right now (bind to port 0, read it back, close).
+/// Never returns the same port twice in one process. Another process may still take it before you bind it:
+/// retry on EADDRINUSE where it matters (SSHDFixture does).
+public func freeTCPPort(host: String = "127.0.0.1") throws -> Int {
+    for _ in 0..<50 {
+        let address = try SocketAddress(host: host, port: 0)
+        let fd = try makeStreamSocket(family: address.family)
+        defer { close(fd) }
+        let rc = address.withSockAddr { bind(fd, $0, $1) }
+        if rc != 0 { throw TestSupportError.errno("bind \(hostPort(host, 0))") }
+        let port = try SocketAddress.local(of: fd).port
+        let fresh = handedOutPorts.withLock { $0.insert(port).inserted }
+        if fresh { return port }
+    }
+    throw TestSupportError("could not find a fresh free TCP port on \(host)")
+}
+
+// GNU extensions that Glibc's Swift module does not import; looked up once at run time.
+private typealias Pipe2Fn = @convention(c) (UnsafeMutablePointer<Int32>?, Int32) -> Int32
+private typealias Accept4Fn = @convention(c) (Int32, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<socklen_t>?, Int32) -> Int32
+private typealias AddChdirFn = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, UnsafePointer<CChar>?) -> Int32
+
+private func lookup<F>(_ name: String, as: F.Type) -> F? {
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { return nil }
+    return unsafeBitCast(symbol, to: F.self)
+}
+
+/// pipe2(2): a pipe whose ends are created with `flags` (O_CLOEXEC, O_NONBLOCK) atomically.
+func makePipe(flags: Int32 = O_CLOEXEC) throws -> (read: Int32, write: Int32) {
+    var fds: [Int32] = [-1, -1]
+    guard let pipe2 = lookup("pipe2", as: Pipe2Fn.self) else { throw TestSupportError("pipe2 is not available") }
+    guard pipe2(&fds, flags) == 0 else { throw TestSupportError.errno("pipe2") }
+    return (fds[0], fds[1])
+}
+
+/// accept4(2) with SOCK_CLOEXEC, so no child process inherits accepted sockets.
+func acceptCloexec(_ fd: Int32) -> Int32 {
+    if let accept4 = lookup("accept4", as: Accept4Fn.self) {
+        return accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+    }
+    let conn = accept(fd, nil, nil)
+    if conn >= 0 { _ = fcntl(conn, F_SETFD, FD_CLOEXEC) }
+    return conn
+}
+
+/// posix_spawn_file_actions_addchdir_np (glibc >= 2.29).
+func spawnActionsAddChdir(_ actions: inout posix_spawn_file_actions_t, _ dir: String) throws {
+    guard let addchdir = lookup("posix_spawn_file_actions_addchdir_np", as: AddChdirFn.self) else {
+        throw TestSupportError("this C library cannot set a child's working directory (posix_spawn_file_actions_addchdir_np)")
+    }
+    _ = addchdir(&actions, dir)
+}

@@ -1,0 +1,194 @@
+// Deterministic test payloads and a small streaming SHA-256 (FIPS 180-4), so checks need no extra library.
+
+/// Deterministic payloads and digests for tests.
+public enum TestData {
+    /// `count` pseudo-random bytes from `seed` (splitmix64, 8 little-endian bytes per step).
+    /// Equal to what a `PseudoRandomStream(seed:)` produces in its first `count` bytes.
+    public static func pseudoRandom(count: Int, seed: UInt64) -> [UInt8] {
+        var stream = PseudoRandomStream(seed: seed)
+        return stream.next(count)
+    }
+
+    /// Lower-case hex SHA-256 of `bytes`.
+    public static func sha256Hex(_ bytes: [UInt8]) -> String {
+        var hash = SHA256()
+        hash.update(bytes)
+        return hash.finalizeHex()
+    }
+
+    /// Lower-case hex of `bytes`.
+    public static func hex(_ bytes: [UInt8]) -> String {
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// An endless deterministic byte stream (splitmix64); pull it in any chunk sizes, the bytes are the same.
+public struct PseudoRandomStream: Sendable {
+    private var state: UInt64
+    private var word: UInt64 = 0
+    private var wordBytesLeft = 0
+
+    public init(seed: UInt64) { state = seed }
+
+    private mutating func nextWord() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Fills `buffer` with the next `buffer.count` bytes.
+    public mutating func fill(_ buffer: UnsafeMutableRawBufferPointer) {
+        var i = 0
+        let n = buffer.count
+        while i < n && wordBytesLeft > 0 {
+            buffer[i] = UInt8(truncatingIfNeeded: word)
+            word >>= 8
+            wordBytesLeft -= 1
+            i += 1
+        }
+        while n - i >= 8 {
+            buffer.storeBytes(of: nextWord().littleEndian, toByteOffset: i, as: UInt64.self)
+            i += 8
+        }
+        if i < n {
+            word = nextWord()
+            wordBytesLeft = 8
+            while i < n {
+                buffer[i] = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+                wordBytesLeft -= 1
+                i += 1
+            }
+        }
+    }
+
+    /// The next `count` bytes.
+    public mutating func next(_ count: Int) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: max(count, 0)) { buffer, initialized in
+            fill(UnsafeMutableRawBufferPointer(buffer))
+            initialized = max(count, 0)
+        }
+    }
+}
+
+/// Streaming SHA-256: `update` as often as needed, then `finalize` once.
+public struct SHA256: Sendable {
+    private static let k: [UInt32] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+    ]
+
+    private var h: [UInt32] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+    ]
+    private var pending: [UInt8] = []
+    private var totalBytes: UInt64 = 0
+
+    public init() {}
+
+    public mutating func update(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { update($0) }
+    }
+
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        totalBytes &+= UInt64(bytes.count)
+        var offset = 0
+        if !pending.isEmpty {
+            let take = min(64 - pending.count, bytes.count)
+            pending.append(contentsOf: bytes[0..<take])
+            offset = take
+            if pending.count == 64 {
+                let block = pending
+                block.withUnsafeBytes { compress($0) }
+                pending.removeAll(keepingCapacity: true)
+            }
+        }
+        let whole = (bytes.count - offset) / 64 * 64
+        if whole > 0 {
+            compress(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + whole)]))
+            offset += whole
+        }
+        if offset < bytes.count {
+            pending.append(contentsOf: bytes[offset...])
+        }
+    }
+
+    /// The 32-byte digest. Call once.
+    public mutating func finalize() -> [UInt8] {
+        let bitLength = totalBytes &* 8
+        var tail = pending
+        tail.append(0x80)
+        while tail.count % 64 != 56 { tail.append(0) }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
+        }
+        tail.withUnsafeBytes { compress($0) }
+        pending.removeAll()
+        var out = [UInt8]()
+        out.reserveCapacity(32)
+        for word in h {
+            out.append(UInt8(truncatingIfNeeded: word >> 24))
+            out.append(UInt8(truncatingIfNeeded: word >> 16))
+            out.append(UInt8(truncatingIfNeeded: word >> 8))
+            out.append(UInt8(truncatingIfNeeded: word))
+        }
+        return out
+    }
+
+    public mutating func finalizeHex() -> String { TestData.hex(finalize()) }
+
+    /// Processes whole 64-byte blocks.
+    private mutating func compress(_ blocks: UnsafeRawBufferPointer) {
+        precondition(blocks.count % 64 == 0)
+        var w = [UInt32](repeating: 0, count: 64)
+        var h0 = h[0], h1 = h[1], h2 = h[2], h3 = h[3], h4 = h[4], h5 = h[5], h6 = h[6], h7 = h[7]
+        Self.k.withUnsafeBufferPointer { k in
+            w.withUnsafeMutableBufferPointer { w in
+                var base = 0
+                while base < blocks.count {
+                    for i in 0..<16 {
+                        let p = base + i * 4
+                        w[i] = UInt32(blocks[p]) << 24 | UInt32(blocks[p + 1]) << 16
+                            | UInt32(blocks[p + 2]) << 8 | UInt32(blocks[p + 3])
+                    }
+                    for i in 16..<64 {
+                        let x = w[i - 15], y = w[i - 2]
+                        let s0 = (x >> 7 | x << 25) ^ (x >> 18 | x << 14) ^ (x >> 3)
+                        let s1 = (y >> 17 | y << 15) ^ (y >> 19 | y << 13) ^ (y >> 10)
+                        w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
+                    }
+                    var a = h0, b = h1, c = h2, d = h3, e = h4, f = h5, g = h6, hh = h7
+                    for i in 0..<64 {
+                        let S1 = (e >> 6 | e << 26) ^ (e >> 11 | e << 21) ^ (e >> 25 | e << 7)
+                        let ch = (e & f) ^ (~e & g)
+                        let t1 = hh &+ S1 &+ ch &+ k[i] &+ w[i]
+                        let S0 = (a >> 2 | a << 30) ^ (a >> 13 | a << 19) ^ (a >> 22 | a << 10)
+                        let maj = (a & b) ^ (a & c) ^ (b & c)
+                        let t2 = S0 &+ maj
+                        hh = g; g = f; f = e; e = d &+ t1
+                        d = c; c = b; b = a; a = t1 &+ t2
+                    }
+                    h0 = h0 &+ a; h1 = h1 &+ b; h2 = h2 &+ c; h3 = h3 &+ d
+                    h4 = h4 &+ e; h5 = h5 &+ f; h6 = h6 &+ g; h7 = h7 &+ hh
+                    base += 64
+                }
+            }
+        }
+        h = [h0, h1, h2, h3, h4, h5, h6, h7]
+    }
+}

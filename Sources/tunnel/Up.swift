@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import TunnelService
+
+extension Tunnel {
+    struct Up: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Bring up the tunnels of a config file and keep them up until SIGINT/SIGTERM.",
+            discussion: "Every Host with a concrete name and at least one forward comes up, or only the HOSTs named."
+        )
+
+        @Argument(help: "Config file in ssh_config syntax.")
+        var file: String
+
+        @Argument(help: "Hosts to bring up (default: every Host with a forward).")
+        var hosts: [String] = []
+
+        @OptionGroup var logging: LoggingOptions
+
+        func run() async throws {
+            let logger = logging.makeLogger()
+            let service = TunnelService(configPath: file, hostNames: hosts, logger: logger)
+            do {
+                let code = try await service.run()
+                if code != 0 { throw ExitCode(code) }
+            } catch let error as TunnelService.StartupError {
+                printError(error.description)
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+/// One line per problem on stderr, prefixed so scripts and people can tell it from data.
+func printError(_ text: String) {
+    for line in text.split(separator: "\n", omittingEmptySubsequences: false) where !line.isEmpty {
+        FileHandle.standardError.write(Data("tunnel: \(line)\n".utf8))
+    }
+}

@@ -1,0 +1,218 @@
+import Foundation
+import Testing
+@testable import TunnelConfig
+
+@Suite("resolve(host:): OpenSSH semantics")
+struct ResolveTests {
+    @Test func defaults() throws {
+        let host = try parse("Host db", "LocalForward 1 a:2").resolve(host: "db")
+        #expect(host.name == "db")
+        #expect(host.hostName == "db")
+        #expect(host.port == 22)
+        #expect(host.user == "alice")
+        #expect(!host.identityFilesGiven)
+        #expect(host.identityFiles == [
+            "/home/alice/.ssh/id_rsa", "/home/alice/.ssh/id_ecdsa", "/home/alice/.ssh/id_ecdsa_sk",
+            "/home/alice/.ssh/id_ed25519", "/home/alice/.ssh/id_ed25519_sk", "/home/alice/.ssh/id_xmss",
+            "/home/alice/.ssh/id_dsa",
+        ])
+        #expect(host.userKnownHostsFiles == ["/home/alice/.ssh/known_hosts", "/home/alice/.ssh/known_hosts2"])
+        #expect(host.strictHostKeyChecking == .ask)
+        #expect(host.serverAliveInterval == 0)
+        #expect(host.serverAliveCountMax == 3)
+        #expect(host.connectTimeout == nil)
+        #expect(!host.gatewayPorts && !host.exitOnForwardFailure && !host.identitiesOnly)
+        #expect(host.location == SourceLocation(file: "t.conf", line: 1))
+    }
+
+    @Test func firstValueWins() throws {
+        let config = try parse(
+            "Host db",
+            "  Port 2222",
+            "  User deploy",
+            "  HostName first.example.com",
+            "  StrictHostKeyChecking yes",
+            "  ServerAliveInterval 15",
+            "Host *",
+            "  Port 22",
+            "  User nobody",
+            "  HostName second.example.com",
+            "  StrictHostKeyChecking no",
+            "  ServerAliveInterval 60",
+            "  ServerAliveCountMax 5"
+        )
+        let db = config.resolve(host: "db")
+        #expect(db.port == 2222)
+        #expect(db.user == "deploy")
+        #expect(db.hostName == "first.example.com")
+        #expect(db.strictHostKeyChecking == .yes)
+        #expect(db.serverAliveInterval == 15)
+        #expect(db.serverAliveCountMax == 5)
+        let other = config.resolve(host: "web")
+        #expect(other.port == 22 && other.user == "nobody" && other.hostName == "second.example.com")
+    }
+
+    @Test func linesBeforeTheFirstHostApplyToAll() throws {
+        let config = try parse("User everyone", "Host a", "User a-user")
+        #expect(config.resolve(host: "a").user == "everyone")
+        #expect(config.resolve(host: "b").user == "everyone")
+    }
+
+    @Test func noneLeavesATimeUnsetSoALaterValueWins() throws {
+        let host = try parse("ServerAliveInterval none", "ServerAliveInterval 1m30s", "ConnectTimeout 10").resolve(host: "x")
+        #expect(host.serverAliveInterval == 90)
+        #expect(host.connectTimeout == 10)
+    }
+
+    @Test func patternsAndNegation() throws {
+        let config = try parse(
+            "Host *.internal !secret.internal",
+            "  User internal",
+            "Host web? db",
+            "  Port 2200",
+            "Host !* never",
+            "  Port 1"
+        )
+        #expect(config.resolve(host: "db.internal").user == "internal")
+        #expect(config.resolve(host: "secret.internal").user == "alice")
+        #expect(config.resolve(host: "web1").port == 2200)
+        #expect(config.resolve(host: "web12").port == 22)
+        #expect(config.resolve(host: "db").port == 2200)
+        // A negated match vetoes the line even when another pattern matches.
+        #expect(config.resolve(host: "never").port == 22)
+        // Host patterns are case-sensitive, as in OpenSSH.
+        #expect(config.resolve(host: "DB").port == 22)
+    }
+
+    @Test func wildcardMatcher() {
+        #expect(Wildcard.matches("abc", pattern: "a*c"))
+        #expect(Wildcard.matches("ac", pattern: "a*c"))
+        #expect(Wildcard.matches("abcbc", pattern: "*bc"))
+        #expect(!Wildcard.matches("abcb", pattern: "*bc"))
+        #expect(Wildcard.matches("a.b", pattern: "?.?"))
+        #expect(!Wildcard.matches("ab", pattern: "?"))
+        #expect(Wildcard.matches("", pattern: "*"))
+        #expect(!Wildcard.matches("", pattern: "?"))
+        #expect(Wildcard.matches("x", pattern: "**x**"))
+    }
+
+    @Test func forwardsAndIdentityFilesAccumulate() throws {
+        let config = try parse(
+            "Host db",
+            "  IdentityFile ~/.ssh/id_db",
+            "  LocalForward 1 a:1",
+            "Host d*",
+            "  IdentityFile ~/.ssh/id_d",
+            "  IdentityFile ~/.ssh/id_db",
+            "  LocalForward 2 a:2",
+            "Host *",
+            "  LocalForward 3 a:3"
+        )
+        let db = config.resolve(host: "db")
+        #expect(db.identityFilesGiven)
+        // A repeated IdentityFile is dropped, as OpenSSH does.
+        #expect(db.identityFiles == ["/home/alice/.ssh/id_db", "/home/alice/.ssh/id_d"])
+        #expect(db.localForwards.map(\.listenPort) == [1, 2, 3])
+        #expect(db.localForwards.map(\.location.line) == [3, 7, 9])
+        #expect(config.resolve(host: "x").localForwards.map(\.listenPort) == [3])
+    }
+
+    @Test func quotingEqualsAndComments() throws {
+        let config = try parse(
+            "# a comment",
+            "",
+            "   # indented comment",
+            "Host=q",
+            "  IdentityFile \"~/my keys/id\"",
+            "  User = \"deploy user\"",
+            "  Port=2222 # trailing comment",
+            "  HOSTNAME 'Quoted.Example.COM'",
+            "\tUserKnownHostsFile ~/a\\ b ~/c\r",
+            "  StrictHostKeyChecking\tAccept-New"
+        )
+        let host = config.resolve(host: "q")
+        #expect(host.identityFiles == ["/home/alice/my keys/id"])
+        #expect(host.user == "deploy user")
+        #expect(host.port == 2222)
+        #expect(host.hostName == "quoted.example.com")
+        #expect(host.userKnownHostsFiles == ["/home/alice/a b", "/home/alice/c"])
+        #expect(host.strictHostKeyChecking == .acceptNew)
+    }
+
+    @Test(arguments: [
+        ("yes", StrictHostKeyChecking.yes), ("true", .yes), ("no", .no), ("false", .no), ("off", .no),
+        ("ask", .ask), ("accept-new", .acceptNew), ("YES", .yes),
+    ])
+    func strictHostKeyCheckingValues(_ text: String, _ expected: StrictHostKeyChecking) throws {
+        #expect(try parse("StrictHostKeyChecking \(text)").resolve(host: "x").strictHostKeyChecking == expected)
+    }
+
+    @Test func expansions() throws {
+        let config = try parse(
+            "Host db",
+            "  HostName %h.example.com",
+            "  User deploy",
+            "  Port 2200",
+            "  IdentityFile %d/keys/%h-%p-%r-%u-%n-%i-%L-%l-%%",
+            "  IdentityFile ${KEYDIR}/id",
+            "  IdentityFile ~/x_%C",
+            "  UserKnownHostsFile ~/.ssh/kh_%h none_is_only_special_alone",
+            "Host web",
+            "  UserKnownHostsFile none",
+            "  HostName 100%%.example.com"
+        )
+        let db = config.resolve(host: "db")
+        #expect(db.hostName == "db.example.com")
+        #expect(db.identityFiles[0] == "/home/alice/keys/db.example.com-2200-deploy-alice-db-1000-box-box.example.com-%")
+        #expect(db.identityFiles[1] == "/keys/id")
+        let hash = SHA1.hexDigest("box.example.com" + "db.example.com" + "2200" + "deploy")
+        #expect(db.identityFiles[2] == "/home/alice/x_\(hash)")
+        #expect(db.userKnownHostsFiles == ["/home/alice/.ssh/kh_db.example.com", "none_is_only_special_alone"])
+        let web = config.resolve(host: "web")
+        #expect(web.userKnownHostsFiles == [])
+        #expect(web.hostName == "100%.example.com")
+    }
+
+    @Test func sha1() {
+        #expect(SHA1.hexDigest("") == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
+        #expect(SHA1.hexDigest("abc") == "a9993e364706816aba3e25717850c26c9cd0d89d")
+        #expect(SHA1.hexDigest(String(repeating: "a", count: 1000)) == "291e9a6c66994949b57ba5e650361e98fc36b1ba")
+    }
+
+    @Test func tunnelAndConcreteHostNames() throws {
+        let config = try parse(
+            "Host *",
+            "  User x",
+            "Host alpha beta *.wild !gamma",
+            "  Port 1",
+            "Host beta",
+            "  LocalForward 8080 a:1",
+            "Host delta",
+            "  DynamicForward 1080",
+            "Host alpha",
+            "  HostName alpha.example.com"
+        )
+        #expect(config.concreteHostNames == ["alpha", "beta", "delta"])
+        #expect(config.tunnelHostNames == ["beta", "delta"])
+        #expect(config.resolve(host: "alpha").location == SourceLocation(file: "t.conf", line: 3))
+        #expect(config.resolve(host: "nowhere").location == nil)
+        #expect(config.tunnelHosts.map(\.name) == ["beta", "delta"])
+    }
+
+    @Test func matchBlocksApplyToNothing() {
+        // Match is an error for now; but it must not make other lines fail too.
+        #expect(errors("Match host x", "  Port 1", "Host y", "  Port 2") == ["t.conf:1: Match is not supported yet"])
+    }
+
+    @Test func allTypesAreSendable() {
+        func check<T: Sendable>(_: T.Type) {}
+        check(TunnelConfigFile.self); check(HostConfig.self); check(ForwardSpec.self); check(ConfigErrors.self)
+        check(ConfigContext.self); check(BindAddress.self); check(StrictHostKeyChecking.self)
+    }
+
+    @Test func currentContextIsFilledIn() {
+        let context = ConfigContext.current
+        #expect(!context.homeDirectory.isEmpty)
+        #expect(!context.userName.isEmpty)
+    }
+}
