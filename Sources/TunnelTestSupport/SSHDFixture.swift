@@ -168,6 +168,7 @@ public final class SSHDFixture: @unchecked Sendable {
     }
 
     /// SIGSTOP to the listener and every descendant: a frozen server (TCP still completes in the kernel).
+    /// Returns once they are all stopped.
     public func suspend() {
         lifecycle.lock()
         defer { lifecycle.unlock() }
@@ -175,13 +176,17 @@ public final class SSHDFixture: @unchecked Sendable {
         _ = freezeTree(process)
     }
 
-    /// SIGCONT to the listener and every descendant.
+    /// SIGCONT to the listener and every descendant; returns once they run again.
     public func resume() {
         lifecycle.lock()
         defer { lifecycle.unlock() }
         guard let process = state.withLock({ $0.process }), process.isRunning else { return }
-        for pid in ProcessTree.descendants(of: process.pid) { kill(pid, SIGCONT) }
+        let tree = [process.pid] + ProcessTree.descendants(of: process.pid)
+        for pid in tree.dropFirst() { kill(pid, SIGCONT) }
         process.signal(SIGCONT)
+        try? waitUntil(timeout: 5, "sshd processes to continue") {
+            tree.allSatisfy { ProcessTree.entry($0).map { $0.state != "T" } ?? true }
+        }
     }
 
     /// The listener and its live descendants right now (empty when stopped).
@@ -190,18 +195,30 @@ public final class SSHDFixture: @unchecked Sendable {
         return [pid] + ProcessTree.descendants(of: pid)
     }
 
-    /// Stops the listener first so it forks no more, then every descendant until the set is stable.
+    /// Stops the listener first so it forks no more, then every descendant until the set is stable, and waits
+    /// (up to 5 s) until all of them really are stopped: signal delivery is asynchronous.
     private func freezeTree(_ process: RunningProcess) -> [pid_t] {
         process.signal(SIGSTOP)
+        waitUntilStopped([process.pid])
         var frozen = Set<pid_t>()
         for _ in 0..<50 {
             let now = Set(ProcessTree.descendants(of: process.pid))
             let fresh = now.subtracting(frozen)
             if fresh.isEmpty { break }
             for pid in fresh { kill(pid, SIGSTOP) }
+            waitUntilStopped(Array(fresh))
             frozen.formUnion(fresh)
         }
         return Array(frozen)
+    }
+
+    private func waitUntilStopped(_ pids: [pid_t]) {
+        try? waitUntil(timeout: 5, "processes \(pids) to stop") {
+            pids.allSatisfy { pid in
+                guard let e = ProcessTree.entry(pid) else { return true }
+                return e.state == "T" || e.state == "t" || e.state == "Z" || e.state == "X"
+            }
+        }
     }
 
     private func stopLocked() {

@@ -105,7 +105,7 @@ import Glibc
     }
 
     @Test func startWaitForLinesSignalAndExit() throws {
-        let p = try ProcessRunner("/bin/sh", ["-c", "echo one >&2; echo two >&2; trap 'echo bye >&2; exit 7' TERM; while :; do sleep 0.05; done"]).start()
+        let p = try ProcessRunner("/bin/sh", ["-c", "trap 'echo bye >&2; exit 7' TERM; echo one >&2; echo two >&2; while :; do sleep 0.05; done"]).start()
         let line = try p.waitForLine(containing: "tw", timeout: 10)
         #expect(line == "two")
         #expect(p.isRunning)

@@ -1,0 +1,179 @@
+import Foundation
+import Logging
+import NIOPosix
+import SSH2
+import Testing
+import TunnelConfig
+import TunnelEngine
+import TunnelTestSupport
+
+/// Local forwards through a real OpenSSH sshd on 127.0.0.1, to real TCP servers behind it.
+@Suite("Local forwards against a real sshd", .serialized)
+struct LocalForwardTests {
+    @Test("bytes round-trip intact, several MB, both directions")
+    func roundTrip() async throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let source = try TCPTestServer(behavior: .source(bytes: 6_000_000))
+        let sink = try TCPTestServer(behavior: .replyAfterEOF)
+        try await withTunnel(sshd, forwards: [echo.port, source.port, sink.port]) { tunnel, ports in
+            // echo: what goes up comes back down unchanged
+            let payload = TestData.pseudoRandom(count: 8_000_000, seed: 1)
+            let echoed = try TCPTestClient.connect(port: ports[0]).exchange(payload)
+            #expect(echoed.count == payload.count)
+            #expect(TestData.sha256Hex(echoed) == TestData.sha256Hex(payload))
+
+            // download: the server's deterministic stream arrives whole
+            let downloaded = try TCPTestClient.connect(port: ports[1]).receiveAll()
+            #expect(downloaded == TestData.pseudoRandom(count: 6_000_000, seed: TCPTestServer.sourceSeed))
+
+            // upload: the server counts and hashes what it got
+            let upload = TestData.pseudoRandom(count: 5_000_000, seed: 2)
+            let reply = String(decoding: try TCPTestClient.connect(port: ports[2]).exchange(upload), as: UTF8.self)
+            #expect(reply == "bytes=\(upload.count) sha256=\(TestData.sha256Hex(upload))\n")
+
+            let counters = tunnel.counters.snapshot
+            #expect(counters.bytesSent >= 13_000_000)
+            #expect(counters.bytesReceived >= 14_000_000)
+            #expect(counters.connectionsAccepted == 3)
+        }
+    }
+
+    @Test("100 concurrent connections over one session")
+    func manyConcurrentConnections() async throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        try await withTunnel(sshd, forwards: [echo.port]) { tunnel, ports in
+            let count = 100
+            let payloads = (0..<count).map { TestData.pseudoRandom(count: 20_000 + $0 * 97, seed: UInt64($0)) }
+            // Open all of them first so all 100 channels are live at once, then send, then read.
+            let connections = try (0..<count).map { _ in try TCPTestClient.connect(port: ports[0]) }
+            for (connection, payload) in zip(connections, payloads) {
+                try connection.send(payload)
+                connection.shutdownWrite()
+            }
+            for (index, connection) in connections.enumerated() {
+                let echoed = try connection.receiveAll()
+                #expect(echoed == payloads[index], "connection \(index) got \(echoed.count) of \(payloads[index].count) bytes")
+                connection.close()
+            }
+            #expect(echo.connectionsAccepted == count)
+            try waitUntil(timeout: 10, "all forwarded connections to close") { tunnel.counters.snapshot.connectionsActive == 0 }
+        }
+    }
+
+    @Test("half-close: the client shuts its write side and still receives the full reply")
+    func halfClose() async throws {
+        let sshd = try SSHDFixture()
+        let sink = try TCPTestServer(behavior: .replyAfterEOF)
+        try await withTunnel(sshd, forwards: [sink.port]) { _, ports in
+            let connection = try TCPTestClient.connect(port: ports[0])
+            let request = Array("a request that ends with EOF".utf8)
+            try connection.send(request)
+            connection.shutdownWrite()
+            // The server replies only after it saw our EOF: this hangs unless EOF crossed the tunnel.
+            let reply = String(decoding: try connection.receiveAll(timeout: 20), as: UTF8.self)
+            #expect(reply == "bytes=\(request.count) sha256=\(TestData.sha256Hex(request))\n")
+        }
+    }
+
+    @Test("a closed target port closes that one client and the tunnel stays up")
+    func targetPortClosed() async throws {
+        let sshd = try SSHDFixture()
+        let closedPort = try freeTCPPort()
+        let echo = try TCPTestServer(behavior: .echo)
+        try await withTunnel(sshd, forwards: [closedPort, echo.port]) { tunnel, ports in
+            let refused = try TCPTestClient.connect(port: ports[0])
+            let got = try refused.receiveAll(timeout: 10)
+            #expect(got.isEmpty, "a client of a refused channel should see the connection closed")
+            try waitUntil(timeout: 5, "the open failure to be counted") { tunnel.counters.snapshot.channelOpenFailures == 1 }
+
+            let payload = Array("still up".utf8)
+            #expect(try TCPTestClient.connect(port: ports[1]).exchange(payload) == payload)
+        }
+    }
+
+    @Test("stop closes the listeners")
+    func stopClosesListeners() async throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let tunnel = makeTunnel(sshd, targets: [echo.port], group: group)
+        _ = try await tunnel.start()
+        let port = try boundPorts(tunnel)[0]
+        #expect(TCPTestClient.isAccepting(port: port))
+        await tunnel.stop()
+        #expect(!TCPTestClient.isAccepting(port: port))
+        try await group.shutdownGracefully()
+    }
+
+    @Test("IPv6 loopback bind address and target")
+    func ipv6() async throws {
+        guard (try? TCPTestServer(behavior: .echo, address: "::1")) != nil else { return }  // no IPv6 here
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo, address: "::1")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let spec = ForwardSpec(bind: .address("::1"), listenPort: 0, targetHost: "::1", targetPort: echo.port,
+                               location: SourceLocation(file: "test", line: 1))
+        let tunnel = HostTunnel(settings: settings(sshd), localForwards: [spec], eventLoop: group.next(), logger: testLogger)
+        _ = try await tunnel.start()
+        let port = try boundPorts(tunnel)[0]
+        let payload = Array("over IPv6".utf8)
+        #expect(try TCPTestClient.connect(host: "::1", port: port).exchange(payload) == payload)
+        await tunnel.stop()
+        try await group.shutdownGracefully()
+    }
+}
+
+// MARK: - Helpers shared by the integration tests
+
+let testLogger: Logger = {
+    var logger = Logger(label: "tunnel-tests")
+    logger.logLevel = ProcessInfo.processInfo.environment["TUNNEL_TEST_LOG"] != nil ? .debug : .critical
+    return logger
+}()
+
+func settings(_ sshd: SSHDFixture, identity: String? = nil, policy: HostKeyPolicy? = nil) -> ConnectionSettings {
+    ConnectionSettings(
+        name: "test", hostName: sshd.host, port: sshd.port, user: sshd.user,
+        identityFiles: [identity ?? sshd.clientKeyPath],
+        hostKeyPolicy: policy ?? HostKeyPolicy(mode: .strict, knownHostsFiles: [sshd.knownHostsPath]),
+        connectTimeoutSeconds: 15)
+}
+
+func makeTunnel(_ sshd: SSHDFixture, targets: [Int], group: MultiThreadedEventLoopGroup,
+                identity: String? = nil, policy: HostKeyPolicy? = nil) -> HostTunnel {
+    // Port 0: the kernel picks a free port, read back from boundAddresses; no race with other tests.
+    let specs = targets.enumerated().map { index, port in
+        ForwardSpec(bind: .address("127.0.0.1"), listenPort: 0, targetHost: "127.0.0.1", targetPort: port,
+                    location: SourceLocation(file: "test", line: index + 1))
+    }
+    return HostTunnel(settings: settings(sshd, identity: identity, policy: policy), localForwards: specs,
+                      eventLoop: group.next(), logger: testLogger)
+}
+
+func boundPorts(_ tunnel: HostTunnel) throws -> [Int] {
+    try tunnel.boundAddresses.map { address in
+        guard let port = address.split(separator: ":").last.flatMap({ Int($0) }) else {
+            throw TestSupportError("cannot read a port from \(address)")
+        }
+        return port
+    }
+}
+
+/// Start a tunnel with one local forward per target port, run `body` with the local ports, stop everything.
+func withTunnel(_ sshd: SSHDFixture, forwards targets: [Int],
+                _ body: (HostTunnel, [Int]) async throws -> Void) async throws {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let tunnel = makeTunnel(sshd, targets: targets, group: group)
+    do {
+        _ = try await tunnel.start()
+        try await body(tunnel, try boundPorts(tunnel))
+    } catch {
+        await tunnel.stop()
+        try? await group.shutdownGracefully()
+        throw error
+    }
+    await tunnel.stop()
+    try await group.shutdownGracefully()
+}
