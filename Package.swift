@@ -60,12 +60,16 @@ let package = Package(
         // Examples: built by every `swift build`, so they cannot go stale.
         .executableTarget(
             name: "embed-tunnel",
-            dependencies: ["TunnelEngine", "TunnelConfig", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "TunnelEngine", "TunnelConfig",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Examples/embed-tunnel"
         ),
         .executableTarget(
             name: "tunnel-bench",
-            dependencies: ["TunnelTestSupport"],
+            dependencies: ["TunnelTestSupport", "TunnelConfig"],
             path: "Examples/tunnel-bench"
         ),
 

@@ -183,9 +183,8 @@ public final class SSHConnection: @unchecked Sendable {
         let wasReady = state == .ready || state == .disconnecting
         state = .closed
         setupDeadline?.cancel()
-        if let error {
-            if wasReady { logger.error("\(error)") } else { logger.debug("\(error)") }
-        }
+        // The owner (HostTunnel's user) reports the reason from closeFuture; here it is only traced.
+        if let error { logger.debug("session ended: \(error)", metadata: ["was-ready": "\(wasReady)"]) }
         session?.invalidate()
         for forward in forwards.values { forward.close() }
         forwards.removeAll()

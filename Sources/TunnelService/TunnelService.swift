@@ -94,13 +94,13 @@ public final class TunnelService: Sendable {
         for await event in events.stream {
             switch event {
             case .signal(let number):
-                logger.notice("\(number == SIGINT ? "interrupted" : "terminated"): closing tunnels")
+                logger.notice("\(number == SIGINT ? "SIGINT" : "SIGTERM"): closing tunnels")
                 exitCode = 0
             case .sessionEnded(let name, let reason):
                 guard let tunnel = running.removeValue(forKey: name) else { continue }
                 var log = logger
                 log[metadataKey: "tunnel"] = "\(name)"
-                log.error("session ended (\(reason.map { "\($0)" } ?? "closed")); reconnect is not implemented yet, tunnel stopped")
+                log.error("\(reason.map { "\($0)" } ?? "session closed"); tunnel stopped (reconnect is not implemented yet)")
                 await tunnel.stop()
                 if !running.isEmpty { continue }
                 exitCode = 1
