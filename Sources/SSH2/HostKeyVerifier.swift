@@ -35,7 +35,7 @@ public enum HostKeyDecision: Sendable, Equatable {
 
 /// Applies a `HostKeyPolicy` to a host key against known_hosts. Pure logic apart from reading and appending files.
 public enum HostKeyVerifier {
-    public static func verify(host: String, port: Int, key: SSHHostKey, policy: HostKeyPolicy, interactive: Bool) -> HostKeyDecision {
+    public static func verify(host: String, port: Int, key: SSHHostKey, policy: HostKeyPolicy) -> HostKeyDecision {
         let name = KnownHosts.lookupName(host: host, port: port)
         let fingerprint = Fingerprint.sha256(key.blob)
         let files = policy.knownHostsFiles

@@ -278,16 +278,20 @@ public final class SSHConnection: @unchecked Sendable {
         hostKeyType = key.typeName
         hostKeyFingerprint = Fingerprint.sha256(key.blob)
         let decision = HostKeyVerifier.verify(host: settings.hostName, port: settings.port, key: key,
-                                              policy: settings.hostKeyPolicy, interactive: false)
+                                              policy: settings.hostKeyPolicy)
+        let lookupName = KnownHosts.lookupName(host: settings.hostName, port: settings.port)
+        if settings.hostKeyPolicy.mode == .off {
+            logger.warning("StrictHostKeyChecking no: an unknown host key for \(lookupName) would be accepted without checking (changed keys are still refused)")
+        }
         switch decision {
         case .trusted(let entry):
             hostKeyStatus = "known_hosts \(entry.file):\(entry.line)"
         case .recordedNew(let path):
             hostKeyStatus = "new host key recorded in \(path)"
-            logger.notice("new host key \(key.typeName) \(hostKeyFingerprint) for \(KnownHosts.lookupName(host: settings.hostName, port: settings.port)) recorded in \(path) (StrictHostKeyChecking accept-new)")
+            logger.notice("new host key \(key.typeName) \(hostKeyFingerprint) for \(lookupName) recorded in \(path) (StrictHostKeyChecking \(settings.hostKeyPolicy.mode.rawValue))")
         case .unchecked:
             hostKeyStatus = "not checked"
-            logger.warning("host key \(key.typeName) \(hostKeyFingerprint) NOT checked (StrictHostKeyChecking no): anyone on the path could pose as this server")
+            logger.warning("host key \(key.typeName) \(hostKeyFingerprint) for \(lookupName) NOT checked and not recorded: anyone on the path could pose as this server")
         case .refused(let message):
             throw TunnelError.hostKeyRefused(message)
         }

@@ -93,6 +93,29 @@ struct LocalForwardTests {
         }
     }
 
+    @Test("a client that does not read holds the stream back instead of filling memory")
+    func backpressure() async throws {
+        let sshd = try SSHDFixture()
+        let total = 200_000_000
+        let source = try TCPTestServer(behavior: .source(bytes: total))
+        try await withTunnel(sshd, forwards: [source.port]) { tunnel, ports in
+            let slow = try TCPTestClient.connect(port: ports[0])
+            // Give the server every chance to push: if flow control were missing, the tunnel would take it all.
+            try await Task.sleep(for: .seconds(1))
+            let buffered = tunnel.counters.snapshot.bytesReceived
+            // Bounded by the client's socket buffers + NIO's write watermark + one libssh2 window; far below 200 MB.
+            #expect(buffered < 32_000_000, "the tunnel pulled \(buffered) bytes for a client that reads nothing")
+            // Then the stream resumes and arrives whole (integrity is the round-trip test's job; this is about flow).
+            var count = 0
+            while true {
+                let chunk = try slow.receive(upTo: 1 << 20, timeout: 30)
+                if chunk.isEmpty { break }
+                count += chunk.count
+            }
+            #expect(count == total)
+        }
+    }
+
     @Test("stop closes the listeners")
     func stopClosesListeners() async throws {
         let sshd = try SSHDFixture()
