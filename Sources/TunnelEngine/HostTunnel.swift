@@ -212,6 +212,9 @@ extension ForwardSpec {
 
 private func bindReason(_ error: Error, port: Int) -> String {
     if let io = error as? IOError, io.errnoCode == EADDRINUSE {
+        if let owner = PortOwner.listener(onPort: port) {
+            return "port \(port) is already in use by \(owner.command) (pid \(owner.pid))"
+        }
         return "port \(port) is already in use by another program (see: ss -ltnp 'sport = :\(port)')"
     }
     if let io = error as? IOError, io.errnoCode == EACCES {

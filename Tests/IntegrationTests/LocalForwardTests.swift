@@ -116,6 +116,31 @@ struct LocalForwardTests {
         }
     }
 
+    @Test("a port already in use is reported with its owner, and nothing stays bound")
+    func portInUse() async throws {
+        let sshd = try SSHDFixture()
+        let squatter = try TCPTestServer(behavior: .echo)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let free = try freeTCPPort()
+        let specs = [free, squatter.port].enumerated().map { index, port in
+            ForwardSpec(bind: .address("127.0.0.1"), listenPort: port, targetHost: "127.0.0.1", targetPort: 9,
+                        location: SourceLocation(file: "test", line: index + 1))
+        }
+        let tunnel = HostTunnel(settings: settings(sshd), localForwards: specs, eventLoop: group.next(), logger: testLogger)
+        do {
+            _ = try await tunnel.start()
+            Issue.record("bind should have failed")
+        } catch {
+            let message = "\(error)"
+            #expect(message.contains("cannot listen on 127.0.0.1:\(squatter.port)"))
+            #expect(message.contains("already in use by"))
+            #expect(message.contains("pid \(getpid())"), "the owner is this test process: \(message)")
+        }
+        // The listener that did bind was released again.
+        #expect(!TCPTestClient.isAccepting(port: free))
+        try await group.shutdownGracefully()
+    }
+
     @Test("stop closes the listeners")
     func stopClosesListeners() async throws {
         let sshd = try SSHDFixture()
