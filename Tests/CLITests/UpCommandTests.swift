@@ -1,0 +1,113 @@
+// `tunnel up`, end to end: the built binary, a throwaway sshd, a real HTTP server behind it, signals.
+import Foundation
+import Testing
+import TunnelTestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("tunnel up (the binary)", .serialized)
+struct UpCommandTests {
+    /// A config for `sshd` with one LocalForward from a free local port to `target`.
+    static func writeConfig(_ sshd: SSHDFixture, localPort: Int, target: Int, name: String = "web",
+                            extra: [String] = []) throws -> String {
+        let path = sshd.directory + "/\(name).conf"
+        let lines = [
+            "# written by UpCommandTests",
+            "Host \(name)",
+            "    HostName \(sshd.host)",
+            "    Port \(sshd.port)",
+            "    User \(sshd.user)",
+            "    IdentityFile \(sshd.clientKeyPath)",
+            "    UserKnownHostsFile \(sshd.knownHostsPath)",
+            "    LocalForward \(localPort) 127.0.0.1:\(target)",
+        ] + extra.map { "    " + $0 }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static func httpGet(port: Int) throws -> String {
+        let connection = try TCPTestClient.connect(port: port)
+        defer { connection.close() }
+        try connection.send(Array("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".utf8))
+        return String(decoding: try connection.receiveAll(timeout: 20), as: UTF8.self)
+    }
+
+    @Test("serves HTTP through the tunnel, then SIGTERM closes everything and exits 0", arguments: [SIGTERM, SIGINT])
+    func upServesAndStopsCleanly(signal: Int32) throws {
+        let sshd = try SSHDFixture()
+        let http = try TCPTestServer(behavior: .http(body: "hello through the tunnel\n"))
+        let localPort = try freeTCPPort()
+        let config = try Self.writeConfig(sshd, localPort: localPort, target: http.port)
+        let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", config]).start()
+        defer { _ = tunnel.terminate() }
+
+        let ready = try tunnel.waitForLine(containing: "connected to", timeout: 20)
+        #expect(ready == "web: connected to 127.0.0.1:\(sshd.port) (ssh-ed25519 \(sshd.hostKeyFingerprint)), forwarding 127.0.0.1:\(localPort) -> 127.0.0.1:\(http.port)")
+
+        let response = try Self.httpGet(port: localPort)
+        #expect(response.hasPrefix("HTTP/1."))
+        #expect(response.hasSuffix("hello through the tunnel\n"))
+
+        tunnel.signal(signal)
+        let exit = try tunnel.waitForExit(timeout: 10)
+        #expect(exit == .exited(0), "\(tunnel.outputSummary())")
+        #expect(!TCPTestClient.isAccepting(port: localPort), "the listener must be closed after stop")
+        // The session was ended politely: sshd logs our SSH_MSG_DISCONNECT.
+        try waitUntil(timeout: 5, "sshd to log the client's disconnect") { sshd.log.contains("Received disconnect from 127.0.0.1") }
+    }
+
+    @Test("a bad config line: exit 1 with FILE:LINE, before any connection")
+    func badConfig() throws {
+        let sshd = try SSHDFixture()
+        let config = try Self.writeConfig(sshd, localPort: 8080, target: 80, extra: ["LocalForward 80x db:5432"])
+        let output = try ProcessRunner(try CheckTool.tunnel(), ["up", config]).run(timeout: 20)
+        #expect(output.exit == .exited(1))
+        #expect(output.stderrText.contains("\(config):9:"), "stderr: \(output.stderrText)")
+    }
+
+    @Test("an unknown host name is an error that lists the known ones")
+    func unknownHostName() throws {
+        let sshd = try SSHDFixture()
+        let config = try Self.writeConfig(sshd, localPort: 8080, target: 80)
+        let output = try ProcessRunner(try CheckTool.tunnel(), ["up", config, "nosuchhost"]).run(timeout: 20)
+        #expect(output.exit == .exited(1))
+        #expect(output.stderrText.contains("no Host named nosuchhost (known: web)"), "stderr: \(output.stderrText)")
+    }
+
+    @Test("a changed host key: exit 1, the offered fingerprint and the fix, no port left open")
+    func changedHostKey() throws {
+        let sshd = try SSHDFixture()
+        let otherKey = sshd.directory + "/impostor"
+        _ = try ProcessRunner("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", otherKey]).runChecked()
+        let otherLine = try String(contentsOfFile: otherKey + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+        let knownHosts = sshd.directory + "/changed_known_hosts"
+        try "[127.0.0.1]:\(sshd.port) \(otherLine)\n".write(toFile: knownHosts, atomically: true, encoding: .utf8)
+        let localPort = try freeTCPPort()
+        let config = try Self.writeConfig(sshd, localPort: localPort, target: 80,
+                                          extra: ["StrictHostKeyChecking accept-new"])
+        let text = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: sshd.knownHostsPath, with: knownHosts)
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+
+        let output = try ProcessRunner(try CheckTool.tunnel(), ["up", config]).run(timeout: 30)
+        #expect(output.exit == .exited(1))
+        #expect(output.stderrText.contains("HAS CHANGED"))
+        #expect(output.stderrText.contains(sshd.hostKeyFingerprint))
+        #expect(output.stderrText.contains("\(knownHosts):1"))
+        #expect(!TCPTestClient.isAccepting(port: localPort))
+    }
+
+    @Test("when the server goes away the tunnel says so and exits 1 (reconnect is a later feature)")
+    func serverGone() throws {
+        let sshd = try SSHDFixture()
+        let localPort = try freeTCPPort()
+        let config = try Self.writeConfig(sshd, localPort: localPort, target: 80)
+        let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", config]).start()
+        defer { _ = tunnel.terminate() }
+        try tunnel.waitForLine(containing: "connected to", timeout: 20)
+        sshd.stop()
+        let exit = try tunnel.waitForExit(timeout: 15)
+        #expect(exit == .exited(1))
+        #expect(tunnel.stderr.contains("web: error: connection lost"), "\(tunnel.outputSummary())")
+    }
+}
