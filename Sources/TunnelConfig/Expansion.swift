@@ -22,6 +22,9 @@ enum Expansion {
         value: (Character) -> String,
         environment: [String: String]?
     ) throws(Failure) -> String {
+        // Most values have nothing to expand: no Character can be `%` or `$`
+        // without the byte being there.
+        if !text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "$") }) { return text }
         var out = ""
         var index = text.startIndex
         while index < text.endIndex {
@@ -75,7 +78,8 @@ enum Expansion {
         } else {
             return nil
         }
-        if remainder.isEmpty { return base }
+        // OpenSSH's tilde_expand turns a bare `~` into the home directory with a trailing "/".
+        if remainder.isEmpty { return base.hasSuffix("/") ? base : base + "/" }
         // Avoid "//" when home is "/".
         return base.hasSuffix("/") ? base + remainder.dropFirst() : base + remainder
     }

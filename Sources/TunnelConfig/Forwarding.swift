@@ -71,12 +71,18 @@ public struct RemoteForwardSpec: Sendable, Hashable, CustomStringConvertible {
     public var listenPort: Int
     public var target: Target
     public var location: SourceLocation
+    /// The bind address exactly as written (nil when none was): `bind` cannot
+    /// tell `localhost:9000` from `9000`, nor `*:9000` from `:9000`, but
+    /// `ssh -G` prints them differently and OpenSSH compares forwards by it.
+    public var bindAsWritten: String?
 
-    public init(bind: BindAddress, listenPort: Int, target: Target, location: SourceLocation) {
+    public init(bind: BindAddress, listenPort: Int, target: Target, location: SourceLocation,
+                bindAsWritten: String? = nil) {
         self.bind = bind
         self.listenPort = listenPort
         self.target = target
         self.location = location
+        self.bindAsWritten = bindAsWritten
     }
 
     /// `remote localhost:9000 -> localhost:3000`, `remote *:1080 -> socks`.
@@ -188,7 +194,7 @@ enum ForwardSyntax {
             // Remote dynamic forward: the server listens, we answer SOCKS.
             let (bind, listenPort) = try listener(fields, original: arguments[0], allowZero: true)
             return RemoteForwardSpec(bind: bind.map(BindAddress.init(explicit:)) ?? .loopback,
-                                     listenPort: listenPort, target: .socks, location: location)
+                                     listenPort: listenPort, target: .socks, location: location, bindAsWritten: bind)
         }
         let bind: String?, listen: String, host: String, port: String
         switch fields.count {
@@ -203,7 +209,7 @@ enum ForwardSyntax {
         try checkHost(host, what: "target host")
         let targetPort = try parsePort(port, allowZero: false, what: "target port")
         return RemoteForwardSpec(bind: bind.map(BindAddress.init(explicit:)) ?? .loopback, listenPort: listenPort,
-                                 target: .host(host, port: targetPort), location: location)
+                                 target: .host(host, port: targetPort), location: location, bindAsWritten: bind)
     }
 
     static func parseDynamic(_ arguments: [String], environment: [String: String], at location: SourceLocation)

@@ -37,12 +37,25 @@ struct Parser {
         defer { includeStack.removeLast() }
         var statements: [Statement] = []
         // Split on "\n" and on "\r\n" (which Swift treats as one Character).
-        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
-        for (index, rawLine) in lines.enumerated() {
-            let location = SourceLocation(file: file, line: index + 1)
-            if let statement = parseLine(rawLine, at: location, depth: depth) {
+        // Scanning the UTF-8 bytes finds the same lines as splitting the
+        // Characters: "\n" is always a Character boundary on both sides, and a
+        // "\r" right before it always belongs to the "\r\n" Character.
+        let utf8 = text.utf8
+        var lineStart = utf8.startIndex
+        var lineNumber = 0
+        while true {
+            let newline = utf8[lineStart...].firstIndex(of: UInt8(ascii: "\n"))
+            var lineEnd = newline ?? utf8.endIndex
+            if newline != nil, lineEnd > lineStart, utf8[utf8.index(before: lineEnd)] == UInt8(ascii: "\r") {
+                lineEnd = utf8.index(before: lineEnd)
+            }
+            lineNumber += 1
+            let location = SourceLocation(file: file, line: lineNumber)
+            if let statement = parseLine(text[lineStart..<lineEnd], at: location, depth: depth) {
                 statements.append(statement)
             }
+            guard let newline else { break }
+            lineStart = utf8.index(after: newline)
         }
         return statements
     }
@@ -273,6 +286,10 @@ struct Parser {
     /// under ~/.ssh, globs sorted, a pattern matching nothing is not an error.
     private mutating func include(_ args: [String], at location: SourceLocation, depth: Int) -> [IncludedFile] {
         var files: [IncludedFile] = []
+        // OpenSSH expands Include's `~` with glob(3)'s GLOB_TILDE, which takes
+        // $HOME (the password database only when HOME is unset or empty),
+        // unlike the `~` of IdentityFile and UserKnownHostsFile.
+        let home = context.environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? context.homeDirectory
         for argument in args {
             if argument.isEmpty {
                 fail("Include: empty file name", at: location)
@@ -280,7 +297,7 @@ struct Parser {
             }
             let pattern: String
             if argument.hasPrefix("~") {
-                guard let expanded = Expansion.expandTilde(argument, home: context.homeDirectory) else {
+                guard let expanded = Expansion.expandTilde(argument, home: home) else {
                     fail("Include: no such user in \(argument.quotedForMessage)", at: location)
                     continue
                 }
@@ -288,7 +305,7 @@ struct Parser {
             } else if argument.hasPrefix("/") {
                 pattern = argument
             } else {
-                pattern = (context.homeDirectory as NSString).appendingPathComponent(".ssh/" + argument)
+                pattern = (home as NSString).appendingPathComponent(".ssh/" + argument)
             }
             for path in Glob.paths(matching: pattern) {
                 if depth + 1 > Self.maximumIncludeDepth {

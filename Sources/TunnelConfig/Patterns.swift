@@ -5,16 +5,35 @@
 enum Wildcard {
     /// Whole-string match of `text` against `pattern`.
     static func matches(_ text: String, pattern: String) -> Bool {
-        let t = Array(text.unicodeScalars)
-        let p = Array(pattern.unicodeScalars)
-        var ti = 0, pi = 0
+        // Fast path, taken for nearly every host name: when both are ASCII,
+        // a byte is a Unicode scalar, so matching the UTF-8 bytes in place
+        // gives the same answer without copying either string.
+        let ascii = text.utf8.withContiguousStorageIfAvailable { t in
+            pattern.utf8.withContiguousStorageIfAvailable { p -> Bool? in
+                guard t.allSatisfy({ $0 < 0x80 }), p.allSatisfy({ $0 < 0x80 }) else { return nil }
+                return match(t, p, star: UInt8(ascii: "*"), any: UInt8(ascii: "?"))
+            } ?? nil
+        } ?? nil
+        if let ascii { return ascii }
+        return matchesScalars(text, pattern: pattern)
+    }
+
+    /// `matches` on Unicode scalars, for any text (what the fast path must agree with).
+    static func matchesScalars(_ text: String, pattern: String) -> Bool {
+        match(Array(text.unicodeScalars), Array(pattern.unicodeScalars), star: "*", any: "?")
+    }
+
+    /// The matcher, on scalars or on ASCII bytes: `star` matches any run, `any` exactly one element.
+    private static func match<C: RandomAccessCollection>(_ t: C, _ p: C, star: C.Element, any: C.Element) -> Bool
+    where C.Element: Equatable, C.Index == Int {
+        var ti = t.startIndex, pi = p.startIndex
         // Where the last `*` was, and the text position it currently covers up to,
         // so a mismatch can retry with the star eating one more character.
         var starPattern = -1, starText = 0
-        while ti < t.count {
-            if pi < p.count, p[pi] == "?" || (p[pi] != "*" && p[pi] == t[ti]) {
+        while ti < t.endIndex {
+            if pi < p.endIndex, p[pi] == any || (p[pi] != star && p[pi] == t[ti]) {
                 ti += 1; pi += 1
-            } else if pi < p.count, p[pi] == "*" {
+            } else if pi < p.endIndex, p[pi] == star {
                 starPattern = pi; starText = ti; pi += 1
             } else if starPattern >= 0 {
                 starText += 1; ti = starText; pi = starPattern + 1
@@ -22,13 +41,18 @@ enum Wildcard {
                 return false
             }
         }
-        while pi < p.count, p[pi] == "*" { pi += 1 }
-        return pi == p.count
+        while pi < p.endIndex, p[pi] == star { pi += 1 }
+        return pi == p.endIndex
     }
 
     /// True when the string contains no pattern characters.
     static func isConcrete(_ name: String) -> Bool {
-        !name.contains("*") && !name.contains("?") && !name.hasPrefix("!")
+        // For an ASCII name a byte is a Character: look at the bytes (fast).
+        if name.utf8.allSatisfy({ $0 < 0x80 }) {
+            return !name.utf8.contains { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "?") }
+                && name.utf8.first != UInt8(ascii: "!")
+        }
+        return !name.contains("*") && !name.contains("?") && !name.hasPrefix("!")
     }
 }
 
@@ -40,6 +64,12 @@ struct HostPattern: Sendable, Hashable {
     init(_ argument: String) {
         negated = argument.hasPrefix("!")
         pattern = negated ? String(argument.dropFirst()) : argument
+    }
+
+    /// Not negated and without `*` or `?` (checked as scalars, as `Wildcard`
+    /// matches): matches exactly the one name it spells.
+    var isLiteral: Bool {
+        !negated && !pattern.unicodeScalars.contains { $0 == "*" || $0 == "?" }
     }
 }
 

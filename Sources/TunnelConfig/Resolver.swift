@@ -2,6 +2,10 @@
 // connecting to it: walk the file in order; a Host line decides whether the
 // lines after it apply; the first value of a single-value keyword wins;
 // forwards and identity files accumulate.
+//
+// `walk` is the straightforward definition (and the reference the tests check
+// against); `TunnelConfigFile` collects settings with `BlockIndex`, which
+// gives the same result without visiting every line for every host.
 
 /// Settings as written, before defaults and expansion.
 struct CollectedSettings {
@@ -21,6 +25,11 @@ struct CollectedSettings {
     var exitOnForwardFailure: Bool?
     var identitiesOnly: Bool?
 
+    /// Some Local, Remote or Dynamic forward applies (`HostConfig.hasForwards`).
+    var hasForwards: Bool {
+        !localForwards.isEmpty || !remoteForwards.isEmpty || !dynamicForwards.isEmpty
+    }
+
     mutating func apply(_ setting: Setting) {
         switch setting {
         case .hostName(let v): hostName = hostName ?? v
@@ -31,9 +40,14 @@ struct CollectedSettings {
             if !identityFiles.contains(v) { identityFiles.append(v) }
         case .userKnownHostsFiles(let v): userKnownHostsFiles = userKnownHostsFiles ?? v
         case .strictHostKeyChecking(let v): strictHostKeyChecking = strictHostKeyChecking ?? v
-        case .localForward(let v): localForwards.append(v)
-        case .remoteForward(let v): remoteForwards.append(v)
-        case .dynamicForward(let v): dynamicForwards.append(v)
+        // OpenSSH (add_local_forward, add_remote_forward) drops a forward equal
+        // to an earlier one, compared as written (bind address, ports, target).
+        case .localForward(let v):
+            if !localForwards.contains(where: { $0.sameForward(as: v) }) { localForwards.append(v) }
+        case .remoteForward(let v):
+            if !remoteForwards.contains(where: { $0.sameForward(as: v) }) { remoteForwards.append(v) }
+        case .dynamicForward(let v):
+            if !dynamicForwards.contains(where: { $0.sameForward(as: v) }) { dynamicForwards.append(v) }
         case .serverAliveInterval(let v): serverAliveInterval = serverAliveInterval ?? v
         case .serverAliveCountMax(let v): serverAliveCountMax = serverAliveCountMax ?? v
         case .connectTimeout(let v): connectTimeout = connectTimeout ?? v
@@ -71,10 +85,17 @@ struct Resolver {
         }
     }
 
-    func resolve(_ statements: [Statement], context: ConfigContext, location: SourceLocation?) -> HostConfig {
+    /// The settings that apply to the host, by walking every statement.
+    func collect(_ statements: [Statement]) -> CollectedSettings {
         var settings = CollectedSettings()
         var active = true  // lines before the first Host apply to every host
         walk(statements, active: &active, neverMatch: false, into: &settings)
+        return settings
+    }
+
+    /// The host's configuration from the settings that apply to it (from
+    /// `collect` or `BlockIndex.settings(for:)`): defaults, then expansions.
+    func resolve(_ settings: CollectedSettings, context: ConfigContext, location: SourceLocation?) -> HostConfig {
 
         // OpenSSH expands %h in HostName, then lowercases the result.
         let hostName = (settings.hostName.map { raw in

@@ -14,7 +14,10 @@ public struct TunnelConfigFile: Sendable {
     /// Every concrete name on a Host line, file order, no duplicates.
     public var concreteHostNames: [String]
 
+    /// As parsed; `Resolver.walk` reads them (the reference way to resolve).
     let statements: [Statement]
+    /// The same statements arranged for resolving many hosts quickly.
+    let index: BlockIndex
     let context: ConfigContext
     let concreteLocations: [String: SourceLocation]
 
@@ -51,16 +54,26 @@ public struct TunnelConfigFile: Sendable {
             tunnelHostNames: [],
             concreteHostNames: parser.concreteNames.map(\.name),
             statements: statements,
+            index: BlockIndex(statements),
             context: context,
             concreteLocations: Dictionary(parser.concreteNames.map { ($0.name, $0.location) }, uniquingKeysWith: { a, _ in a })
         )
-        config.tunnelHostNames = config.concreteHostNames.filter { config.resolve(host: $0).hasForwards }
+        // Whether a host has forwards does not depend on defaults or
+        // expansions: the collected settings are enough.
+        config.tunnelHostNames = config.concreteHostNames.filter { config.index.settings(for: $0).hasForwards }
         return config
     }
 
     /// The settings OpenSSH would use for `ssh -F path host`, defaults filled in.
     public func resolve(host: String) -> HostConfig {
-        Resolver(host: host).resolve(statements, context: context, location: concreteLocations[host])
+        Resolver(host: host).resolve(index.settings(for: host), context: context, location: concreteLocations[host])
+    }
+
+    /// `resolve(host:)` the slow, obvious way (walking every statement), for
+    /// tests to check `BlockIndex` against.
+    func referenceResolve(host: String) -> HostConfig {
+        let resolver = Resolver(host: host)
+        return resolver.resolve(resolver.collect(statements), context: context, location: concreteLocations[host])
     }
 
     /// `resolve(host:)` for each of `tunnelHostNames`.

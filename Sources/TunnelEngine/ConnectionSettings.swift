@@ -37,8 +37,9 @@ public struct ConnectionSettings: Sendable {
         case .acceptNew: mode = .acceptNew
         case .no: mode = .off
         }
+        // `IdentityFile none` means no identity file at all, as in OpenSSH.
         self.init(name: host.name, hostName: host.hostName, port: host.port, user: host.user,
-                  identityFiles: host.identityFiles, identityFilesGiven: host.identityFilesGiven,
+                  identityFiles: host.identityFiles.filter { $0.lowercased() != "none" }, identityFilesGiven: host.identityFilesGiven,
                   hostKeyPolicy: HostKeyPolicy(mode: mode, knownHostsFiles: host.userKnownHostsFiles),
                   connectTimeoutSeconds: Int64(host.connectTimeout ?? 30))
     }

@@ -1,5 +1,19 @@
-// Shared helpers of TunnelTestSupport: errors, locking, bounded waiting, POSIX socket addresses.
-// Linux (Glibc) only: the fixtures rely on /proc, pipe2, SOCK_CLOEXEC and MSG_NOSIGNAL.
+// TunnelTestSupport: real parts for tests, examples and the benchmark. No mocks, no NIO: POSIX and threads.
+//
+//   SSHDFixture      a throwaway OpenSSH server on a free loopback port (keys, known_hosts, log, stop/restart,
+//                    suspend/resume to simulate a crashed or frozen server)
+//   TCPTestServer    echo / replyAfterEOF / source / sink / http peers, one thread per connection
+//   TCPTestClient    blocking client with timeouts (TCPTestConnection: send, receive, exchange, half-close)
+//   ProcessRunner    run a command (captured output, timeout) or start one and await its output lines
+//   ProcessTree      the /proc view used to find sshd's setsid() children
+//   TestData         deterministic payloads, SHA-256
+//   freeTCPPort, waitUntil
+//
+// Every wait is bounded and fails with a message that says what was awaited. Everything is close-on-exec, so
+// children (sshd, tunnel) never inherit a test's sockets or pipes. Linux (Glibc) only: /proc, pipe2, accept4,
+// SOCK_CLOEXEC, MSG_NOSIGNAL.
+//
+// This file: errors, locking, bounded waiting, POSIX socket addresses.
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -66,12 +66,18 @@ public struct ProcessRunner: Sendable {
     /// A non-zero exit is not an error here: look at `exit` (or use `runChecked`).
     public func run(input: [UInt8] = [], timeout: Double = 60) throws -> Output {
         let process = try start(stdinPipe: true)
-        if !input.isEmpty {
-            do { try process.writeStdin(input) } catch {
+        if input.isEmpty {
+            process.closeStdin()
+        } else {
+            // On its own thread, so a child that does not read cannot block us past the timeout.
+            let writer = Thread {
                 // The child may exit without reading everything; what it printed is still what matters.
+                try? process.writeStdin(input)
+                process.closeStdin()
             }
+            writer.name = "stdin of \(process.pid)"
+            writer.start()
         }
-        process.closeStdin()
         let exit: ProcessExit
         do {
             exit = try process.waitForExit(timeout: timeout)
@@ -98,6 +104,32 @@ public struct ProcessRunner: Sendable {
     /// when `mergeStderr`); stdin is /dev/null unless `stdinPipe`, in which case use `writeStdin`/`closeStdin`.
     public func start(stdinPipe: Bool = false, mergeStderr: Bool = false) throws -> RunningProcess {
         try RunningProcess(runner: self, stdinPipe: stdinPipe, mergeStderr: mergeStderr)
+    }
+
+    /// The path of an executable built by SwiftPM next to the running test binary (for example `tunnel` in
+    /// `.build/debug/`). `environmentOverride` names a variable (e.g. "TUNNEL_BIN") that, when set, wins.
+    /// `swift test` builds only what the test targets depend on: run `swift build --build-tests` first (Tests/run
+    /// does), or the binary may be missing or stale.
+    public static func builtProduct(_ name: String, environmentOverride: String? = nil) throws -> String {
+        if let variable = environmentOverride, let path = ProcessInfo.processInfo.environment[variable], !path.isEmpty {
+            guard access(path, X_OK) == 0 else { throw TestSupportError("\(variable)=\(path) is not an executable file") }
+            return path
+        }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        var looked: [String] = []
+        for _ in 0..<4 {   // the test binary may sit inside a bundle directory (*.xctest/Contents/MacOS)
+            let candidate = dir.appendingPathComponent(name).path
+            looked.append(candidate)
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDir), !isDir.boolValue,
+               access(candidate, X_OK) == 0 {
+                return candidate
+            }
+            dir = dir.deletingLastPathComponent()
+        }
+        throw TestSupportError("built product `\(name)` not found (looked at \(looked.joined(separator: ", "))); "
+            + "run `swift build --build-tests` first" + (environmentOverride.map { " or set \($0)" } ?? ""))
     }
 
     func resolvedExecutable(searchPath: String?) throws -> String {

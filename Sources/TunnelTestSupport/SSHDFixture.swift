@@ -8,6 +8,8 @@ import Glibc
 /// ed25519 client key (no passphrase) authorized for the current user. `stop()` (also run by deinit) ends the
 /// listener and every descendant; deinit also deletes the temporary directory unless `keepDirectory` is set.
 /// All methods may be called from any thread; lifecycle calls (stop/restart/suspend/resume) are serialized.
+/// Keep the fixture referenced for as long as the server is needed (`defer { sshd.stop() }` or
+/// `withExtendedLifetime`): in optimized builds Swift may release it after its last use, and deinit stops sshd.
 public final class SSHDFixture: @unchecked Sendable {
     public struct Options: Sendable {
         /// A loopback address: "127.0.0.1", "127.0.0.2", ..., or "::1".

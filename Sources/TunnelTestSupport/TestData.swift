@@ -152,43 +152,49 @@ public struct SHA256: Sendable {
 
     public mutating func finalizeHex() -> String { TestData.hex(finalize()) }
 
-    /// Processes whole 64-byte blocks.
+    /// Processes whole 64-byte blocks. Written with raw pointers and masking shifts (`&>>`, `&<<` on UInt32)
+    /// so that unoptimized (debug) test builds still hash at a usable speed.
     private mutating func compress(_ blocks: UnsafeRawBufferPointer) {
         precondition(blocks.count % 64 == 0)
-        var w = [UInt32](repeating: 0, count: 64)
+        guard blocks.count > 0, let base = blocks.baseAddress else { return }
+        let bytes = base.assumingMemoryBound(to: UInt8.self)
         var h0 = h[0], h1 = h[1], h2 = h[2], h3 = h[3], h4 = h[4], h5 = h[5], h6 = h[6], h7 = h[7]
-        Self.k.withUnsafeBufferPointer { k in
-            w.withUnsafeMutableBufferPointer { w in
-                var base = 0
-                while base < blocks.count {
-                    for i in 0..<16 {
-                        let p = base + i * 4
-                        w[i] = UInt32(blocks[p]) << 24 | UInt32(blocks[p + 1]) << 16
-                            | UInt32(blocks[p + 2]) << 8 | UInt32(blocks[p + 3])
-                    }
-                    for i in 16..<64 {
-                        let x = w[i - 15], y = w[i - 2]
-                        let s0 = (x >> 7 | x << 25) ^ (x >> 18 | x << 14) ^ (x >> 3)
-                        let s1 = (y >> 17 | y << 15) ^ (y >> 19 | y << 13) ^ (y >> 10)
-                        w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
-                    }
-                    var a = h0, b = h1, c = h2, d = h3, e = h4, f = h5, g = h6, hh = h7
-                    for i in 0..<64 {
-                        let S1 = (e >> 6 | e << 26) ^ (e >> 11 | e << 21) ^ (e >> 25 | e << 7)
-                        let ch = (e & f) ^ (~e & g)
-                        let t1 = hh &+ S1 &+ ch &+ k[i] &+ w[i]
-                        let S0 = (a >> 2 | a << 30) ^ (a >> 13 | a << 19) ^ (a >> 22 | a << 10)
-                        let maj = (a & b) ^ (a & c) ^ (b & c)
-                        let t2 = S0 &+ maj
-                        hh = g; g = f; f = e; e = d &+ t1
-                        d = c; c = b; b = a; a = t1 &+ t2
-                    }
-                    h0 = h0 &+ a; h1 = h1 &+ b; h2 = h2 &+ c; h3 = h3 &+ d
-                    h4 = h4 &+ e; h5 = h5 &+ f; h6 = h6 &+ g; h7 = h7 &+ hh
-                    base += 64
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { wBuffer in Self.k.withUnsafeBufferPointer { kBuffer in
+            let w = wBuffer.baseAddress!
+            let k = kBuffer.baseAddress!
+            var offset = 0
+            while offset < blocks.count {
+                let p = bytes + offset
+                var i = 0
+                while i < 16 {
+                    let q = p + (i &<< 2)
+                    w[i] = UInt32(q[0]) &<< 24 | UInt32(q[1]) &<< 16 | UInt32(q[2]) &<< 8 | UInt32(q[3])
+                    i &+= 1
                 }
+                while i < 64 {
+                    let x = w[i &- 15], y = w[i &- 2]
+                    let s0 = (x &>> 7 | x &<< 25) ^ (x &>> 18 | x &<< 14) ^ (x &>> 3)
+                    let s1 = (y &>> 17 | y &<< 15) ^ (y &>> 19 | y &<< 13) ^ (y &>> 10)
+                    w[i] = w[i &- 16] &+ s0 &+ w[i &- 7] &+ s1
+                    i &+= 1
+                }
+                var a = h0, b = h1, c = h2, d = h3, e = h4, f = h5, g = h6, hh = h7
+                i = 0
+                while i < 64 {
+                    let bigS1 = (e &>> 6 | e &<< 26) ^ (e &>> 11 | e &<< 21) ^ (e &>> 25 | e &<< 7)
+                    let ch = (e & f) ^ (~e & g)
+                    let t1 = hh &+ bigS1 &+ ch &+ k[i] &+ w[i]
+                    let bigS0 = (a &>> 2 | a &<< 30) ^ (a &>> 13 | a &<< 19) ^ (a &>> 22 | a &<< 10)
+                    let maj = (a & b) ^ (a & c) ^ (b & c)
+                    hh = g; g = f; f = e; e = d &+ t1
+                    d = c; c = b; b = a; a = t1 &+ bigS0 &+ maj
+                    i &+= 1
+                }
+                h0 = h0 &+ a; h1 = h1 &+ b; h2 = h2 &+ c; h3 = h3 &+ d
+                h4 = h4 &+ e; h5 = h5 &+ f; h6 = h6 &+ g; h7 = h7 &+ hh
+                offset &+= 64
             }
-        }
+        } }
         h = [h0, h1, h2, h3, h4, h5, h6, h7]
     }
 }

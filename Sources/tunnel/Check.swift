@@ -6,31 +6,88 @@ extension Tunnel {
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate a config file without connecting.",
-            discussion: "Exit 0 with a summary of each host that would come up; exit 1 with one FILE:LINE line per problem."
+            discussion: """
+                Exit 0 with a summary of each host that would come up and its forwards; exit 1 with one \
+                FILE:LINE: message line per problem on stderr, for every problem found. Warnings (OpenSSH \
+                keywords tunnel ignores) go to stderr as FILE:LINE: warning: text.
+
+                With --resolve HOST, print HOST's resolved settings the way `ssh -F FILE -G HOST` does \
+                (lower-case keyword, space, value), for the keywords tunnel acts on; compare the two to \
+                see that tunnel and OpenSSH read the file the same way.
+                """
         )
 
         @Argument(help: "Config file in ssh_config syntax.")
         var file: String
+
+        @Option(name: .long, help: ArgumentHelp("Print the settings HOST resolves to, as `ssh -G` does.", valueName: "HOST"))
+        var resolve: String?
 
         func run() throws {
             let config: TunnelConfigFile
             do {
                 config = try TunnelConfigFile.load(path: file)
             } catch {
-                for problem in error.errors { FileHandle.standardError.write(Data("\(problem)\n".utf8)) }
+                for problem in error.errors { printProblem(problem) }
                 throw ExitCode(1)
             }
-            for warning in config.warnings { FileHandle.standardError.write(Data("\(warning)\n".utf8)) }
-            if config.tunnelHostNames.isEmpty {
-                print("\(file): OK, but no Host has a forward: `tunnel up` would have nothing to do")
+            for warning in config.warnings { printProblem(warning, prefix: "warning: ") }
+
+            if let host = resolve {
+                let text = config.resolvedSettings(host: host).map { "\($0)\n" }.joined()
+                FileHandle.standardOutput.write(Data(text.utf8))
                 return
             }
-            for host in config.tunnelHosts {
-                print("\(host.name): \(host.user)@\(host.hostName):\(host.port)")
-                for forward in host.localForwards { print("  LocalForward \(forward)") }
-                for forward in host.remoteForwards { print("  RemoteForward \(forward) (not supported yet)") }
-                for forward in host.dynamicForwards { print("  DynamicForward \(forward) (not supported yet)") }
-            }
+            FileHandle.standardOutput.write(Data(CheckSummary.text(config, file: file).utf8))
         }
+
+        /// `FILE:LINE: message`; a problem with no line (unreadable file) as `tunnel: message`.
+        private func printProblem(_ problem: ConfigError, prefix: String = "") {
+            let line = problem.location.map { "\($0): \(prefix)\(problem.message)" } ?? "tunnel: \(prefix)\(problem.message)"
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+    }
+}
+
+/// The human summary `tunnel check FILE` prints: one line per host that `tunnel up FILE` would bring
+/// up, its forwards indented under it, then one line with the totals.
+enum CheckSummary {
+    static func text(_ config: TunnelConfigFile, file: String) -> String {
+        let hosts = config.tunnelHosts
+        var out = ""
+        var forwards = 0
+        for host in hosts {
+            out += "\(host.name): \(host.user)@\(bracketed(host.hostName)):\(host.port)\n"
+            for forward in host.localForwards {
+                out += "  LocalForward \(forward.bind):\(forward.listenPort) -> \(bracketed(forward.targetHost)):\(forward.targetPort)\n"
+            }
+            for forward in host.remoteForwards {
+                let target: String
+                switch forward.target {
+                case .host(let name, let port): target = "\(bracketed(name)):\(port)"
+                case .socks: target = "SOCKS proxy here"
+                }
+                let chosen = forward.listenPort == 0 ? " (port chosen by the server)" : ""
+                out += "  RemoteForward \(forward.bind):\(forward.listenPort) on the server\(chosen) -> \(target) (parsed, not active yet)\n"
+            }
+            for forward in host.dynamicForwards {
+                out += "  DynamicForward \(forward.bind):\(forward.listenPort) SOCKS proxy (parsed, not active yet)\n"
+            }
+            forwards += host.localForwards.count + host.remoteForwards.count + host.dynamicForwards.count
+        }
+        if hosts.isEmpty {
+            out += "\(file): OK, but no Host has a forward: `tunnel up` would have nothing to do\n"
+        } else {
+            out += "\(file): OK, \(count(hosts.count, "host")), \(count(forwards, "forward"))\n"
+        }
+        return out
+    }
+
+    private static func bracketed(_ host: String) -> String {
+        host.contains(":") ? "[\(host)]" : host
+    }
+
+    private static func count(_ n: Int, _ noun: String) -> String {
+        "\(n) \(noun)\(n == 1 ? "" : "s")"
     }
 }

@@ -100,6 +100,12 @@ import Glibc
             #expect("\(error)".contains("started"))
         }
         #expect(Date().timeIntervalSince(start) < 5)
+        // A child that never reads a large input still times out instead of blocking the writer.
+        let blocked = Date()
+        #expect(throws: TestSupportError.self) {
+            try ProcessRunner("sleep", ["30"]).run(input: [UInt8](repeating: 1, count: 4 << 20), timeout: 0.5)
+        }
+        #expect(Date().timeIntervalSince(blocked) < 5)
         #expect(throws: TestSupportError.self) { try ProcessRunner("/nonexistent/tool").run() }
         #expect(throws: TestSupportError.self) { try ProcessRunner("false").runChecked() }
     }
@@ -117,6 +123,16 @@ import Glibc
         let killed = try ProcessRunner("sleep", ["30"]).start()
         killed.signal(SIGKILL)
         #expect(try killed.waitForExit(timeout: 10) == .signaled(SIGKILL))
+    }
+
+    @Test func builtProductErrorsSayWhatToDo() throws {
+        do {
+            _ = try ProcessRunner.builtProduct("no-such-product-xyz", environmentOverride: "NO_SUCH_PRODUCT_BIN")
+            Issue.record("found a product that does not exist")
+        } catch {
+            #expect("\(error)".contains("swift build --build-tests"))
+            #expect("\(error)".contains("NO_SUCH_PRODUCT_BIN"))
+        }
     }
 
     @Test func waitForLineFailsFastWhenTheProcessExits() throws {
@@ -287,7 +303,13 @@ import Glibc
         defer { client.terminate() }
         try client.waitForLine(containing: "Local forwarding listening on 127.0.0.1 port \(local)", timeout: 20)
         let data = TestData.pseudoRandom(count: 2 << 20, seed: 11)
-        let c = try TCPTestClient.connect(port: local)
+        let c: TCPTestConnection
+        do {
+            c = try TCPTestClient.connect(port: local)
+        } catch {
+            Issue.record("\(error)\nssh: \(client.outputSummary())\nsshd: \(sshd.log)")
+            return
+        }
         #expect(try c.exchange(data) == data)
         #expect(echo.connectionsAccepted == 1)
         try waitUntil(timeout: 10, "sshd to log the direct-tcpip target") {
@@ -325,6 +347,23 @@ import Glibc
         #expect(sshd.log.contains("--- sshd restarted ---"))
     }
 
+    @Test func restartOnATakenPortFailsClearlyAndWorksOnceItIsFree() throws {
+        let sshd = try SSHDFixture()
+        sshd.stop()
+        #expect(sshd.processes().isEmpty)
+        let squatter = try TCPTestServer(behavior: .sink, port: sshd.port)
+        do {
+            try sshd.restart()
+            Issue.record("sshd started on a port that was taken")
+        } catch {
+            #expect("\(error)".contains("Address already in use"), "\(error)")
+        }
+        squatter.stop()
+        try sshd.restart()
+        let out = try ssh(sshd, ["true"])
+        #expect(out.succeeded, "\(out.stderrText)\n\(sshd.log)")
+    }
+
     @Test func suspendFreezesTheServerAndResumeThawsIt() throws {
         let sshd = try SSHDFixture()
         let listener = try #require(sshd.listenerPID)
@@ -350,6 +389,17 @@ import Glibc
         #expect(try ssh(sshd, ["true"]).succeeded, "\(sshd.log)")
         let refused = try ssh(sshd, ["-o", "ExitOnForwardFailure=yes", "-W", "127.0.0.1:9", "true"])
         #expect(!refused.succeeded)
+    }
+
+    @Test func ipv6LoopbackServer() throws {
+        guard (try? freeTCPPort(host: "::1")) != nil else { return }   // no IPv6 loopback here
+        var options = SSHDFixture.Options()
+        options.listenAddress = "::1"
+        let sshd = try SSHDFixture(options: options)
+        #expect(sshd.knownHostsLine.hasPrefix("[::1]:\(sshd.port) ssh-ed25519 "))
+        #expect(sshd.hostAndPort == "[::1]:\(sshd.port)")
+        let out = try ssh(sshd, ["true"])
+        #expect(out.succeeded, "\(out.stderrText)\n\(sshd.log)")
     }
 
     @Test func deinitStopsTheServerAndRemovesTheDirectory() throws {
