@@ -13,13 +13,22 @@ public struct HostKeyPolicy: Sendable, Equatable {
     }
 
     public var mode: Mode
-    /// known_hosts files to read, in order; new keys are recorded in the first.
+    /// The user's known_hosts files (`UserKnownHostsFile`), read in order; new keys are recorded in the first.
     public var knownHostsFiles: [String]
+    /// System-wide files (`GlobalKnownHostsFile`): read, never written.
+    public var globalKnownHostsFiles: [String]
+    /// Record new keys with hashed host names (`HashKnownHosts yes`).
+    public var hashNewEntries: Bool
 
-    public init(mode: Mode, knownHostsFiles: [String]) {
+    public init(mode: Mode, knownHostsFiles: [String], globalKnownHostsFiles: [String] = [], hashNewEntries: Bool = false) {
         self.mode = mode
         self.knownHostsFiles = knownHostsFiles
+        self.globalKnownHostsFiles = globalKnownHostsFiles
+        self.hashNewEntries = hashNewEntries
     }
+
+    /// Every file to read, user files first.
+    var filesToRead: [String] { knownHostsFiles + globalKnownHostsFiles }
 }
 
 /// The verdict on a server's host key.
@@ -41,7 +50,7 @@ public enum HostKeyVerifier {
         let files = policy.knownHostsFiles
         let knownHosts: KnownHosts
         do {
-            knownHosts = try KnownHosts(files: files)
+            knownHosts = try KnownHosts(files: policy.filesToRead)
         } catch {
             return .refused("cannot read known hosts: \(error)")
         }
@@ -67,7 +76,8 @@ public enum HostKeyVerifier {
                     return policy.mode == .off ? .unchecked : .refused("unknown host key for \(name) and no known_hosts file to record it in")
                 }
                 do {
-                    try KnownHosts.append(host: host, port: port, keyType: key.typeName, key: key.blob, to: path)
+                    try KnownHosts.append(host: host, port: port, keyType: key.typeName, key: key.blob, to: path,
+                                          hashed: policy.hashNewEntries)
                     return .recordedNew(path: path)
                 } catch {
                     return policy.mode == .off ? .unchecked : .refused("cannot record the host key for \(name): \(error)")
@@ -87,7 +97,7 @@ public enum HostKeyVerifier {
     /// Host-key algorithms to ask for, the types known_hosts already holds for this host first, so the server
     /// offers a key we can check instead of one we have never seen.
     public static func preferredAlgorithms(host: String, port: Int, policy: HostKeyPolicy) -> [String] {
-        let known = (try? KnownHosts(files: policy.knownHostsFiles))?.knownKeyTypes(host: host, port: port) ?? []
+        let known = (try? KnownHosts(files: policy.filesToRead))?.knownKeyTypes(host: host, port: port) ?? []
         var ordered: [String] = []
         for type in known {
             for algorithm in SSHHostKey.algorithms(forKeyType: type) where !ordered.contains(algorithm) {

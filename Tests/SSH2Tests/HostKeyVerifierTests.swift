@@ -76,6 +76,35 @@ struct HostKeyVerifierTests {
         #expect(message.contains("REVOKED"))
     }
 
+    @Test func globalFilesAreReadButNeverWritten() throws {
+        let dir = try Self.tempDir()
+        let global = dir + "/ssh_known_hosts"
+        try Self.line("h", known).write(toFile: global, atomically: true, encoding: .utf8)
+        let user = dir + "/known_hosts"
+        let policy = HostKeyPolicy(mode: .acceptNew, knownHostsFiles: [user], globalKnownHostsFiles: [global])
+        guard case .trusted(let entry) = HostKeyVerifier.verify(host: "h", port: 22, key: known, policy: policy) else {
+            Issue.record("a key in the global file is not trusted"); return
+        }
+        #expect(entry.file == global)
+        #expect(!FileManager.default.fileExists(atPath: user))
+        // A changed key in the global file is still a changed key.
+        guard case .refused = HostKeyVerifier.verify(host: "h", port: 22, key: other, policy: policy) else {
+            Issue.record("a key contradicting the global file was accepted"); return
+        }
+    }
+
+    @Test func hashKnownHostsRecordsHashedNames() throws {
+        let file = try Self.tempDir() + "/known_hosts"
+        let policy = HostKeyPolicy(mode: .acceptNew, knownHostsFiles: [file], hashNewEntries: true)
+        #expect(HostKeyVerifier.verify(host: "secret.example.com", port: 22, key: known, policy: policy) == .recordedNew(path: file))
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(text.hasPrefix("|1|"))
+        #expect(!text.contains("secret.example.com"))
+        guard case .trusted = HostKeyVerifier.verify(host: "secret.example.com", port: 22, key: known, policy: policy) else {
+            Issue.record("the hashed entry does not match"); return
+        }
+    }
+
     @Test func offWithNowhereToRecordIsUnchecked() {
         let decision = HostKeyVerifier.verify(host: "h", port: 22, key: known, policy: HostKeyPolicy(mode: .off, knownHostsFiles: []))
         #expect(decision == .unchecked)
