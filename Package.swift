@@ -25,8 +25,10 @@ let package = Package(
             pkgConfig: "libssh2",
             providers: [.apt(["libssh2-1-dev"]), .brew(["libssh2"])]
         ),
-        .target(name: "SSH2", dependencies: ["CLibSSH2"]),
-        .target(name: "TunnelConfig"),
+        // SHA-1/SHA-256/HMAC/Base64 without a crypto library, shared by every layer that reads OpenSSH files.
+        .target(name: "Digests"),
+        .target(name: "SSH2", dependencies: ["CLibSSH2", "Digests"]),
+        .target(name: "TunnelConfig", dependencies: ["Digests"]),
         .target(
             name: "TunnelEngine",
             dependencies: [
@@ -55,7 +57,7 @@ let package = Package(
             ]
         ),
         // Throwaway sshd, TCP echo/sink servers: shared by the tests, the examples and the benchmark.
-        .target(name: "TunnelTestSupport", dependencies: []),
+        .target(name: "TunnelTestSupport", dependencies: ["Digests"]),
 
         // Examples: built by every `swift build`, so they cannot go stale.
         .executableTarget(
@@ -73,13 +75,13 @@ let package = Package(
             path: "Examples/tunnel-bench"
         ),
 
-        .testTarget(name: "SSH2Tests", dependencies: ["SSH2"]),
+        .testTarget(name: "SSH2Tests", dependencies: ["SSH2", "Digests"]),
         .testTarget(name: "TunnelConfigTests", dependencies: ["TunnelConfig"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["TunnelEngine", "TunnelConfig", "SSH2", "TunnelTestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "CLITests", dependencies: ["TunnelTestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TunnelTestSupport", "Digests"]),
     ]
 )

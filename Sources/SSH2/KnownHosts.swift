@@ -4,6 +4,7 @@
 // "SSH_KNOWN_HOSTS FILE FORMAT".
 
 import Foundation
+import Digests
 
 /// One usable line of a known_hosts file.
 public struct KnownHostsEntry: Sendable, Hashable {

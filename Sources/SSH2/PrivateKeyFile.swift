@@ -4,6 +4,7 @@
 // Reads only the framing (PEM armor, OpenSSH PROTOCOL.key header, DER outline); never decrypts anything.
 
 import Foundation
+import Digests
 
 public struct PrivateKeyFileInfo: Sendable, Equatable {
     public enum Format: Sendable, Equatable {

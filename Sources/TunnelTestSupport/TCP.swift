@@ -2,6 +2,7 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import Digests
 #endif
 
 /// A TCP server on a loopback address with one thread per connection. Port 0 picks a free port.

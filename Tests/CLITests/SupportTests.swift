@@ -5,6 +5,7 @@ import Testing
 import TunnelTestSupport
 #if canImport(Glibc)
 import Glibc
+import Digests
 #endif
 
 // MARK: - TestData

@@ -1,6 +1,7 @@
 import Foundation
 import SSH2
 import Testing
+import Digests
 
 @Suite("Digest and Base64")
 struct DigestTests {

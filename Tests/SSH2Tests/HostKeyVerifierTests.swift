@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SSH2
+import Digests
 
 /// The host-key policy as pure logic: temp known_hosts files, synthetic keys, no network.
 @Suite("HostKeyVerifier")

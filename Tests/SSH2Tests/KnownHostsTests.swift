@@ -1,6 +1,7 @@
 import Foundation
 import SSH2
 import Testing
+import Digests
 
 @Suite("known_hosts")
 struct KnownHostsTests {

@@ -1,5 +1,6 @@
-// Hashes needed to read and write OpenSSH files without a crypto library:
-// SHA-256 for key fingerprints, HMAC-SHA1 for hashed known_hosts names (SHA-1 only as HMAC's hash).
+// Hashes needed to read and write OpenSSH files without a crypto library: SHA-256 for key fingerprints and
+// test checksums, HMAC-SHA1 for hashed known_hosts names, SHA-1 for HMAC and the `%C` config token.
+// One module, so every layer (SSH2, TunnelConfig, test support) shares one implementation.
 // Written from FIPS 180-4 and RFC 2104. Inputs here are a few hundred bytes, so clarity beats speed.
 
 /// Message digests (FIPS 180-4) and HMAC (RFC 2104), on byte arrays.
@@ -35,38 +36,9 @@ public enum Digest {
 
     /// SHA-256 (32 bytes), as used by OpenSSH fingerprints.
     public static func sha256(_ data: [UInt8]) -> [UInt8] {
-        var h: [UInt32] = [
-            0x6A09_E667, 0xBB67_AE85, 0x3C6E_F372, 0xA54F_F53A, 0x510E_527F, 0x9B05_688C, 0x1F83_D9AB, 0x5BE0_CD19,
-        ]
-        var w = [UInt32](repeating: 0, count: 64)
-        forEachBlock(of: data) { block in
-            for t in 0..<16 { w[t] = bigEndianWord(block, at: t * 4) }
-            for t in 16..<64 {
-                let s0 = rotateRight(w[t - 15], 7) ^ rotateRight(w[t - 15], 18) ^ (w[t - 15] >> 3)
-                let s1 = rotateRight(w[t - 2], 17) ^ rotateRight(w[t - 2], 19) ^ (w[t - 2] >> 10)
-                w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
-            }
-            var (a, b, c, d, e, f, g, hh) = (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7])
-            for t in 0..<64 {
-                let bigSigma1 = rotateRight(e, 6) ^ rotateRight(e, 11) ^ rotateRight(e, 25)
-                let choose = (e & f) ^ (~e & g)
-                let t1 = hh &+ bigSigma1 &+ choose &+ sha256RoundConstants[t] &+ w[t]
-                let bigSigma0 = rotateRight(a, 2) ^ rotateRight(a, 13) ^ rotateRight(a, 22)
-                let majority = (a & b) ^ (a & c) ^ (b & c)
-                let t2 = bigSigma0 &+ majority
-                hh = g
-                g = f
-                f = e
-                e = d &+ t1
-                d = c
-                c = b
-                b = a
-                a = t1 &+ t2
-            }
-            h[0] = h[0] &+ a; h[1] = h[1] &+ b; h[2] = h[2] &+ c; h[3] = h[3] &+ d
-            h[4] = h[4] &+ e; h[5] = h[5] &+ f; h[6] = h[6] &+ g; h[7] = h[7] &+ hh
-        }
-        return bytes(of: h)
+        var hasher = SHA256()
+        hasher.update(data)
+        return hasher.finalize()
     }
 
     /// HMAC-SHA1 (RFC 2104): what OpenSSH uses to hash host names in known_hosts.
@@ -79,7 +51,7 @@ public enum Digest {
         return sha1(blockKey.map { $0 ^ 0x5C } + inner)
     }
 
-    // MARK: - Shared by SHA-1 and SHA-256 (both are Merkle-Damgard over 64-byte blocks, big-endian)
+    // MARK: - SHA-1 helpers (Merkle-Damgard over 64-byte blocks, big-endian)
 
     /// Pads the message (0x80, zeros, 64-bit bit length) and hands each 64-byte block to `body`.
     private static func forEachBlock(of data: [UInt8], _ body: ([UInt8]) -> Void) {
@@ -109,19 +81,6 @@ public enum Digest {
     }
 
     private static func rotateLeft(_ x: UInt32, _ n: UInt32) -> UInt32 { (x << n) | (x >> (32 - n)) }
-    private static func rotateRight(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
-
-    /// First 32 bits of the fractional parts of the cube roots of the first 64 primes (FIPS 180-4, 4.2.2).
-    private static let sha256RoundConstants: [UInt32] = [
-        0x428A_2F98, 0x7137_4491, 0xB5C0_FBCF, 0xE9B5_DBA5, 0x3956_C25B, 0x59F1_11F1, 0x923F_82A4, 0xAB1C_5ED5,
-        0xD807_AA98, 0x1283_5B01, 0x2431_85BE, 0x550C_7DC3, 0x72BE_5D74, 0x80DE_B1FE, 0x9BDC_06A7, 0xC19B_F174,
-        0xE49B_69C1, 0xEFBE_4786, 0x0FC1_9DC6, 0x240C_A1CC, 0x2DE9_2C6F, 0x4A74_84AA, 0x5CB0_A9DC, 0x76F9_88DA,
-        0x983E_5152, 0xA831_C66D, 0xB003_27C8, 0xBF59_7FC7, 0xC6E0_0BF3, 0xD5A7_9147, 0x06CA_6351, 0x1429_2967,
-        0x27B7_0A85, 0x2E1B_2138, 0x4D2C_6DFC, 0x5338_0D13, 0x650A_7354, 0x766A_0ABB, 0x81C2_C92E, 0x9272_2C85,
-        0xA2BF_E8A1, 0xA81A_664B, 0xC24B_8B70, 0xC76C_51A3, 0xD192_E819, 0xD699_0624, 0xF40E_3585, 0x106A_A070,
-        0x19A4_C116, 0x1E37_6C08, 0x2748_774C, 0x34B0_BCB5, 0x391C_0CB3, 0x4ED8_AA4A, 0x5B9C_CA4F, 0x682E_6FF3,
-        0x748F_82EE, 0x78A5_636F, 0x84C8_7814, 0x8CC7_0208, 0x90BE_FFFA, 0xA450_6CEB, 0xBEF9_A3F7, 0xC671_78F2,
-    ]
 }
 
 /// Standard base64 (RFC 4648 section 4), strict on input: OpenSSH files are machine-written, so anything
@@ -186,50 +145,5 @@ public enum Base64 {
         case UInt8(ascii: "/"): return 63
         default: return nil
         }
-    }
-}
-
-/// Reads the SSH wire encoding (RFC 4251 section 5: uint32 big-endian, length-prefixed strings) from a byte
-/// array without ever trapping: every read checks the remaining length, so truncated or hostile input just
-/// yields nil. Shared by known_hosts (key blob type) and private key inspection.
-struct SSHWireReader {
-    private let bytes: [UInt8]
-    private(set) var offset = 0
-
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    var remaining: Int { bytes.count - offset }
-
-    mutating func readBytes(_ count: Int) -> [UInt8]? {
-        guard count >= 0, count <= remaining else { return nil }
-        defer { offset += count }
-        return Array(bytes[offset..<offset + count])
-    }
-
-    mutating func readUInt32() -> UInt32? {
-        guard let b = readBytes(4) else { return nil }
-        return UInt32(b[0]) << 24 | UInt32(b[1]) << 16 | UInt32(b[2]) << 8 | UInt32(b[3])
-    }
-
-    mutating func readString() -> [UInt8]? {
-        let start = offset
-        guard let length = readUInt32(), let value = readBytes(Int(length)) else {
-            offset = start
-            return nil
-        }
-        return value
-    }
-
-    /// A string that must be printable ASCII (algorithm and cipher names); nil otherwise.
-    mutating func readName() -> String? {
-        guard let raw = readString(), raw.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
-        return String(decoding: raw, as: UTF8.self)
-    }
-
-    /// The key type name that starts every SSH public key blob (RFC 4253 section 6.6), if well formed.
-    static func keyType(ofBlob blob: [UInt8]) -> String? {
-        var reader = SSHWireReader(blob)
-        guard let name = reader.readName(), !name.isEmpty else { return nil }
-        return name
     }
 }
