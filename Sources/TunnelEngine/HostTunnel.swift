@@ -57,12 +57,13 @@ public final class HostTunnel: @unchecked Sendable {
 
     /// Close listeners, forwarded connections and the session. Idempotent.
     public func stop() async {
-        let (listeners, connection) = try! await eventLoop.submit {
+        // If the event loop is already gone there is nothing left to stop.
+        guard let (listeners, connection) = try? await eventLoop.submit({
             self.stopped = true
             let current = (self.listeners, self.connection)
             self.listeners = []
             return current
-        }.get()
+        }).get() else { return }
         for listener in listeners { try? await listener.close() }
         if let connection { try? await connection.close().get() }
     }
@@ -129,7 +130,7 @@ public final class HostTunnel: @unchecked Sendable {
     /// A local client connected: hand it to the session, or turn it away with a log line saying why.
     fileprivate func accepted(_ channel: Channel, spec: ForwardSpec, handler: LocalClientHandler) {
         counters.connectionAccepted()
-        guard !stopped, let connection, connection.isReady else {
+        guard !stopped, let connection, connection.acceptsClients else {
             counters.connectionEnded()
             logger.warning("\(spec.listenText): refused a client: the SSH session is not up")
             channel.close(promise: nil)

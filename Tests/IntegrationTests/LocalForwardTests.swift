@@ -141,6 +141,33 @@ struct LocalForwardTests {
         try await group.shutdownGracefully()
     }
 
+    @Test("a client that connects while the session is still being set up is served once it is up")
+    func clientWaitsForSession() async throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let port = try freeTCPPort()
+        let spec = ForwardSpec(bind: .address("127.0.0.1"), listenPort: port, targetHost: "127.0.0.1", targetPort: echo.port,
+                               location: SourceLocation(file: "test", line: 1))
+        let tunnel = HostTunnel(settings: settings(sshd), localForwards: [spec], eventLoop: group.next(), logger: testLogger)
+        // A frozen server: TCP connects (the kernel accepts), the SSH handshake waits.
+        sshd.suspend()
+        let starting = Task { try await tunnel.start() }
+        var client: TCPTestConnection?
+        try waitUntil(timeout: 10, "the listener on \(port) to be bound") {
+            client = try? TCPTestClient.connect(port: port, timeout: 1)
+            return client != nil
+        }
+        let payload = Array("sent before the session was up".utf8)
+        try client!.send(payload)
+        client!.shutdownWrite()
+        sshd.resume()
+        _ = try await starting.value
+        #expect(try client!.receiveAll(timeout: 20) == payload)
+        await tunnel.stop()
+        try await group.shutdownGracefully()
+    }
+
     @Test("stop closes the listeners")
     func stopClosesListeners() async throws {
         let sshd = try SSHDFixture()
