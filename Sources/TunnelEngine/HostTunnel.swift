@@ -24,6 +24,7 @@ public final class HostTunnel: @unchecked Sendable {
         self.eventLoop = eventLoop
         var logger = logger
         logger[metadataKey: "tunnel"] = "\(settings.name)"
+        logger[metadataKey: "peer"] = "\(settings.hostName):\(settings.port)"
         self.logger = logger
     }
 

@@ -1,8 +1,9 @@
 import Foundation
 import Logging
 
-/// Log lines a person can read: "web: connected to ...", with "warning:"/"error:" where it matters, the client
-/// address when a line is about one forwarded connection, and every other metadata key at debug level.
+/// Log lines a person can read: "web: connected to ...", with "warning:"/"error:" where it matters, the server
+/// (and the client, when a line is about one forwarded connection) in parentheses, and every other metadata key at
+/// debug level.
 public struct TunnelLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
@@ -30,10 +31,15 @@ public struct TunnelLogHandler: LogHandler {
         case .error, .critical: line += "error: "
         default: break
         }
-        line += "\(event.message)"
-        if let client = merged["client"] { line += " (client \(client))" }
+        let message = "\(event.message)"
+        line += message
+        // Every line about a tunnel names the server it talks to, unless the message already does.
+        var context: [String] = []
+        if let peer = merged["peer"], !message.contains("\(peer)") { context.append("server \(peer)") }
+        if let client = merged["client"] { context.append("client \(client)") }
+        if !context.isEmpty { line += " (" + context.joined(separator: ", ") + ")" }
         if logLevel <= .debug {
-            let rest = merged.filter { $0.key != "tunnel" && $0.key != "client" }
+            let rest = merged.filter { !["tunnel", "client", "peer"].contains($0.key) }
             if !rest.isEmpty { line += " [" + rest.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "]" }
         }
         line += "\n"

@@ -77,6 +77,7 @@ public final class TunnelService: Sendable {
             for await (host, tunnel, result) in tasks {
                 var log = logger
                 log[metadataKey: "tunnel"] = "\(host.name)"
+                log[metadataKey: "peer"] = "\(host.hostName):\(host.port)"
                 switch result {
                 case .success(let info):
                     running[host.name] = tunnel
@@ -100,6 +101,7 @@ public final class TunnelService: Sendable {
                 guard let tunnel = running.removeValue(forKey: name) else { continue }
                 var log = logger
                 log[metadataKey: "tunnel"] = "\(name)"
+                log[metadataKey: "peer"] = "\(tunnel.settings.hostName):\(tunnel.settings.port)"
                 log.error("\(reason.map { "\($0)" } ?? "session closed"); tunnel stopped (reconnect is not implemented yet)")
                 await tunnel.stop()
                 if !running.isEmpty { continue }
