@@ -17,6 +17,14 @@ public struct SSH2Error: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var kind: Kind { Kind(code: code) }
 
+    /// Codes after which the session's transport (socket, crypto, packet framing) cannot be trusted any more.
+    public static let transportCodes: Set<Int32> = [
+        LIBSSH2_ERROR_SOCKET_NONE, LIBSSH2_ERROR_INVALID_MAC, LIBSSH2_ERROR_ALLOC, LIBSSH2_ERROR_DECRYPT,
+        LIBSSH2_ERROR_ENCRYPT, LIBSSH2_ERROR_BAD_SOCKET, LIBSSH2_ERROR_SOCKET_DISCONNECT, LIBSSH2_ERROR_SOCKET_SEND,
+        LIBSSH2_ERROR_SOCKET_RECV, LIBSSH2_ERROR_SOCKET_TIMEOUT, LIBSSH2_ERROR_TIMEOUT, LIBSSH2_ERROR_PROTO,
+        LIBSSH2_ERROR_KEX_FAILURE, LIBSSH2_ERROR_KEY_EXCHANGE_FAILURE, LIBSSH2_ERROR_COMPRESS, LIBSSH2_ERROR_ZLIB,
+    ]
+
     public var description: String {
         let detail = message.isEmpty ? kind.summary : message
         return "\(operation): \(detail)"

@@ -63,16 +63,24 @@ public final class SSHChannel {
         return libssh2_channel_eof(raw) != 0
     }
 
+    /// After end of stream: whether the server has closed the channel (SSH_MSG_CHANNEL_CLOSE), as opposed to only
+    /// sending EOF. libssh2's read reports both as end of stream; after a close the server discards anything we
+    /// send and never widens the window again, so the caller must stop sending.
+    public func remoteClosed() throws(SSH2Error) -> Bool {
+        let raw = try usable()
+        let rc = libssh2_channel_wait_closed(raw)
+        if rc == 0 { return true }
+        if rc == LIBSSH2_ERROR_EAGAIN { return false }
+        throw session.lastError(rc, operation: "check whether the server closed the channel")
+    }
+
     /// Close and release the channel. Repeat after `.wouldBlock`; after `.done` the channel is unusable.
     public func free() -> SSHStep<Void> {
         guard let raw else { return .done(()) }
         let rc = libssh2_channel_free(raw)
+        // With the transport gone (invalidated), an EAGAIN here cannot change: leave the remains to session_free,
+        // which completes without waiting once the transport reads as ended.
         if rc == LIBSSH2_ERROR_EAGAIN && !session.isInvalidated { return .wouldBlock }
-        if rc == LIBSSH2_ERROR_EAGAIN {
-            // The transport is gone: leave the remains to session_free, which now completes without waiting.
-            self.raw = nil
-            return .done(())
-        }
         self.raw = nil
         return .done(())
     }

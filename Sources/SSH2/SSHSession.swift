@@ -169,7 +169,9 @@ public final class SSHSession {
         var length: Int32 = 0
         let lastCode = libssh2_session_last_error(raw, &messagePointer, &length, 0)
         let message = messagePointer.map { String(cString: $0) } ?? ""
-        return SSH2Error(code: lastCode != 0 ? lastCode : code, message: message, operation: operation)
+        // The failing call's own code is authoritative; libssh2's last error may be older when they differ.
+        let effective = code != 0 ? code : lastCode
+        return SSH2Error(code: effective, message: lastCode == effective ? message : "", operation: operation)
     }
 
     // Called from the C callbacks.

@@ -39,6 +39,34 @@ public struct HostConfig: Sendable, Hashable {
     public var identitiesOnly: Bool
     /// The first Host line that named this host without wildcards; nil if none did.
     public var location: SourceLocation?
+    /// nil: the agent SSH_AUTH_SOCK names (OpenSSH's default). (Parsed; not used yet.)
+    public var identityAgent: IdentityAgent?
+    /// System-wide known_hosts files, read but never written; as written (OpenSSH
+    /// expands neither `~` nor tokens here). Default /etc/ssh/ssh_known_hosts,
+    /// /etc/ssh/ssh_known_hosts2; empty for `none`.
+    public var globalKnownHostsFiles: [String]
+    /// Record new host keys with hashed names. Default false.
+    public var hashKnownHosts: Bool
+    /// Jump hosts in the order they are connected through; nil when unset or
+    /// `none` (also when a ProxyCommand came first). `%` tokens are kept as
+    /// written, as OpenSSH 9.2 does. (Parsed; not used yet.)
+    public var proxyJump: [JumpHost]?
+    /// TCP connection attempts, one second apart; default 1. (Parsed; not used yet.)
+    public var connectionAttempts: Int
+    /// Default true. (Parsed; not used yet.)
+    public var passwordAuthentication: Bool
+    /// Default true; also true for OpenSSH's `unbound` and `host-bound`. (Parsed; tunnel
+    /// authenticates with keys only for now.)
+    public var pubkeyAuthentication: Bool
+    /// Default true (`ChallengeResponseAuthentication` is an old name for it). (Parsed; not used yet.)
+    public var kbdInteractiveAuthentication: Bool
+    /// The order to try methods in; nil: OpenSSH's default order
+    /// (`AuthenticationMethod.openSSHDefaultOrder`). (Parsed; not used yet.)
+    public var preferredAuthentications: [AuthenticationMethod]?
+    /// Local address (or host name) to connect from; nil: any. (Parsed; not used yet.)
+    public var bindAddress: String?
+    /// Default `.any`. (Parsed; not used yet.)
+    public var addressFamily: AddressFamily
 
     /// OpenSSH's default identity files, in the order it tries them.
     public static let defaultIdentityFiles = [
@@ -46,6 +74,7 @@ public struct HostConfig: Sendable, Hashable {
         "~/.ssh/id_ed25519_sk", "~/.ssh/id_xmss", "~/.ssh/id_dsa",
     ]
     public static let defaultUserKnownHostsFiles = ["~/.ssh/known_hosts", "~/.ssh/known_hosts2"]
+    public static let defaultGlobalKnownHostsFiles = ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]
 
     /// A host with OpenSSH's defaults; paths given here are used as is.
     public init(
@@ -66,7 +95,18 @@ public struct HostConfig: Sendable, Hashable {
         gatewayPorts: Bool = false,
         exitOnForwardFailure: Bool = false,
         identitiesOnly: Bool = false,
-        location: SourceLocation? = nil
+        location: SourceLocation? = nil,
+        identityAgent: IdentityAgent? = nil,
+        globalKnownHostsFiles: [String] = HostConfig.defaultGlobalKnownHostsFiles,
+        hashKnownHosts: Bool = false,
+        proxyJump: [JumpHost]? = nil,
+        connectionAttempts: Int = 1,
+        passwordAuthentication: Bool = true,
+        pubkeyAuthentication: Bool = true,
+        kbdInteractiveAuthentication: Bool = true,
+        preferredAuthentications: [AuthenticationMethod]? = nil,
+        bindAddress: String? = nil,
+        addressFamily: AddressFamily = .any
     ) {
         self.name = name
         self.hostName = hostName ?? name.lowercased()
@@ -86,6 +126,17 @@ public struct HostConfig: Sendable, Hashable {
         self.exitOnForwardFailure = exitOnForwardFailure
         self.identitiesOnly = identitiesOnly
         self.location = location
+        self.identityAgent = identityAgent
+        self.globalKnownHostsFiles = globalKnownHostsFiles
+        self.hashKnownHosts = hashKnownHosts
+        self.proxyJump = proxyJump
+        self.connectionAttempts = connectionAttempts
+        self.passwordAuthentication = passwordAuthentication
+        self.pubkeyAuthentication = pubkeyAuthentication
+        self.kbdInteractiveAuthentication = kbdInteractiveAuthentication
+        self.preferredAuthentications = preferredAuthentications
+        self.bindAddress = bindAddress
+        self.addressFamily = addressFamily
     }
 
     /// True when the host has something to forward (what `tunnel up` brings up).

@@ -5,7 +5,8 @@
 // ~/.ssh/config itself can be read), and anything else (an error, as in
 // OpenSSH, unless covered by IgnoreUnknown).
 
-/// Keywords this module parses, validates and stores.
+/// Keywords this module parses, validates and stores (some only for `--resolve`
+/// and later releases of the engine).
 enum Keyword: String, CaseIterable, Sendable {
     case host = "Host"
     case match = "Match"
@@ -26,12 +27,28 @@ enum Keyword: String, CaseIterable, Sendable {
     case exitOnForwardFailure = "ExitOnForwardFailure"
     case identitiesOnly = "IdentitiesOnly"
     case ignoreUnknown = "IgnoreUnknown"
+    case identityAgent = "IdentityAgent"
+    case globalKnownHostsFile = "GlobalKnownHostsFile"
+    case hashKnownHosts = "HashKnownHosts"
+    case proxyJump = "ProxyJump"
+    case connectionAttempts = "ConnectionAttempts"
+    case passwordAuthentication = "PasswordAuthentication"
+    case pubkeyAuthentication = "PubkeyAuthentication"
+    case kbdInteractiveAuthentication = "KbdInteractiveAuthentication"
+    case preferredAuthentications = "PreferredAuthentications"
+    case bindAddress = "BindAddress"
+    case addressFamily = "AddressFamily"
 
     /// Lowercased spelling → keyword; OpenSSH also accepts a few aliases.
     static let byLowercasedName: [String: Keyword] = {
         var table = Dictionary(uniqueKeysWithValues: allCases.map { ($0.rawValue.lowercased(), $0) })
         table["identityfile2"] = .identityFile
         table["setuptimeout"] = .connectTimeout
+        // Old names OpenSSH 9.x still reads as these keywords.
+        for alias in ["challengeresponseauthentication", "skeyauthentication", "tisauthentication"] {
+            table[alias] = .kbdInteractiveAuthentication
+        }
+        table["dsaauthentication"] = .pubkeyAuthentication
         return table
     }()
 
@@ -46,32 +63,32 @@ enum KnownOpenSSHKeywords {
     static let ignored: [String: String] = {
         let names = [
             // Documented in ssh_config(5), OpenSSH 9.x.
-            "AddKeysToAgent", "AddressFamily", "BatchMode", "BindAddress", "BindInterface",
+            "AddKeysToAgent", "BatchMode", "BindInterface",
             "CanonicalDomains", "CanonicalizeFallbackLocal", "CanonicalizeHostname",
             "CanonicalizeMaxDots", "CanonicalizePermittedCNAMEs", "CASignatureAlgorithms",
             "CertificateFile", "ChannelTimeout", "CheckHostIP", "Ciphers", "ClearAllForwardings",
-            "Compression", "ConnectionAttempts", "ControlMaster", "ControlPath", "ControlPersist",
+            "Compression", "ControlMaster", "ControlPath", "ControlPersist",
             "EnableEscapeCommandline", "EnableSSHKeysign", "EscapeChar", "FingerprintHash",
             "ForkAfterAuthentication", "ForwardAgent", "ForwardX11", "ForwardX11Timeout",
-            "ForwardX11Trusted", "GlobalKnownHostsFile", "GSSAPIAuthentication",
+            "ForwardX11Trusted", "GSSAPIAuthentication",
             "GSSAPIClientIdentity", "GSSAPIDelegateCredentials", "GSSAPIKeyExchange",
             "GSSAPIRenewalForcesRekey", "GSSAPIServerIdentity", "GSSAPITrustDns",
-            "GSSAPIKexAlgorithms", "HashKnownHosts", "HostbasedAcceptedAlgorithms",
-            "HostbasedAuthentication", "HostKeyAlgorithms", "HostKeyAlias", "IdentityAgent",
-            "IPQoS", "KbdInteractiveAuthentication", "KbdInteractiveDevices", "KexAlgorithms",
+            "GSSAPIKexAlgorithms", "HostbasedAcceptedAlgorithms",
+            "HostbasedAuthentication", "HostKeyAlgorithms", "HostKeyAlias",
+            "IPQoS", "KbdInteractiveDevices", "KexAlgorithms",
             "KnownHostsCommand", "LocalCommand", "LogLevel", "LogVerbose", "MACs",
             "NoHostAuthenticationForLocalhost", "NumberOfPasswordPrompts",
-            "ObscureKeystrokeTiming", "PasswordAuthentication", "PermitLocalCommand",
-            "PermitRemoteOpen", "PKCS11Provider", "PreferredAuthentications", "ProxyCommand",
-            "ProxyJump", "ProxyUseFdpass", "PubkeyAcceptedAlgorithms", "PubkeyAuthentication",
+            "ObscureKeystrokeTiming", "PermitLocalCommand",
+            "PermitRemoteOpen", "PKCS11Provider", "ProxyCommand",
+            "ProxyUseFdpass", "PubkeyAcceptedAlgorithms",
             "RekeyLimit", "RemoteCommand", "RequestTTY", "RequiredRSASize", "RevokedHostKeys",
             "SecurityKeyProvider", "SendEnv", "SessionType", "SetEnv", "StdinNull",
             "StreamLocalBindMask", "StreamLocalBindUnlink", "SyslogFacility", "Tag",
             "TCPKeepAlive", "Tunnel", "TunnelDevice", "UpdateHostKeys", "VerifyHostKeyDNS",
             "VisualHostKey", "XAuthLocation",
             // Aliases and old names OpenSSH still accepts.
-            "ChallengeResponseAuthentication", "DSAAuthentication", "HostbasedKeyTypes",
-            "KeepAlive", "PubkeyAcceptedKeyTypes", "SkeyAuthentication", "TISAuthentication",
+            "HostbasedKeyTypes",
+            "KeepAlive", "PubkeyAcceptedKeyTypes",
             "ProtocolKeepAlives", "SmartcardDevice",
             // Deprecated or unsupported: OpenSSH logs and carries on.
             "AFSTokenPassing", "Cipher", "CompressionLevel", "FallBackToRsh",

@@ -85,6 +85,8 @@ struct Parser {
         guard let keyword = Keyword.byLowercasedName[lowered] else {
             if let name = KnownOpenSSHKeywords.ignored[lowered] {
                 diagnostics.warnOnce(key: lowered, "\(name) is an OpenSSH option tunnel does not use; ignored", at: location)
+                // Ignored, but a ProxyJump after it does not apply (OpenSSH takes the first of the two).
+                if lowered == "proxycommand" { return Statement(location: location, directive: .setting(.proxyCommand)) }
             } else {
                 unknownKeyword(line.keyword, at: location)
             }
@@ -228,7 +230,126 @@ struct Parser {
             guard let value = single() else { return nil }
             ignoreUnknown.append(PatternList(value))
             return nil
+
+        case .identityAgent:
+            guard let value = single() else { return nil }
+            // The older `$NAME` form (no braces): the socket path is in that variable.
+            if value.hasPrefix("$"), !value.hasPrefix("${") {
+                let name = value.dropFirst()
+                guard !name.isEmpty, name.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }) else {
+                    return bad("invalid environment variable name in \(value.quotedForMessage)")
+                }
+                return .setting(.identityAgent(value))
+            }
+            if let problem = checkPath(value) { return bad(problem) }
+            return .setting(.identityAgent(value))
+
+        case .globalKnownHostsFile:
+            if args.contains(where: \.isEmpty) { return bad("empty file name") }
+            if args.contains(where: { $0.lowercased() == "none" }) {
+                if args.count > 1 { return bad("\"none\" must appear alone") }
+                return .setting(.globalKnownHostsFiles([]))
+            }
+            if args.count > Self.maximumKnownHostsFiles {
+                return bad("too many files (at most \(Self.maximumKnownHostsFiles))")
+            }
+            // Used as written: OpenSSH expands neither `~` nor tokens here.
+            return .setting(.globalKnownHostsFiles(args))
+
+        case .proxyJump:
+            if args.count > 1 {
+                return bad("takes one argument, found \(args.count): \(args.joined(separator: " ").quotedForMessage) (separate jump hosts with commas, no spaces)")
+            }
+            do {
+                return .setting(.proxyJump(try ProxyJumpSyntax.parse(args[0])))
+            } catch {
+                return bad(error.message)
+            }
+
+        case .connectionAttempts:
+            guard let value = single() else { return nil }
+            // OpenSSH also takes a leading '+'; 0 is refused when connecting.
+            let digits = value.hasPrefix("+") ? String(value.dropFirst()) : value
+            guard let count = ValueSyntax.count(digits), count > 0 else {
+                return bad("bad number \(value.quotedForMessage) (expected a whole number, 1 or more)")
+            }
+            return .setting(.connectionAttempts(count))
+
+        case .hashKnownHosts, .passwordAuthentication, .kbdInteractiveAuthentication:
+            guard let value = single() else { return nil }
+            guard let flag = ValueSyntax.flag(value) else {
+                return bad("bad value \(value.quotedForMessage) (expected yes or no)")
+            }
+            switch keyword {
+            case .hashKnownHosts: return .setting(.hashKnownHosts(flag))
+            case .passwordAuthentication: return .setting(.passwordAuthentication(flag))
+            default: return .setting(.kbdInteractiveAuthentication(flag))
+            }
+
+        case .pubkeyAuthentication:
+            guard let value = single() else { return nil }
+            guard let mode = PubkeyAuthenticationMode(configValue: value) else {
+                return bad("bad value \(value.quotedForMessage) (expected yes, no, unbound or host-bound)")
+            }
+            return .setting(.pubkeyAuthentication(mode))
+
+        case .preferredAuthentications:
+            guard let value = single() else { return nil }
+            var methods: [AuthenticationMethod] = []
+            for name in value.split(separator: ",", omittingEmptySubsequences: false) {
+                guard !name.isEmpty else {
+                    return bad("empty method name in \(value.quotedForMessage) (a comma-separated list, no spaces)")
+                }
+                // OpenSSH compares method names exactly and skips names it does not know.
+                guard let method = AuthenticationMethod(rawValue: String(name)) else {
+                    let known = AuthenticationMethod.allCases.map(\.rawValue).joined(separator: ", ")
+                    return bad("unknown method \(String(name).quotedForMessage) (known: \(known))")
+                }
+                methods.append(method)
+            }
+            return .setting(.preferredAuthentications(methods))
+
+        case .bindAddress:
+            guard let value = single() else { return nil }
+            guard Self.isBindAddress(value) else {
+                return bad("bad address \(value.quotedForMessage) (expected an IPv4 or IPv6 address, without brackets or port, or a host name)")
+            }
+            return .setting(.bindAddress(value))
+
+        case .addressFamily:
+            guard let value = single() else { return nil }
+            guard let family = AddressFamily(configValue: value) else {
+                return bad("bad value \(value.quotedForMessage) (expected any, inet or inet6)")
+            }
+            return .setting(.addressFamily(family))
         }
+    }
+
+    /// OpenSSH's SSH_MAX_HOSTS_FILES.
+    static let maximumKnownHostsFiles = 32
+
+    /// What getaddrinfo(3) can take as a local address to bind to: an IPv4
+    /// address, an IPv6 address (optionally with a `%zone`), or a host name.
+    static func isBindAddress(_ text: String) -> Bool {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 { return true }
+        var address = Substring(text)
+        if let percent = text.firstIndex(of: "%") {
+            let zone = text[text.index(after: percent)...]
+            guard !zone.isEmpty, zone.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ".") }) else {
+                return false
+            }
+            address = text[..<percent]
+        }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, String(address), &v6) == 1 { return true }
+        if address.endIndex != text.endIndex { return false }
+        // A host name: labels of letters, digits, '-' and '_', separated by
+        // single dots; not something that only looks like an IPv4 address.
+        if text.allSatisfy({ $0 == "." || ($0.isASCII && $0.isNumber) }) { return false }
+        guard let first = text.first, first.isASCII && (first.isLetter || first.isNumber) else { return false }
+        return text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
+            && !text.contains("..")
     }
 
     // MARK: Unknown keywords

@@ -23,12 +23,17 @@ extension TunnelConfigFile {
         "hostname", "port", "user", "identityfile", "userknownhostsfile", "stricthostkeychecking",
         "localforward", "remoteforward", "dynamicforward", "serveraliveinterval", "serveralivecountmax",
         "connecttimeout", "gatewayports", "exitonforwardfailure", "identitiesonly",
+        "identityagent", "globalknownhostsfile", "hashknownhosts", "proxyjump", "connectionattempts",
+        "passwordauthentication", "pubkeyauthentication", "kbdinteractiveauthentication",
+        "preferredauthentications", "bindaddress", "addressfamily",
     ]
 
     /// What `ssh -F path -G host` prints for the keywords tunnel acts on, in the
     /// same spelling: `identityfile` as written (ssh -G does not expand it),
     /// `userknownhostsfile` expanded and space-separated, forwards as
-    /// `[bind]:port [host]:port` with the bind address as written.
+    /// `[bind]:port [host]:port` with the bind address as written. Like ssh -G,
+    /// `identityagent`, `proxyjump`, `preferredauthentications` and
+    /// `bindaddress` appear only when set.
     public func resolvedSettings(host: String) -> [ResolvedSetting] {
         let resolved = resolve(host: host)
         var written = CollectedSettings()
@@ -69,6 +74,30 @@ extension TunnelConfigFile {
         add("gatewayports", flag(resolved.gatewayPorts))
         add("exitonforwardfailure", flag(resolved.exitOnForwardFailure))
         add("identitiesonly", flag(resolved.identitiesOnly))
+        // ssh -G prints IdentityAgent expanded (`none`, `SSH_AUTH_SOCK` and `$NAME` as written).
+        if let agent = written.identityAgent {
+            if case .socket(let path)? = resolved.identityAgent {
+                add("identityagent", path)
+            } else {
+                add("identityagent", agent)
+            }
+        }
+        add("globalknownhostsfile",
+            resolved.globalKnownHostsFiles.isEmpty ? "none" : resolved.globalKnownHostsFiles.joined(separator: " "))
+        add("hashknownhosts", flag(resolved.hashKnownHosts))
+        // The hops before the last as written, the last one normalised (absent for `none`).
+        if let jump = written.proxyJump, let last = jump.hops.last {
+            add("proxyjump", (jump.leadingText.map { $0 + "," } ?? "") + last.description)
+        }
+        add("connectionattempts", String(resolved.connectionAttempts))
+        add("passwordauthentication", flag(resolved.passwordAuthentication))
+        add("pubkeyauthentication", (written.pubkeyAuthentication ?? .yes).sshDashG)
+        add("kbdinteractiveauthentication", flag(resolved.kbdInteractiveAuthentication))
+        if let methods = resolved.preferredAuthentications {
+            add("preferredauthentications", methods.map(\.rawValue).joined(separator: ","))
+        }
+        if let bind = resolved.bindAddress { add("bindaddress", bind) }
+        add("addressfamily", resolved.addressFamily.rawValue)
         return out
     }
 }

@@ -24,6 +24,19 @@ struct CollectedSettings {
     var gatewayPorts: Bool?
     var exitOnForwardFailure: Bool?
     var identitiesOnly: Bool?
+    var identityAgent: String?
+    var globalKnownHostsFiles: [String]?
+    var hashKnownHosts: Bool?
+    var proxyJump: WrittenProxyJump?
+    /// A ProxyCommand line applied: a later ProxyJump does not.
+    var proxyCommandSeen = false
+    var connectionAttempts: Int?
+    var passwordAuthentication: Bool?
+    var pubkeyAuthentication: PubkeyAuthenticationMode?
+    var kbdInteractiveAuthentication: Bool?
+    var preferredAuthentications: [AuthenticationMethod]?
+    var bindAddress: String?
+    var addressFamily: AddressFamily?
 
     /// Some Local, Remote or Dynamic forward applies (`HostConfig.hasForwards`).
     var hasForwards: Bool {
@@ -54,6 +67,20 @@ struct CollectedSettings {
         case .gatewayPorts(let v): gatewayPorts = gatewayPorts ?? v
         case .exitOnForwardFailure(let v): exitOnForwardFailure = exitOnForwardFailure ?? v
         case .identitiesOnly(let v): identitiesOnly = identitiesOnly ?? v
+        case .identityAgent(let v): identityAgent = identityAgent ?? v
+        case .globalKnownHostsFiles(let v): globalKnownHostsFiles = globalKnownHostsFiles ?? v
+        case .hashKnownHosts(let v): hashKnownHosts = hashKnownHosts ?? v
+        // OpenSSH takes the first of ProxyCommand and ProxyJump (but
+        // `ProxyJump none` does not stop a later ProxyCommand).
+        case .proxyJump(let v): if proxyJump == nil && !proxyCommandSeen { proxyJump = v }
+        case .proxyCommand: proxyCommandSeen = true
+        case .connectionAttempts(let v): connectionAttempts = connectionAttempts ?? v
+        case .passwordAuthentication(let v): passwordAuthentication = passwordAuthentication ?? v
+        case .pubkeyAuthentication(let v): pubkeyAuthentication = pubkeyAuthentication ?? v
+        case .kbdInteractiveAuthentication(let v): kbdInteractiveAuthentication = kbdInteractiveAuthentication ?? v
+        case .preferredAuthentications(let v): preferredAuthentications = preferredAuthentications ?? v
+        case .bindAddress(let v): bindAddress = bindAddress ?? v
+        case .addressFamily(let v): addressFamily = addressFamily ?? v
         }
     }
 }
@@ -128,6 +155,13 @@ struct Resolver {
                                           environment: context.environment)) ?? tilde
         }
 
+        let identityAgent: IdentityAgent? = settings.identityAgent.map { written in
+            if written.lowercased() == "none" { return .disabled }
+            if written == "SSH_AUTH_SOCK" { return .environment(written) }
+            if written.hasPrefix("$") && !written.hasPrefix("${") { return .environment(String(written.dropFirst())) }
+            return .socket(expandPath(written))
+        }
+
         let gatewayPorts = settings.gatewayPorts ?? false
         let identityGiven = !settings.identityFiles.isEmpty
         return HostConfig(
@@ -148,7 +182,18 @@ struct Resolver {
             gatewayPorts: gatewayPorts,
             exitOnForwardFailure: settings.exitOnForwardFailure ?? false,
             identitiesOnly: settings.identitiesOnly ?? false,
-            location: location
+            location: location,
+            identityAgent: identityAgent,
+            globalKnownHostsFiles: settings.globalKnownHostsFiles ?? HostConfig.defaultGlobalKnownHostsFiles,
+            hashKnownHosts: settings.hashKnownHosts ?? false,
+            proxyJump: settings.proxyJump.flatMap { $0.hops.isEmpty ? nil : $0.hops },
+            connectionAttempts: settings.connectionAttempts ?? 1,
+            passwordAuthentication: settings.passwordAuthentication ?? true,
+            pubkeyAuthentication: settings.pubkeyAuthentication?.enabled ?? true,
+            kbdInteractiveAuthentication: settings.kbdInteractiveAuthentication ?? true,
+            preferredAuthentications: settings.preferredAuthentications,
+            bindAddress: settings.bindAddress,
+            addressFamily: settings.addressFamily ?? .any
         )
     }
 }

@@ -41,4 +41,19 @@ enum Setting: Sendable {
     case gatewayPorts(Bool)
     case exitOnForwardFailure(Bool)
     case identitiesOnly(Bool)
+    /// As written (expanded at resolve).
+    case identityAgent(String)
+    /// As written (OpenSSH does not expand them); empty for `none`.
+    case globalKnownHostsFiles([String])
+    case hashKnownHosts(Bool)
+    case proxyJump(WrittenProxyJump)
+    /// A `ProxyCommand` line (otherwise ignored): a ProxyJump after it does not apply, as in OpenSSH.
+    case proxyCommand
+    case connectionAttempts(Int)
+    case passwordAuthentication(Bool)
+    case pubkeyAuthentication(PubkeyAuthenticationMode)
+    case kbdInteractiveAuthentication(Bool)
+    case preferredAuthentications([AuthenticationMethod])
+    case bindAddress(String)
+    case addressFamily(AddressFamily)
 }

@@ -75,3 +75,110 @@ enum ValueSyntax {
         return total
     }
 }
+
+/// Which address family to connect with (`AddressFamily`).
+public enum AddressFamily: String, Sendable, Hashable {
+    /// IPv4 or IPv6, whichever the name resolves to (OpenSSH's default).
+    case any
+    /// IPv4 only.
+    case inet
+    /// IPv6 only.
+    case inet6
+
+    /// `any`, `inet`, `inet6`; any case.
+    init?(configValue: String) {
+        self.init(rawValue: configValue.lowercased())
+    }
+}
+
+/// A user authentication method name, as `PreferredAuthentications` lists them.
+public enum AuthenticationMethod: String, Sendable, Hashable, CaseIterable {
+    case gssapiWithMIC = "gssapi-with-mic"
+    /// Debian's and several distributions' GSSAPI key exchange patch.
+    case gssapiKeyex = "gssapi-keyex"
+    case hostbased
+    case publickey
+    case keyboardInteractive = "keyboard-interactive"
+    case password
+    case none
+
+    /// The order OpenSSH tries methods in when `PreferredAuthentications` is not set.
+    public static let openSSHDefaultOrder: [AuthenticationMethod] = [
+        .gssapiWithMIC, .hostbased, .publickey, .keyboardInteractive, .password,
+    ]
+}
+
+/// Where to find an SSH agent (`IdentityAgent`).
+public enum IdentityAgent: Sendable, Hashable {
+    /// `IdentityAgent none`: use no agent, whatever SSH_AUTH_SOCK says.
+    case disabled
+    /// `SSH_AUTH_SOCK` or the older `$NAME` form: the socket path is in this
+    /// environment variable, read when connecting.
+    case environment(String)
+    /// A socket path, with `~`, `%` tokens and `${VAR}` already expanded.
+    case socket(String)
+}
+
+/// One jump host of `ProxyJump`, in the order written (the first is connected to first).
+public struct JumpHost: Sendable, Hashable, CustomStringConvertible {
+    /// nil: the user this host's own configuration gives.
+    public var user: String?
+    /// As written, without the brackets around an IPv6 address.
+    public var host: String
+    /// nil: the port this host's own configuration gives.
+    public var port: Int?
+
+    public init(user: String? = nil, host: String, port: Int? = nil) {
+        self.user = user
+        self.host = host
+        self.port = port
+    }
+
+    /// `[user@]host[:port]`, with the host in brackets when it is numeric
+    /// (contains `:` or only digits and dots), as `ssh -G` prints it.
+    public var description: String {
+        let numeric = host.contains(":") || host.allSatisfy { $0 == "." || ($0.isASCII && $0.isNumber) }
+        var text = user.map { $0 + "@" } ?? ""
+        text += numeric ? "[\(host)]" : host
+        if let port { text += ":\(port)" }
+        return text
+    }
+}
+
+/// `PubkeyAuthentication`: OpenSSH 9.x also accepts `unbound` and `host-bound`
+/// (restrictions on agent-forwarded keys), which count as "yes" for a client
+/// without agent forwarding.
+enum PubkeyAuthenticationMode: Sendable {
+    case yes, no, unbound, hostBound
+
+    init?(configValue: String) {
+        switch configValue.lowercased() {
+        case "yes", "true": self = .yes
+        case "no", "false": self = .no
+        case "unbound": self = .unbound
+        case "host-bound": self = .hostBound
+        default: return nil
+        }
+    }
+
+    var enabled: Bool { self != .no }
+
+    /// How `ssh -G` prints it.
+    var sshDashG: String {
+        switch self {
+        case .yes: return "true"
+        case .no: return "false"
+        case .unbound: return "unbound"
+        case .hostBound: return "host-bound"
+        }
+    }
+}
+
+/// `ProxyJump` as written: its hops, and the text before the last comma
+/// (`ssh -G` prints that part as written and only the last hop normalised).
+struct WrittenProxyJump: Sendable {
+    /// Empty for `ProxyJump none`.
+    var hops: [JumpHost]
+    /// Everything before the last comma, as written; nil for a single hop.
+    var leadingText: String?
+}

@@ -40,7 +40,9 @@ public struct ConnectionSettings: Sendable {
         // `IdentityFile none` means no identity file at all, as in OpenSSH.
         self.init(name: host.name, hostName: host.hostName, port: host.port, user: host.user,
                   identityFiles: host.identityFiles.filter { $0.lowercased() != "none" }, identityFilesGiven: host.identityFilesGiven,
-                  hostKeyPolicy: HostKeyPolicy(mode: mode, knownHostsFiles: host.userKnownHostsFiles),
+                  hostKeyPolicy: HostKeyPolicy(mode: mode, knownHostsFiles: host.userKnownHostsFiles,
+                                               globalKnownHostsFiles: host.globalKnownHostsFiles,
+                                               hashNewEntries: host.hashKnownHosts),
                   connectTimeoutSeconds: Int64(host.connectTimeout ?? 30))
     }
 

@@ -65,7 +65,7 @@ final class ForwardedConnection {
     func openFailed(_ error: SSH2Error) {
         counters.recordOpenFailure()
         logger.warning("\(spec.listenText) -> \(spec.targetText): the server could not open the connection: \(error.message.isEmpty ? error.description : error.message)")
-        close()
+        close(.abort)
     }
 
     /// Move whatever can move now. Throws only for errors that doom the whole session; a problem with this one
@@ -78,14 +78,29 @@ final class ForwardedConnection {
         } catch {
             if error.isSessionFatal { throw error }
             logger.info("\(spec.listenText) -> \(spec.targetText): closed: \(error)")
-            close()
+            close(.abort)
             return
+        }
+        if remoteEOF && !(eofSent || localClosed) {
+            // libssh2 reads EOF and CLOSE alike as end of stream. After CLOSE the server discards what we send and
+            // never widens the window again, so an upload would stall for good: finish as OpenSSH does
+            // (deliver what we have to the client, then close).
+            let closedByServer: Bool
+            do { closedByServer = try channel.remoteClosed() } catch {
+                if error.isSessionFatal { throw error }
+                closedByServer = true
+            }
+            if closedByServer {
+                logger.debug("the server closed the channel; \(toServer?.readableBytes ?? 0) bytes from the client were not delivered")
+                close(.drainThenClose)
+                return
+            }
         }
         if !localEOF, toServer == nil, !readRequested, !outboundCongested, !localClosed {
             readRequested = true
             local.read()
         }
-        if remoteEOF && (eofSent || localClosed) { close() }
+        if remoteEOF && (eofSent || localClosed) { close(.drainThenClose) }
     }
 
     private func moveToServer(_ channel: SSHChannel, outboundCongested: Bool) throws(SSH2Error) {
@@ -171,17 +186,30 @@ final class ForwardedConnection {
     /// The client is gone (both directions): nothing more can be delivered either way.
     func localChannelClosed() {
         localClosed = true
-        close()
+        close(.abort)
     }
 
     // MARK: - Teardown
 
-    /// Close both sides. The SSH channel is handed back to the connection to be freed (a libssh2 step that may need
-    /// a round trip), the local socket is closed once its pending writes are out.
+    enum CloseMode {
+        /// Both sides are finished: let the client read what is already written to it, then close. Bounded by
+        /// `drainLimit`, so a client that never reads cannot keep the socket (and its buffers) forever.
+        case drainThenClose
+        /// Close now (session lost, stop, error): pending writes are dropped and a blocked client is released.
+        case abort
+    }
+
+    static let drainLimit = TimeAmount.seconds(30)
+
+    /// The SSH channel is handed back to the connection to be freed (a libssh2 step that may need a round trip).
     private(set) var channelToRetire: SSHChannel?
 
-    func close() {
-        guard phase != .closed else { return }
+    func close(_ mode: CloseMode) {
+        guard phase != .closed else {
+            // Already closing gently; an abort (stop, session lost) must still take effect now.
+            if mode == .abort { local.close(promise: nil) }
+            return
+        }
         let wasCounted = phase == .open || phase == .opening || phase == .waitingForSession
         phase = .closed
         channelToRetire = channel
@@ -189,9 +217,14 @@ final class ForwardedConnection {
         toServer = nil
         if wasCounted { counters.connectionEnded() }
         let local = self.local
-        if let lastLocalWrite {
-            lastLocalWrite.whenComplete { _ in local.close(promise: nil) }
-        } else {
+        switch (mode, lastLocalWrite) {
+        case (.drainThenClose, let lastWrite?):
+            let limit = local.eventLoop.scheduleTask(in: Self.drainLimit) { local.close(promise: nil) }
+            lastWrite.whenComplete { _ in
+                limit.cancel()
+                local.close(promise: nil)
+            }
+        default:
             local.close(promise: nil)
         }
     }
@@ -203,11 +236,13 @@ final class ForwardedConnection {
 }
 
 extension SSH2Error {
-    /// Errors that mean the session itself is broken (as opposed to one channel being refused or closed).
+    /// Errors that mean the session itself is broken: the transport is gone or its crypto or protocol state is
+    /// corrupt. Anything else (a refused, closed or misused channel) ends only the one forwarded connection.
     var isSessionFatal: Bool {
         switch kind {
-        case .channelFailure, .channelClosed, .requestDenied: return false
-        default: return true
+        case .socketDisconnected, .bannerExchange, .keyExchange, .protocolError, .timeout: return true
+        case .other(let code): return SSH2Error.transportCodes.contains(code)
+        default: return false
         }
     }
 }

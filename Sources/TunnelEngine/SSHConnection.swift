@@ -47,6 +47,7 @@ public final class SSHConnection: @unchecked Sendable {
     /// Channels being closed and freed (each may need a reply from the server).
     private var retiring: [SSHChannel] = []
 
+    private var disconnectSent = false
     private var pumping = false
     private var pumpAgain = false
 
@@ -151,7 +152,7 @@ public final class SSHConnection: @unchecked Sendable {
             forwards[forward.id] = forward
             openQueue.append(forward)
         case .disconnecting, .closed:
-            forward.close()
+            forward.close(.abort)
         }
     }
 
@@ -171,7 +172,7 @@ public final class SSHConnection: @unchecked Sendable {
                 finishClose()
             case .ready:
                 state = .disconnecting
-                for forward in forwards.values { forward.close() }
+                for forward in forwards.values { forward.close(.abort) }
                 eventLoop.scheduleTask(in: deadline) { [self] in fail(nil) }
                 pump()
             default:
@@ -196,7 +197,7 @@ public final class SSHConnection: @unchecked Sendable {
         // The owner (HostTunnel's user) reports the reason from closeFuture; here it is only traced.
         if let error { logger.debug("session ended: \(error)", metadata: ["was-ready": "\(wasReady)"]) }
         session?.invalidate()
-        for forward in forwards.values { forward.close() }
+        for forward in forwards.values { forward.close(.abort) }
         forwards.removeAll()
         openQueue.removeAll()
         retiring.removeAll()
@@ -271,11 +272,13 @@ public final class SSHConnection: @unchecked Sendable {
             if openInFlight { try driveOpens(session) }
             driveRetiring()
             guard retiring.isEmpty, !openInFlight else { return }
+            guard !disconnectSent else { return }
             guard case .done = session.disconnect(reason: "tunnel stopping") else { return }
+            disconnectSent = true
             flushToServer()
-            let tcp = self.tcp
-            tcp?.writeAndFlush(tcp!.allocator.buffer(capacity: 0)).whenComplete { [self] _ in fail(nil) }
-            if tcp == nil { fail(nil) }
+            // Close once the disconnect message has left: an empty write completes after every earlier one.
+            guard let tcp else { return fail(nil) }
+            tcp.writeAndFlush(tcp.allocator.buffer(capacity: 0)).whenComplete { [self] _ in fail(nil) }
         case .idle, .connecting, .closed:
             return
         }

@@ -71,6 +71,12 @@ public final class TunnelService: Sendable {
         var running: [String: HostTunnel] = [:]
         await withTaskGroup(of: (HostConfig, HostTunnel, Result<SessionInfo, Error>).self) { tasks in
             for host in hosts {
+                if let reason = Self.unsupportedSetting(host) {
+                    var log = logger
+                    log[metadataKey: "tunnel"] = "\(host.name)"
+                    log.error("\(reason)")
+                    continue
+                }
                 let tunnel = HostTunnel(host: host, eventLoop: group.next(), logger: logger)
                 tasks.addTask { do { return (host, tunnel, .success(try await tunnel.start())) } catch { return (host, tunnel, .failure(error)) } }
             }
@@ -113,6 +119,19 @@ public final class TunnelService: Sendable {
             for tunnel in running.values { tasks.addTask { await tunnel.stop() } }
         }
         return exitCode
+    }
+
+    /// Settings this release parses but cannot honour, where going ahead would do something else than the user
+    /// asked for (connect directly instead of through a jump host; use a key where keys are switched off).
+    static func unsupportedSetting(_ host: HostConfig) -> String? {
+        let place = host.location.map { " (Host at \($0))" } ?? ""
+        if let jumps = host.proxyJump, !jumps.isEmpty {
+            return "ProxyJump is set\(place) but not supported yet; not connecting directly instead. Until then use: ssh -F FILE -N \(host.name)"
+        }
+        if !host.pubkeyAuthentication {
+            return "PubkeyAuthentication no\(place): public keys are the only authentication tunnel supports so far"
+        }
+        return nil
     }
 
     private enum Event: Sendable {

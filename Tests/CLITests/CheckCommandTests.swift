@@ -45,6 +45,15 @@ enum CheckTool {
         "hostname", "port", "user", "identityfile", "userknownhostsfile", "stricthostkeychecking",
         "localforward", "remoteforward", "dynamicforward", "serveraliveinterval", "serveralivecountmax",
         "connecttimeout", "gatewayports", "exitonforwardfailure", "identitiesonly",
+        "identityagent", "globalknownhostsfile", "hashknownhosts", "proxyjump", "connectionattempts",
+        "passwordauthentication", "pubkeyauthentication", "kbdinteractiveauthentication",
+        "preferredauthentications", "bindaddress", "addressfamily",
+    ]
+
+    /// Printed (by both tools) only when set.
+    static let printedWhenSet: Set<String> = [
+        "localforward", "remoteforward", "dynamicforward", "identityagent", "proxyjump",
+        "preferredauthentications", "bindaddress",
     ]
 
     /// Runs a command with HOME pointing at `home` and USER set to the login name, as both tools get.
@@ -315,6 +324,95 @@ struct CheckResolveTests {
         ResolveCase(name: "CRLF line endings and trailing blanks", hosts: ["crlf"], lines: [
             "Host crlf\r", "  Port 2323   \r", "  LocalForward 7777 db:1\t\r",
         ]),
+        ResolveCase(name: "IdentityAgent forms", hosts: ["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "other"], lines: [
+            "Host a1", "  IdentityAgent /run/agent.sock",
+            "Host a2", "  IdentityAgent none",
+            "Host a3", "  IdentityAgent SSH_AUTH_SOCK",
+            "Host a4", "  IdentityAgent $SSH_AUTH_SOCK",
+            "Host a5", "  IdentityAgent ~/.ssh/agent",
+            "Host a6", "  IdentityAgent ~",
+            "Host a7", "  IdentityAgent \"/tmp/my agent\"",
+            "Host a8", "  IdentityAgent NONE",
+        ]),
+        ResolveCase(name: "tokens and ${VAR} in IdentityAgent", hosts: ["tok", "Other.Host"], lines: [
+            "Host tok", "  HostName tok.example.com", "  Port 2022", "  User remote",
+            "Host *", "  IdentityAgent %d/agent_%h_%p_%r_%u_%n_%%_${TUNNEL_CHECK_PORT}_%k_%i_%l_%L_%C",
+        ]),
+        ResolveCase(name: "GlobalKnownHostsFile lists, none, as written", hosts: ["g1", "g2", "g3", "g4", "g5"], lines: [
+            "Host g1", "  GlobalKnownHostsFile /etc/kh1",
+            "Host g2", "  GlobalKnownHostsFile /etc/kh1 /etc/kh2 \"/etc/k h3\"",
+            "Host g3", "  GlobalKnownHostsFile none",
+            "Host g4", "  GlobalKnownHostsFile NONE",
+            "Host g5", "  GlobalKnownHostsFile ~/kh %h_kh ${HOME}/kh",
+        ]),
+        ResolveCase(name: "yes/no spellings of the authentication and HashKnownHosts flags",
+                    hosts: ["f1", "f2", "f3", "f4", "f5"], lines: [
+            "Host f1", "  HashKnownHosts yes", "  PasswordAuthentication no", "  KbdInteractiveAuthentication no",
+            "  PubkeyAuthentication no",
+            "Host f2", "  HashKnownHosts TRUE", "  PasswordAuthentication false", "  KbdInteractiveAuthentication True",
+            "  PubkeyAuthentication yes",
+            "Host f3", "  HashKnownHosts False", "  PasswordAuthentication YES", "  PubkeyAuthentication unbound",
+            "Host f4", "  PubkeyAuthentication host-bound", "  PubkeyAuthentication no",
+            "Host f5", "  PubkeyAuthentication FALSE",
+        ]),
+        ResolveCase(name: "old names: ChallengeResponse, Skey, TIS and DSA authentication", hosts: ["o1", "o2", "o3", "o4"], lines: [
+            "Host o1", "  ChallengeResponseAuthentication no", "  KbdInteractiveAuthentication yes",
+            "Host o2", "  SkeyAuthentication no",
+            "Host o3", "  TISAuthentication no", "  DSAAuthentication no",
+            "Host o4", "  KbdInteractiveAuthentication yes", "  ChallengeResponseAuthentication no",
+            "  DSAAuthentication unbound",
+        ]),
+        ResolveCase(name: "ProxyJump forms", hosts: ["j1", "j2", "j3", "j4", "j5", "j6", "j7", "j8", "j9", "j10"], lines: [
+            "Host j1", "  ProxyJump bastion",
+            "Host j2", "  ProxyJump admin@bastion.example.com:2222",
+            "Host j3", "  ProxyJump a,b:2200,u@c",
+            "Host j4", "  ProxyJump u@[2001:db8::1]:2022",
+            "Host j5", "  ProxyJump 10.0.0.1,10.0.0.2:22",
+            "Host j6", "  ProxyJump ssh://ops@bastion:2022/",
+            "Host j7", "  ProxyJump ssh://first,ssh://op%41;fp=x@second.example.:2222",
+            "Host j8", "  ProxyJump Mixed.Case.Example,u@v@h:22",
+            "Host j9", "  ProxyJump none",
+            "Host j10", "  ProxyJump a,b#comment # and a real comment",
+            "Host *", "  ProxyJump fallback",
+        ]),
+        ResolveCase(name: "ProxyJump first value wins, also against ProxyCommand", hosts: ["p1", "p2", "p3", "p4"], lines: [
+            "Host p1", "  ProxyJump none",
+            "Host p2", "  ProxyCommand nc %h %p",
+            "Host p3", "  ProxyJump first", "  ProxyCommand nc %h %p",
+            "Host p4", "  ProxyJump none", "  ProxyCommand nc %h %p",
+            "Host *", "  ProxyJump second",
+        ]),
+        ResolveCase(name: "ConnectionAttempts", hosts: ["c1", "c2", "c3", "other"], lines: [
+            "Host c1", "  ConnectionAttempts 3",
+            "Host c2", "  ConnectionAttempts +2",
+            "Host c3", "  ConnectionAttempts 007",
+            "Host *", "  ConnectionAttempts 5", "  ConnectionAttempts 9",
+        ]),
+        ResolveCase(name: "PreferredAuthentications", hosts: ["m1", "m2", "m3", "m4"], lines: [
+            "Host m1", "  PreferredAuthentications publickey",
+            "Host m2", "  PreferredAuthentications gssapi-with-mic,hostbased,publickey,keyboard-interactive,password",
+            "Host m3", "  PreferredAuthentications none,password,publickey,password",
+            "Host m4", "  PreferredAuthentications keyboard-interactive,gssapi-keyex",
+            "Host *", "  PreferredAuthentications password",
+        ]),
+        ResolveCase(name: "BindAddress and AddressFamily", hosts: ["b1", "b2", "b3", "b4", "b5"], lines: [
+            "Host b1", "  BindAddress 192.0.2.10", "  AddressFamily inet",
+            "Host b2", "  BindAddress ::1", "  AddressFamily inet6",
+            "Host b3", "  BindAddress fe80::1%lo", "  AddressFamily ANY",
+            "Host b4", "  BindAddress localhost", "  AddressFamily Inet",
+            "Host *", "  BindAddress 127.0.0.1", "  AddressFamily inet6",
+        ]),
+        ResolveCase(name: "every newer keyword, before the first Host and through Include", hosts: ["inc", "plain"], lines: [
+            "ConnectionAttempts 2",
+            "Include @DIR@/more.conf",
+            "Host inc", "  HashKnownHosts no", "  AddressFamily inet",
+        ], files: [
+            "@DIR@/more.conf": [
+                "Host inc", "  HashKnownHosts yes", "  ProxyJump j@jump:2022", "  IdentityAgent ~/agent.sock",
+                "  GlobalKnownHostsFile /etc/kh", "  PasswordAuthentication no", "  BindAddress 127.0.0.2",
+                "Host *", "  PreferredAuthentications publickey", "  KbdInteractiveAuthentication no",
+            ],
+        ]),
         ResolveCase(name: "bastion to database (design sample)", hosts: ["db-bastion"], lines: [
             "Host db-bastion",
             "    HostName bastion.example.com",
@@ -376,10 +474,12 @@ struct CheckResolveTests {
                 }
             }
             // Every keyword is printed exactly once, except the ones that repeat.
-            for keyword in ["hostname", "port", "user", "userknownhostsfile", "stricthostkeychecking",
-                            "serveraliveinterval", "serveralivecountmax", "connecttimeout", "gatewayports",
-                            "exitonforwardfailure", "identitiesonly"] {
-                #expect(a[keyword]?.count == 1, "[\(c.name)] \(host): \(keyword) printed \(a[keyword]?.count ?? 0) times")
+            for keyword in CheckTool.keywords where !["identityfile", "localforward", "remoteforward", "dynamicforward"].contains(keyword) {
+                if CheckTool.printedWhenSet.contains(keyword) {
+                    #expect((a[keyword]?.count ?? 0) <= 1, "[\(c.name)] \(host): \(keyword) printed \(a[keyword]?.count ?? 0) times")
+                } else {
+                    #expect(a[keyword]?.count == 1, "[\(c.name)] \(host): \(keyword) printed \(a[keyword]?.count ?? 0) times")
+                }
             }
             #expect(ours.stdoutText.split(separator: "\n").allSatisfy { line in
                 CheckTool.keywords.contains(String(line.prefix { $0 != " " }))
@@ -456,9 +556,14 @@ struct CheckOutputTests {
         #expect(lines.contains("connecttimeout 60"))
         #expect(lines.contains("localforward 80 [w]:80"))
         #expect(lines.contains("stricthostkeychecking ask"))
-        // Like ssh -G, a forward keyword appears only when there is such a forward.
+        #expect(lines.contains("globalknownhostsfile /etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"))
+        #expect(lines.contains("pubkeyauthentication true"))
+        #expect(lines.contains("connectionattempts 1"))
+        #expect(lines.contains("addressfamily any"))
+        // Like ssh -G, a forward keyword appears only when there is such a forward, and
+        // identityagent, proxyjump, preferredauthentications and bindaddress only when set.
         #expect(Set(lines.map { String($0.prefix { $0 != " " }) })
-                == Set(CheckTool.keywords).subtracting(["remoteforward", "dynamicforward"]))
+                == Set(CheckTool.keywords).subtracting(CheckTool.printedWhenSet).union(["localforward"]))
     }
 }
 
@@ -512,6 +617,29 @@ struct CheckBadInputTests {
         BadLine(line: "DynamicForward 1080 1081", mentions: "too many"),
         BadLine(line: "DynamicForward a:b:c", mentions: "listener"),
         BadLine(line: "Include", mentions: "missing argument"),
+        BadLine(line: "IdentityAgent %z", mentions: "%z"),
+        BadLine(line: "IdentityAgent ${TUNNEL_CHECK_SURELY_UNSET_VARIABLE}/agent", mentions: "not set"),
+        BadLine(line: "IdentityAgent $bad-name", mentions: "environment variable name"),
+        BadLine(line: "IdentityAgent a b", mentions: "one argument"),
+        BadLine(line: "GlobalKnownHostsFile none /etc/kh", mentions: "none"),
+        BadLine(line: "HashKnownHosts ask", mentions: "yes or no"),
+        BadLine(line: "ProxyJump a, b", mentions: "commas"),
+        BadLine(line: "ProxyJump ::1", mentions: "host name"),
+        BadLine(line: "ProxyJump bastion:0", mentions: "port"),
+        BadLine(line: "ProxyJump @bastion", mentions: "user"),
+        BadLine(line: "ProxyJump a,,b", mentions: "empty"),
+        BadLine(line: "ProxyJump ssh://h/path", mentions: "path"),
+        BadLine(line: "ConnectionAttempts 0", mentions: "1 or more"),
+        BadLine(line: "ConnectionAttempts three", mentions: "number"),
+        BadLine(line: "PasswordAuthentication ask", mentions: "yes or no"),
+        BadLine(line: "PubkeyAuthentication off", mentions: "host-bound"),
+        BadLine(line: "KbdInteractiveAuthentication 1", mentions: "yes or no"),
+        BadLine(line: "ChallengeResponseAuthentication maybe", mentions: "maybe"),
+        BadLine(line: "PreferredAuthentications publickey,pasword", mentions: "unknown method"),
+        BadLine(line: "PreferredAuthentications publickey password", mentions: "one argument"),
+        BadLine(line: "BindAddress 10.0.0.1:22", mentions: "address"),
+        BadLine(line: "BindAddress [::1]", mentions: "address"),
+        BadLine(line: "AddressFamily ipv6", mentions: "inet6"),
     ]
 
     /// Writes `lines`, runs `tunnel check` and returns what it printed.

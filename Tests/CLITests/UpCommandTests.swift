@@ -75,6 +75,16 @@ struct UpCommandTests {
         #expect(output.stderrText.contains("no Host named nosuchhost (known: web)"), "stderr: \(output.stderrText)")
     }
 
+    @Test("a ProxyJump host is refused, not connected to directly")
+    func proxyJumpRefused() throws {
+        let sshd = try SSHDFixture()
+        let config = try Self.writeConfig(sshd, localPort: try freeTCPPort(), target: 80, extra: ["ProxyJump jump.example.com"])
+        let output = try ProcessRunner(try CheckTool.tunnel(), ["up", config]).run(timeout: 20)
+        #expect(output.exit == .exited(1))
+        #expect(output.stderrText.contains("web: error: ProxyJump is set (Host at \(config):2) but not supported yet"), "stderr: \(output.stderrText)")
+        #expect(!sshd.log.contains("Accepted publickey"), "it must not have connected directly")
+    }
+
     @Test("a changed host key: exit 1, the offered fingerprint and the fix, no port left open")
     func changedHostKey() throws {
         let sshd = try SSHDFixture()

@@ -72,15 +72,93 @@ struct ErrorTests {
         let config = try parse(
             "Host a",
             "  ForwardAgent yes",
-            "  ProxyJump bastion",
+            "  ControlMaster auto",
             "Host b",
             "  forwardagent no",
             "  Cipher blowfish"
         )
         #expect(config.warnings.map(\.description) == [
             "t.conf:2: ForwardAgent is an OpenSSH option tunnel does not use; ignored",
-            "t.conf:3: ProxyJump is an OpenSSH option tunnel does not use; ignored",
+            "t.conf:3: ControlMaster is an OpenSSH option tunnel does not use; ignored",
             "t.conf:6: Cipher is an OpenSSH option tunnel does not use; ignored",
+        ])
+    }
+
+    @Test func keywordsParsedForLaterReleasesAreNotWarnedAbout() throws {
+        let config = try parse(
+            "Host a",
+            "  IdentityAgent none",
+            "  GlobalKnownHostsFile /etc/kh",
+            "  HashKnownHosts yes",
+            "  ProxyJump bastion",
+            "  ConnectionAttempts 2",
+            "  PasswordAuthentication no",
+            "  PubkeyAuthentication yes",
+            "  KbdInteractiveAuthentication no",
+            "  ChallengeResponseAuthentication no",
+            "  PreferredAuthentications publickey",
+            "  BindAddress 127.0.0.1",
+            "  AddressFamily inet"
+        )
+        #expect(config.warnings.isEmpty, "\(config.warnings)")
+    }
+
+    @Test func badValuesOfTheNewerKeywords() {
+        let found = errors(
+            "Host x",                                        // 1
+            "  ProxyJump a, b",                              // 2
+            "  ProxyJump ::1",                               // 3
+            "  ProxyJump a:0",                               // 4
+            "  ProxyJump @h",                                // 5
+            "  ProxyJump a,,b",                              // 6
+            "  ProxyJump ssh://h/path",                      // 7
+            "  ProxyJump ssh://-h",                          // 8
+            "  ProxyJump a:ssh",                             // 9
+            "  ConnectionAttempts 0",                        // 10
+            "  ConnectionAttempts many",                     // 11
+            "  AddressFamily ipv4",                          // 12
+            "  PubkeyAuthentication off",                    // 13
+            "  HashKnownHosts ask",                          // 14
+            "  PasswordAuthentication 1",                    // 15
+            "  PreferredAuthentications publickey,pasword",  // 16
+            "  PreferredAuthentications publickey,,password", // 17
+            "  BindAddress [::1]",                           // 18
+            "  BindAddress 1.2.3.4:22",                      // 19
+            "  IdentityAgent %z",                            // 20
+            "  IdentityAgent ${UNSET_VAR}/agent",            // 21
+            "  IdentityAgent $not-a-name",                   // 22
+            "  GlobalKnownHostsFile /a none",                // 23
+            "  GlobalKnownHostsFile " + (1...33).map { "/k\($0)" }.joined(separator: " "), // 24
+            "  ChallengeResponseAuthentication maybe",       // 25
+            "  ProxyJump"                                    // 26
+        )
+        let jumpForms = "(expected [user@]host[:port] or ssh://[user@]host[:port])"
+        #expect(found == [
+            "t.conf:2: ProxyJump: takes one argument, found 2: \"a, b\" (separate jump hosts with commas, no spaces)",
+            "t.conf:3: ProxyJump: bad jump host \"::1\": missing host name \(jumpForms)",
+            "t.conf:4: ProxyJump: bad jump host \"a:0\": bad port \"0\" (must be 1-65535)",
+            "t.conf:5: ProxyJump: bad jump host \"@h\": empty user name \(jumpForms)",
+            "t.conf:6: ProxyJump: empty jump host in \"a,,b\" (separate hosts with single commas, no spaces)",
+            "t.conf:7: ProxyJump: bad jump host \"ssh://h/path\": a path is not allowed \(jumpForms)",
+            "t.conf:8: ProxyJump: bad jump host \"ssh://-h\": invalid host name \"-h\" \(jumpForms)",
+            "t.conf:9: ProxyJump: bad jump host \"a:ssh\": bad port \"ssh\": service names are not supported, give the port number (1-65535)",
+            "t.conf:10: ConnectionAttempts: bad number \"0\" (expected a whole number, 1 or more)",
+            "t.conf:11: ConnectionAttempts: bad number \"many\" (expected a whole number, 1 or more)",
+            "t.conf:12: AddressFamily: bad value \"ipv4\" (expected any, inet or inet6)",
+            "t.conf:13: PubkeyAuthentication: bad value \"off\" (expected yes, no, unbound or host-bound)",
+            "t.conf:14: HashKnownHosts: bad value \"ask\" (expected yes or no)",
+            "t.conf:15: PasswordAuthentication: bad value \"1\" (expected yes or no)",
+            "t.conf:16: PreferredAuthentications: unknown method \"pasword\" (known: gssapi-with-mic, gssapi-keyex, hostbased, publickey, keyboard-interactive, password, none)",
+            "t.conf:17: PreferredAuthentications: empty method name in \"publickey,,password\" (a comma-separated list, no spaces)",
+            "t.conf:18: BindAddress: bad address \"[::1]\" (expected an IPv4 or IPv6 address, without brackets or port, or a host name)",
+            "t.conf:19: BindAddress: bad address \"1.2.3.4:22\" (expected an IPv4 or IPv6 address, without brackets or port, or a host name)",
+            "t.conf:20: IdentityAgent: unknown token %z (allowed here: %% %C %L %d %h %i %k %l %n %p %r %u)",
+            "t.conf:21: IdentityAgent: environment variable ${UNSET_VAR} is not set",
+            "t.conf:22: IdentityAgent: invalid environment variable name in \"$not-a-name\"",
+            "t.conf:23: GlobalKnownHostsFile: \"none\" must appear alone",
+            "t.conf:24: GlobalKnownHostsFile: too many files (at most 32)",
+            "t.conf:25: KbdInteractiveAuthentication: bad value \"maybe\" (expected yes or no)",
+            "t.conf:26: ProxyJump: missing argument",
         ])
     }
 

@@ -24,7 +24,11 @@ struct FastPathTests {
     /// Settings lines to sprinkle: single-value keywords (first wins) and
     /// accumulating ones, some repeated so duplicates get dropped.
     static func setting(_ random: inout Random) -> String {
-        switch random.below(10) {
+        switch random.below(14) {
+        case 10: return "ProxyJump \(random.pick(["none", "j1", "u@j2:2222", "j1,j3"]))"
+        case 11: return "ProxyCommand nc %h %p"
+        case 12: return "ConnectionAttempts \(1 + random.below(4))"
+        case 13: return "GlobalKnownHostsFile /etc/kh\(random.below(3))"
         case 0: return "Port \(2000 + random.below(50))"
         case 1: return "User u\(random.below(20))"
         case 2: return "HostName %h.n\(random.below(5)).example"

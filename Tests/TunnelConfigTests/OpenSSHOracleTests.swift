@@ -53,6 +53,43 @@ struct OpenSSHOracleTests {
             "Host Q",
             "  StrictHostKeyChecking no",
         ]),
+        Case(hosts: ["jump", "agent", "legacy", "other"], lines: [
+            "Host jump",
+            "  HostName jump.example.com",
+            "  IdentityAgent ~/.ssh/agent_%h_%p_%r",
+            "  GlobalKnownHostsFile /etc/kh_a /etc/kh_b",
+            "  HashKnownHosts yes",
+            "  ProxyJump admin@bastion:2222,[2001:db8::7]:22,10.1.2.3",
+            "  ConnectionAttempts 4",
+            "  PasswordAuthentication no",
+            "  PubkeyAuthentication unbound",
+            "  ChallengeResponseAuthentication no",
+            "  PreferredAuthentications publickey,password",
+            "  BindAddress 127.0.0.1",
+            "  AddressFamily INET",
+            "Host agent",
+            "  IdentityAgent SSH_AUTH_SOCK",
+            "  ProxyJump none",
+            "  GlobalKnownHostsFile none",
+            "Host legacy",
+            "  IdentityAgent $SSH_AUTH_SOCK",
+            "  ProxyCommand nc %h %p",
+            "Host *",
+            "  IdentityAgent none",
+            "  ProxyJump fallback",
+            "  ConnectionAttempts 2",
+            "  PubkeyAuthentication no",
+            "  KbdInteractiveAuthentication no",
+            "  AddressFamily inet6",
+        ]),
+    ]
+
+    /// The keywords compared below (those tunnel resolves), beyond the ones checked one by one.
+    static let keywords = [
+        "hostname", "port", "user", "identityfile", "userknownhostsfile", "stricthostkeychecking", "gatewayports",
+        "localforward", "identityagent", "globalknownhostsfile", "hashknownhosts", "proxyjump", "connectionattempts",
+        "passwordauthentication", "pubkeyauthentication", "kbdinteractiveauthentication", "preferredauthentications",
+        "bindaddress", "addressfamily",
     ]
 
     @Test(arguments: cases)
@@ -83,6 +120,32 @@ struct OpenSSHOracleTests {
             let gatewayPorts = ssh["gatewayports"] == ["yes"]
             let sshForwards = try (ssh["localforward"] ?? []).map { try OpenSSH.forward($0, gatewayPorts: gatewayPorts) }
             #expect(sshForwards == ours.localForwards.map { OpenSSH.Forward(bind: $0.bind, listen: $0.listenPort, host: $0.targetHost, port: $0.targetPort) }, "\(host)")
+
+            let agent: IdentityAgent? = ssh["identityagent"]?.first.map { value in
+                if value.lowercased() == "none" { return .disabled }
+                if value == "SSH_AUTH_SOCK" { return .environment(value) }
+                if value.hasPrefix("$") { return .environment(String(value.dropFirst())) }
+                return .socket(value)
+            }
+            #expect(agent == ours.identityAgent, "\(host)")
+            let global = ssh["globalknownhostsfile"]?.first.map { $0 == "none" ? [] : $0.split(separator: " ").map(String.init) }
+            #expect(global == ours.globalKnownHostsFiles, "\(host)")
+            #expect(ssh["hashknownhosts"] == [ours.hashKnownHosts ? "yes" : "no"], "\(host)")
+            // The cases write every hop the way ssh -G prints it.
+            #expect(ssh["proxyjump"]?.first == ours.proxyJump?.map(\.description).joined(separator: ","), "\(host)")
+            #expect(ssh["connectionattempts"] == [String(ours.connectionAttempts)], "\(host)")
+            #expect(ssh["passwordauthentication"] == [ours.passwordAuthentication ? "yes" : "no"], "\(host)")
+            #expect((ssh["pubkeyauthentication"] != ["false"]) == ours.pubkeyAuthentication, "\(host)")
+            #expect(ssh["kbdinteractiveauthentication"] == [ours.kbdInteractiveAuthentication ? "yes" : "no"], "\(host)")
+            #expect(ssh["preferredauthentications"]?.first == ours.preferredAuthentications?.map(\.rawValue).joined(separator: ","), "\(host)")
+            #expect(ssh["bindaddress"]?.first == ours.bindAddress, "\(host)")
+            #expect(ssh["addressfamily"] == [ours.addressFamily.rawValue], "\(host)")
+
+            // And the `ssh -G` text itself, keyword by keyword.
+            let printed = Dictionary(grouping: config.resolvedSettings(host: host), by: \.keyword).mapValues { $0.map(\.value) }
+            for keyword in Self.keywords {
+                #expect(printed[keyword] == ssh[keyword], "\(host): \(keyword)")
+            }
         }
     }
 }

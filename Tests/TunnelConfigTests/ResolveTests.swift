@@ -204,10 +204,140 @@ struct ResolveTests {
         #expect(errors("Match host x", "  Port 1", "Host y", "  Port 2") == ["t.conf:1: Match is not supported yet"])
     }
 
+    @Test func defaultsOfTheNewerKeywords() throws {
+        let host = try parse("Host db").resolve(host: "db")
+        #expect(host.identityAgent == nil)
+        #expect(host.globalKnownHostsFiles == ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"])
+        #expect(!host.hashKnownHosts)
+        #expect(host.proxyJump == nil)
+        #expect(host.connectionAttempts == 1)
+        #expect(host.passwordAuthentication && host.pubkeyAuthentication && host.kbdInteractiveAuthentication)
+        #expect(host.preferredAuthentications == nil)
+        #expect(host.bindAddress == nil)
+        #expect(host.addressFamily == .any)
+        // The memberwise defaults are OpenSSH's too.
+        let plain = HostConfig(name: "db", user: "alice")
+        #expect(plain.globalKnownHostsFiles == host.globalKnownHostsFiles)
+        #expect(plain.connectionAttempts == 1 && plain.addressFamily == .any && plain.pubkeyAuthentication)
+    }
+
+    @Test func explicitValuesOfTheNewerKeywords() throws {
+        let host = try parse(
+            "Host db",
+            "  HostName DB.Example.com",
+            "  Port 2200",
+            "  User deploy",
+            "  IdentityAgent ~/agent/%h_%p_%r_${KEYDIR}",
+            "  GlobalKnownHostsFile ~/kh %h_kh",
+            "  HashKnownHosts yes",
+            "  ProxyJump jump@bastion:2222,ssh://ops%40corp;x=1@inner.example.:2022/,[2001:db8::1],10.0.0.1",
+            "  ConnectionAttempts +3",
+            "  PasswordAuthentication no",
+            "  PubkeyAuthentication host-bound",
+            "  ChallengeResponseAuthentication no",
+            "  PreferredAuthentications publickey,keyboard-interactive",
+            "  BindAddress fe80::1%eth0",
+            "  AddressFamily INET6"
+        ).resolve(host: "db")
+        #expect(host.identityAgent == .socket("/home/alice/agent/db.example.com_2200_deploy_/keys"))
+        // Used as written: OpenSSH expands neither ~ nor tokens in GlobalKnownHostsFile.
+        #expect(host.globalKnownHostsFiles == ["~/kh", "%h_kh"])
+        #expect(host.hashKnownHosts)
+        #expect(host.proxyJump == [
+            JumpHost(user: "jump", host: "bastion", port: 2222),
+            JumpHost(user: "ops@corp", host: "inner.example", port: 2022),
+            JumpHost(host: "2001:db8::1"),
+            JumpHost(host: "10.0.0.1"),
+        ])
+        #expect(host.proxyJump?.map(\.description) == ["jump@bastion:2222", "ops@corp@inner.example:2022", "[2001:db8::1]", "[10.0.0.1]"])
+        #expect(host.connectionAttempts == 3)
+        #expect(!host.passwordAuthentication)
+        #expect(host.pubkeyAuthentication)
+        #expect(!host.kbdInteractiveAuthentication)
+        #expect(host.preferredAuthentications == [.publickey, .keyboardInteractive])
+        #expect(host.bindAddress == "fe80::1%eth0")
+        #expect(host.addressFamily == .inet6)
+    }
+
+    @Test func identityAgentForms() throws {
+        let config = try parse(
+            "Host none", "  IdentityAgent none",
+            "Host env", "  IdentityAgent SSH_AUTH_SOCK",
+            "Host legacy", "  IdentityAgent $MY_AGENT",
+            "Host tilde", "  IdentityAgent ~",
+            "Host quoted", "  IdentityAgent \"/run/my agent.sock\""
+        )
+        #expect(config.resolve(host: "none").identityAgent == .disabled)
+        #expect(config.resolve(host: "env").identityAgent == .environment("SSH_AUTH_SOCK"))
+        #expect(config.resolve(host: "legacy").identityAgent == .environment("MY_AGENT"))
+        #expect(config.resolve(host: "tilde").identityAgent == .socket("/home/alice/"))
+        #expect(config.resolve(host: "quoted").identityAgent == .socket("/run/my agent.sock"))
+    }
+
+    @Test func firstValueWinsForTheNewerKeywords() throws {
+        let config = try parse(
+            "Host db",
+            "  ProxyJump none",
+            "  GlobalKnownHostsFile none",
+            "  ConnectionAttempts 2",
+            "  PubkeyAuthentication no",
+            "  DSAAuthentication yes",
+            "  AddressFamily inet",
+            "  IdentityAgent none",
+            "Host *",
+            "  ProxyJump bastion",
+            "  GlobalKnownHostsFile /etc/kh",
+            "  ConnectionAttempts 5",
+            "  PubkeyAuthentication yes",
+            "  AddressFamily inet6",
+            "  IdentityAgent /tmp/agent",
+            "  HashKnownHosts yes",
+            "  HashKnownHosts no",
+            "  BindAddress 127.0.0.1",
+            "  BindAddress ::1",
+            "  PreferredAuthentications password",
+            "  PreferredAuthentications publickey"
+        )
+        let db = config.resolve(host: "db")
+        #expect(db.proxyJump == nil)
+        #expect(db.globalKnownHostsFiles == [])
+        #expect(db.connectionAttempts == 2)
+        #expect(!db.pubkeyAuthentication)
+        #expect(db.addressFamily == .inet)
+        #expect(db.identityAgent == .disabled)
+        #expect(db.hashKnownHosts)
+        #expect(db.bindAddress == "127.0.0.1")
+        #expect(db.preferredAuthentications == [.password])
+        let other = config.resolve(host: "other")
+        #expect(other.proxyJump == [JumpHost(host: "bastion")])
+        #expect(other.globalKnownHostsFiles == ["/etc/kh"])
+        #expect(other.connectionAttempts == 5)
+        #expect(other.identityAgent == .socket("/tmp/agent"))
+    }
+
+    @Test func proxyCommandFirstMeansNoProxyJump() throws {
+        let config = try parse(
+            "Host pc", "  ProxyCommand nc %h %p",
+            "Host none", "  ProxyJump none", "  ProxyCommand nc %h %p",
+            "Host *", "  ProxyJump bastion", "  ProxyCommand nc %h %p"
+        )
+        #expect(config.resolve(host: "pc").proxyJump == nil)
+        #expect(config.resolve(host: "none").proxyJump == nil)
+        #expect(config.resolve(host: "other").proxyJump == [JumpHost(host: "bastion")])
+        #expect(config.warnings.map(\.message) == ["ProxyCommand is an OpenSSH option tunnel does not use; ignored"])
+    }
+
+    @Test func proxyJumpDropsATrailingComment() throws {
+        // OpenSSH cuts a ProxyJump value at '#', even inside a word.
+        let host = try parse("Host j", "  ProxyJump a,b#comment").resolve(host: "j")
+        #expect(host.proxyJump == [JumpHost(host: "a"), JumpHost(host: "b")])
+    }
+
     @Test func allTypesAreSendable() {
         func check<T: Sendable>(_: T.Type) {}
         check(TunnelConfigFile.self); check(HostConfig.self); check(ForwardSpec.self); check(ConfigErrors.self)
         check(ConfigContext.self); check(BindAddress.self); check(StrictHostKeyChecking.self)
+        check(IdentityAgent.self); check(JumpHost.self); check(AddressFamily.self); check(AuthenticationMethod.self)
     }
 
     @Test func currentContextIsFilledIn() {
