@@ -74,6 +74,11 @@ final class ForwardedConnection {
         guard phase == .open, let channel else { return }
         do {
             try moveToServer(channel, outboundCongested: outboundCongested)
+            if localClosed {
+                // The client is gone; finish once what it sent has been handed over and EOF is out.
+                if toServer == nil && eofSent { close(.abort) }
+                return
+            }
             try moveToLocal(channel)
         } catch {
             if error.isSessionFatal { throw error }
@@ -183,10 +188,14 @@ final class ForwardedConnection {
 
     func localInputClosed() { localEOF = true }
 
-    /// The client is gone (both directions): nothing more can be delivered either way.
+    /// The client's socket is closed. That is also how NIO reports a client's EOF once we have shut its read side
+    /// (both halves closed means a full close), so the bytes it sent before must still reach the server: as
+    /// OpenSSH does, deliver them, send EOF, then close. Nothing more can be delivered to the client.
     func localChannelClosed() {
         localClosed = true
-        close(.abort)
+        localEOF = true
+        let owesServer = toServer != nil || (phase == .open && !eofSent)
+        if phase == .closed || !owesServer { close(.abort) }
     }
 
     // MARK: - Teardown
