@@ -44,11 +44,13 @@ public final class HostTunnel: @unchecked Sendable {
     /// session cannot be set up.
     public func start() async throws -> SessionInfo {
         do {
+            // The session object exists before the first listener does, so a client accepted at once is queued
+            // for it instead of finding no session and being turned away.
+            let connection = SSHConnection(settings: settings, eventLoop: eventLoop, counters: counters, logger: logger)
+            try await eventLoop.submit { self.connection = connection; self.sessionEnded = connection.closeFuture }.get()
             for spec in localForwards {
                 try await bind(spec)
             }
-            let connection = SSHConnection(settings: settings, eventLoop: eventLoop, counters: counters, logger: logger)
-            try await eventLoop.submit { self.connection = connection; self.sessionEnded = connection.closeFuture }.get()
             return try await connection.connect().get()
         } catch {
             await stop()
