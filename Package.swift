@@ -77,6 +77,7 @@ let package = Package(
 
         .testTarget(name: "SSH2Tests", dependencies: ["SSH2", "Digests"]),
         .testTarget(name: "TunnelConfigTests", dependencies: ["TunnelConfig"]),
+        .testTarget(name: "TunnelServiceTests", dependencies: ["TunnelService", "TunnelConfig"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["TunnelEngine", "TunnelConfig", "SSH2", "TunnelTestSupport",

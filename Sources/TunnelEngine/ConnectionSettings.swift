@@ -16,6 +16,8 @@ public struct ConnectionSettings: Sendable {
     public var hostKeyPolicy: HostKeyPolicy
     /// Bound on TCP connect + handshake + authentication.
     public var connectTimeoutSeconds: Int64
+    /// Passphrases for encrypted identity files, by path (asked for by the front end before connecting).
+    public var passphrases: [String: String] = [:]
 
     public init(name: String, hostName: String, port: Int, user: String, identityFiles: [String],
                 identityFilesGiven: Bool = true, hostKeyPolicy: HostKeyPolicy, connectTimeoutSeconds: Int64 = 30) {

@@ -11,12 +11,19 @@ final class PublicKeyAuthenticator {
     private var currentKeyType: String?
     private var prepared = false
     private var failures: [String] = []
+    private let passphrases: [String: String]
+    private var currentPassphrase: String?
 
     init(settings: ConnectionSettings) {
         user = settings.user
         peer = settings.peer
-        // OpenSSH's default identities are tried only when present; files the user named are reported if missing.
-        candidates = settings.identityFilesGiven
+        passphrases = settings.passphrases
+        candidates = Self.candidates(settings)
+    }
+
+    /// OpenSSH's default identities are tried only when present; files the user named are reported if missing.
+    static func candidates(_ settings: ConnectionSettings) -> [String] {
+        settings.identityFilesGiven
             ? settings.identityFiles
             : settings.identityFiles.filter { FileManager.default.fileExists(atPath: $0) }
     }
@@ -28,9 +35,13 @@ final class PublicKeyAuthenticator {
             if !prepared {
                 do {
                     let info = try PrivateKeyFileInfo.inspect(path: path)
+                    currentPassphrase = nil
                     if info.isEncrypted {
-                        skip("\(path): the key is encrypted and tunnel cannot ask for its passphrase yet (use an unencrypted key, or ssh-agent once supported)")
-                        continue
+                        guard let passphrase = passphrases[path] else {
+                            skip("\(path): the key is encrypted and no passphrase was given (run tunnel up on a terminal to be asked, or set SSH_ASKPASS with SSH_ASKPASS_REQUIRE=force)")
+                            continue
+                        }
+                        currentPassphrase = passphrase
                     }
                     currentKeyType = info.keyType
                 } catch {
@@ -40,7 +51,7 @@ final class PublicKeyAuthenticator {
                 prepared = true
             }
             do {
-                switch try session.authenticate(user: user, privateKeyFile: path, passphrase: nil) {
+                switch try session.authenticate(user: user, privateKeyFile: path, passphrase: currentPassphrase) {
                 case .wouldBlock: return nil
                 case .done: return path
                 }
@@ -69,10 +80,22 @@ final class PublicKeyAuthenticator {
         switch error.kind {
         case .authenticationFailed, .publicKeyUnverified:
             return "\(path): the server refused this key (is it in the server's authorized_keys for \(user)?)"
+        case .keyFile where currentPassphrase != nil:
+            return "\(path): wrong passphrase, or libssh2 cannot read this key (\(error.message))"
         case .keyFile:
             return "\(path): libssh2 could not use the key: \(error.message)"
         default:
             return "\(path): \(error.message.isEmpty ? error.description : error.message)"
+        }
+    }
+}
+
+/// Which identity files will need a passphrase, so a front end can ask for them before connecting
+/// (asking from inside the event loop would stall every session on it).
+public enum IdentityFiles {
+    public static func needingPassphrase(_ settings: ConnectionSettings) -> [String] {
+        PublicKeyAuthenticator.candidates(settings).filter { path in
+            settings.passphrases[path] == nil && (try? PrivateKeyFileInfo.inspect(path: path))?.isEncrypted == true
         }
     }
 }

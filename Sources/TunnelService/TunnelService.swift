@@ -13,11 +13,14 @@ public final class TunnelService: Sendable {
     public let configPath: String
     public let hostNames: [String]
     private let logger: Logger
+    private let passphrasePrompt: PassphrasePrompt?
 
-    public init(configPath: String, hostNames: [String] = [], logger: Logger) {
+    /// `passphrasePrompt`: how to ask for the passphrases of encrypted keys (nil: never ask).
+    public init(configPath: String, hostNames: [String] = [], logger: Logger, passphrasePrompt: PassphrasePrompt? = nil) {
         self.configPath = configPath
         self.hostNames = hostNames
         self.logger = logger
+        self.passphrasePrompt = passphrasePrompt
     }
 
     public enum StartupError: Error, CustomStringConvertible {
@@ -69,6 +72,7 @@ public final class TunnelService: Sendable {
         defer { signals.cancel() }
 
         var running: [String: HostTunnel] = [:]
+        var passphrases: [String: String] = [:]  // asked once per key file, whatever number of hosts use it
         await withTaskGroup(of: (HostConfig, HostTunnel, Result<SessionInfo, Error>).self) { tasks in
             for host in hosts {
                 if let reason = Self.unsupportedSetting(host) {
@@ -77,7 +81,16 @@ public final class TunnelService: Sendable {
                     log.error("\(reason)")
                     continue
                 }
-                let tunnel = HostTunnel(host: host, eventLoop: group.next(), logger: logger)
+                var settings = ConnectionSettings(host)
+                if let passphrasePrompt {
+                    // Asked before connecting, one key at a time: a prompt must not race the sessions' output.
+                    for path in IdentityFiles.needingPassphrase(settings) {
+                        if passphrases[path] == nil { passphrases[path] = passphrasePrompt.ask(forKey: path) }
+                    }
+                    settings.passphrases = passphrases
+                }
+                let tunnel = HostTunnel(settings: settings, localForwards: host.localForwards,
+                                        eventLoop: group.next(), logger: logger)
                 tasks.addTask { do { return (host, tunnel, .success(try await tunnel.start())) } catch { return (host, tunnel, .failure(error)) } }
             }
             for await (host, tunnel, result) in tasks {

@@ -19,7 +19,8 @@ extension Tunnel {
 
         func run() async throws {
             let logger = logging.makeLogger()
-            let service = TunnelService(configPath: file, hostNames: hosts, logger: logger)
+            let service = TunnelService(configPath: file, hostNames: hosts, logger: logger,
+                                        passphrasePrompt: PassphrasePrompt.standard())
             do {
                 let code = try await service.run()
                 if code != 0 { throw ExitCode(code) }

@@ -75,6 +75,32 @@ struct UpCommandTests {
         #expect(output.stderrText.contains("no Host named nosuchhost (known: web)"), "stderr: \(output.stderrText)")
     }
 
+    @Test("an encrypted key's passphrase comes from SSH_ASKPASS (SSH_ASKPASS_REQUIRE=force), as with OpenSSH")
+    func askpass() throws {
+        let sshd = try SSHDFixture()
+        let key = sshd.directory + "/encrypted_key"
+        _ = try ProcessRunner("/usr/bin/ssh-keygen", ["-q", "-t", "ecdsa", "-N", "s3cret phrase", "-f", key]).runChecked()
+        let authorized = try String(contentsOfFile: sshd.authorizedKeysPath, encoding: .utf8)
+        try (authorized + String(contentsOfFile: key + ".pub", encoding: .utf8)).write(toFile: sshd.authorizedKeysPath, atomically: true, encoding: .utf8)
+        let askpass = sshd.directory + "/askpass"
+        try "#!/bin/sh\necho \"$1\" >> \(sshd.directory)/askpass.log\necho 's3cret phrase'\n".write(toFile: askpass, atomically: true, encoding: .utf8)
+        chmod(askpass, 0o755)
+        let http = try TCPTestServer(behavior: .http(body: "through an encrypted key\n"))
+        let localPort = try freeTCPPort()
+        var config = try String(contentsOfFile: try Self.writeConfig(sshd, localPort: localPort, target: http.port), encoding: .utf8)
+        config = config.replacingOccurrences(of: sshd.clientKeyPath, with: key)
+        let path = sshd.directory + "/askpass.conf"
+        try config.write(toFile: path, atomically: true, encoding: .utf8)
+
+        let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", path],
+                                       extraEnvironment: ["SSH_ASKPASS": askpass, "SSH_ASKPASS_REQUIRE": "force"]).start()
+        defer { _ = tunnel.terminate() }
+        try tunnel.waitForLine(containing: "connected to", timeout: 20)
+        #expect(try Self.httpGet(port: localPort).hasSuffix("through an encrypted key\n"))
+        let asked = try String(contentsOfFile: sshd.directory + "/askpass.log", encoding: .utf8)
+        #expect(asked == "Enter passphrase for key '\(key)': \n", "asked once, with OpenSSH's prompt")
+    }
+
     @Test("a ProxyJump host is refused, not connected to directly")
     func proxyJumpRefused() throws {
         let sshd = try SSHDFixture()

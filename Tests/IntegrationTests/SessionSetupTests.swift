@@ -77,6 +77,31 @@ struct SessionSetupTests {
         #expect(error.contains("authentication failed"))
     }
 
+    @Test("an encrypted key: used with its passphrase, explained without one or with a wrong one")
+    func encryptedKey() async throws {
+        let sshd = try SSHDFixture()
+        let key = sshd.directory + "/encrypted_ed25519"
+        _ = try ProcessRunner("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "correct horse", "-f", key]).runChecked()
+        let publicKey = try String(contentsOfFile: key + ".pub", encoding: .utf8)
+        let authorized = try String(contentsOfFile: sshd.authorizedKeysPath, encoding: .utf8)
+        try (authorized + publicKey).write(toFile: sshd.authorizedKeysPath, atomically: true, encoding: .utf8)
+
+        var withPassphrase = settings(sshd, identity: key)
+        #expect(IdentityFiles.needingPassphrase(withPassphrase) == [key])
+        withPassphrase.passphrases = [key: "correct horse"]
+        #expect(IdentityFiles.needingPassphrase(withPassphrase).isEmpty)
+        let info = try await startAndStop(sshd, settings: withPassphrase)
+        #expect(info.identityFile == key)
+
+        let none = try await expectStartFailure(sshd, settings: settings(sshd, identity: key))
+        #expect(none.contains("\(key): the key is encrypted and no passphrase was given"))
+
+        var wrong = settings(sshd, identity: key)
+        wrong.passphrases = [key: "battery staple"]
+        let wrongMessage = try await expectStartFailure(sshd, settings: wrong)
+        #expect(wrongMessage.contains("\(key): wrong passphrase"))
+    }
+
     @Test("an RSA key under libssh2 1.10 gets the rsa-sha2 explanation")
     func rsaKeyExplained() async throws {
         guard !SSH2Library.signsRSAWithSHA2 else { return }  // libssh2 1.11+: RSA works, nothing to explain
@@ -98,18 +123,21 @@ struct SessionSetupTests {
 
     // MARK: helpers
 
-    private func startAndStop(_ sshd: SSHDFixture, policy: HostKeyPolicy?) async throws -> SessionInfo {
+    private func startAndStop(_ sshd: SSHDFixture, policy: HostKeyPolicy? = nil, settings custom: ConnectionSettings? = nil) async throws -> SessionInfo {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let tunnel = makeTunnel(sshd, targets: [], group: group, policy: policy)
+        let tunnel = custom.map { HostTunnel(settings: $0, localForwards: [], eventLoop: group.next(), logger: testLogger) }
+            ?? makeTunnel(sshd, targets: [], group: group, policy: policy)
         let info = try await tunnel.start()
         await tunnel.stop()
         try await group.shutdownGracefully()
         return info
     }
 
-    private func expectStartFailure(_ sshd: SSHDFixture, identity: String? = nil, policy: HostKeyPolicy? = nil) async throws -> String {
+    private func expectStartFailure(_ sshd: SSHDFixture, identity: String? = nil, policy: HostKeyPolicy? = nil,
+                                    settings custom: ConnectionSettings? = nil) async throws -> String {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let tunnel = makeTunnel(sshd, targets: [], group: group, identity: identity, policy: policy)
+        let tunnel = custom.map { HostTunnel(settings: $0, localForwards: [], eventLoop: group.next(), logger: testLogger) }
+            ?? makeTunnel(sshd, targets: [], group: group, identity: identity, policy: policy)
         var message = ""
         do {
             _ = try await tunnel.start()

@@ -1,0 +1,57 @@
+import Testing
+import TunnelConfig
+@testable import TunnelService
+
+/// Who gets asked for a key's passphrase: OpenSSH's SSH_ASKPASS rules, and never anyone when nobody can answer.
+@Suite("PassphrasePrompt")
+struct PassphrasePromptTests {
+    @Test func terminalWhenThereIsOne() {
+        #expect(PassphrasePrompt.standard(environment: [:], hasTerminal: true)?.method == .terminal)
+    }
+
+    @Test func nobodyWithoutTerminalOrAskpass() {
+        #expect(PassphrasePrompt.standard(environment: [:], hasTerminal: false) == nil)
+        // SSH_ASKPASS alone needs a DISPLAY (or force), as in OpenSSH.
+        #expect(PassphrasePrompt.standard(environment: ["SSH_ASKPASS": "/bin/ap"], hasTerminal: false) == nil)
+    }
+
+    @Test func askpassRules() {
+        let force = ["SSH_ASKPASS": "/bin/ap", "SSH_ASKPASS_REQUIRE": "force"]
+        #expect(PassphrasePrompt.standard(environment: force, hasTerminal: true)?.method == .askpass(program: "/bin/ap"))
+        let display = ["SSH_ASKPASS": "/bin/ap", "DISPLAY": ":0"]
+        #expect(PassphrasePrompt.standard(environment: display, hasTerminal: false)?.method == .askpass(program: "/bin/ap"))
+        #expect(PassphrasePrompt.standard(environment: display, hasTerminal: true)?.method == .terminal)
+        let prefer = display.merging(["SSH_ASKPASS_REQUIRE": "prefer"]) { $1 }
+        #expect(PassphrasePrompt.standard(environment: prefer, hasTerminal: true)?.method == .askpass(program: "/bin/ap"))
+        let never = force.merging(["SSH_ASKPASS_REQUIRE": "never"]) { $1 }
+        #expect(PassphrasePrompt.standard(environment: never, hasTerminal: false) == nil)
+    }
+
+    @Test func askpassOutputIsThePassphrase() {
+        let prompt = PassphrasePrompt(method: .askpass(program: "/bin/echo"))
+        // /bin/echo prints its argument (the prompt): the trailing newline is dropped, the rest kept.
+        #expect(prompt.ask(forKey: "/k") == "Enter passphrase for key '/k': ")
+        #expect(PassphrasePrompt(method: .askpass(program: "/bin/false")).ask(forKey: "/k") == nil)
+        #expect(PassphrasePrompt(method: .askpass(program: "/nonexistent")).ask(forKey: "/k") == nil)
+    }
+}
+
+@Suite("Settings tunnel parses but cannot honour yet")
+struct UnsupportedSettingTests {
+    func host(_ text: String) throws -> HostConfig {
+        try TunnelConfigFile.parse(text: text, file: "t.conf").resolve(host: "h")
+    }
+
+    @Test func proxyJumpIsRefused() throws {
+        let reason = TunnelService.unsupportedSetting(try host("Host h\n  ProxyJump jump\n  LocalForward 1 a:1\n"))
+        #expect(reason?.contains("ProxyJump is set (Host at t.conf:1)") == true)
+    }
+
+    @Test func pubkeyOffIsRefused() throws {
+        #expect(TunnelService.unsupportedSetting(try host("Host h\n  PubkeyAuthentication no\n"))?.contains("PubkeyAuthentication no") == true)
+    }
+
+    @Test func ordinaryHostsPass() throws {
+        #expect(TunnelService.unsupportedSetting(try host("Host h\n  ProxyJump none\n  LocalForward 1 a:1\n")) == nil)
+    }
+}
