@@ -78,8 +78,21 @@ public final class SSHSession {
     /// Preferred host-key algorithms, most wanted first (e.g. the types known_hosts already has for this host, so the
     /// server offers a key we can check). Unknown names are dropped by libssh2. Call before `handshake()`.
     public func preferHostKeyAlgorithms(_ names: [String]) {
-        guard !names.isEmpty else { return }
-        _ = names.joined(separator: ",").withCString { libssh2_session_method_pref(raw, LIBSSH2_METHOD_HOSTKEY, $0) }
+        // Only names this libssh2 knows: method_pref strips unknown ones with an overlapping memcpy (undefined
+        // behaviour, flagged by AddressSanitizer), so they never reach it.
+        let supported = Set(supportedAlgorithms(LIBSSH2_METHOD_HOSTKEY))
+        let usable = names.filter { supported.contains($0) }
+        guard !usable.isEmpty else { return }
+        _ = usable.joined(separator: ",").withCString { libssh2_session_method_pref(raw, LIBSSH2_METHOD_HOSTKEY, $0) }
+    }
+
+    /// The algorithms of one kind (`LIBSSH2_METHOD_*`) that the linked libssh2 supports.
+    public func supportedAlgorithms(_ methodType: Int32) -> [String] {
+        var list: UnsafeMutablePointer<UnsafePointer<CChar>?>? = nil
+        let count = libssh2_session_supported_algs(raw, methodType, &list)
+        guard count > 0, let list else { return [] }
+        defer { libssh2_free(raw, list) }
+        return (0..<Int(count)).compactMap { list[$0].map { String(cString: $0) } }
     }
 
     /// Key exchange and host-key receipt. Does not judge the host key: see `hostKey` and `HostKeyVerifier`.
