@@ -2,6 +2,7 @@
 // plus the config parser's speed on a 10,000-line config. Run by hand (not in CI), results go in the README:
 //
 //   swift build -c release && .build/release/tunnel-bench [--mib 1024] [--runs 3] [--skip-ssh] [--parse-only]
+//                                                        [--sshd-option 'MACs hmac-sha2-512']...
 //
 // Everything stays on 127.0.0.1. Needs root (sshd) and the OpenSSH client and server.
 import Foundation
@@ -16,6 +17,8 @@ struct Options {
     var runs = 3
     var skipSSH = false
     var parseOnly = false
+    /// Extra sshd_config lines, e.g. "MACs hmac-sha2-512" to compare algorithms.
+    var sshdOptions: [String] = []
     var tunnelBinary: String = {
         let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
         return here + "/tunnel"
@@ -29,9 +32,10 @@ struct Options {
             case "--runs": runs = iterator.next().flatMap { Int($0) } ?? runs
             case "--tunnel": tunnelBinary = iterator.next() ?? tunnelBinary
             case "--skip-ssh": skipSSH = true
+            case "--sshd-option": sshdOptions += iterator.next().map { [$0] } ?? []
             case "--parse-only": parseOnly = true
             default:
-                print("usage: tunnel-bench [--mib N] [--runs N] [--tunnel PATH] [--skip-ssh] [--parse-only]")
+                print("usage: tunnel-bench [--mib N] [--runs N] [--tunnel PATH] [--skip-ssh] [--parse-only] [--sshd-option 'Keyword value']...")
                 exit(2)
             }
         }
@@ -216,6 +220,7 @@ func benchmarkThroughput(_ options: Options) throws {
     let server = try BulkServer(bytes: bytes)
     var sshdOptions = SSHDFixture.Options()
     sshdOptions.logLevel = "ERROR"
+    sshdOptions.extraConfig = options.sshdOptions
     let sshd = try SSHDFixture(options: sshdOptions)
     defer { sshd.stop() }
     print("sshd on \(sshd.hostAndPort), \(options.mebibytes) MiB per transfer, \(options.runs) runs, median MB/s (10^6 B/s)")
