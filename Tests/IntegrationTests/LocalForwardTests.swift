@@ -236,6 +236,26 @@ func boundPorts(_ tunnel: HostTunnel) throws -> [Int] {
     }
 }
 
+/// A started tunnel with one local forward per target port, on an event loop of its own.
+struct RunningTunnel {
+    let group: MultiThreadedEventLoopGroup
+    let tunnel: HostTunnel
+    let ports: [Int]
+
+    static func start(_ sshd: SSHDFixture, targets: [Int]) async throws -> RunningTunnel {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let tunnel = makeTunnel(sshd, targets: targets, group: group)
+        _ = try await tunnel.start()
+        return RunningTunnel(group: group, tunnel: tunnel, ports: try boundPorts(tunnel))
+    }
+
+    /// Stop the tunnel, then its event loop.
+    func finish() async throws {
+        await tunnel.stop()
+        try await group.shutdownGracefully()
+    }
+}
+
 /// Start a tunnel with one local forward per target port, run `body` with the local ports, stop everything.
 func withTunnel(_ sshd: SSHDFixture, forwards targets: [Int],
                 _ body: (HostTunnel, [Int]) async throws -> Void) async throws {

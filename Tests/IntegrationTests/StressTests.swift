@@ -222,10 +222,8 @@ struct StressTests {
     func sshdKilledDuringTransfers() async throws {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let tunnel = makeTunnel(sshd, targets: [echo.port], group: group)
-        _ = try await tunnel.start()
-        let port = try boundPorts(tunnel)[0]
+        let running = try await RunningTunnel.start(sshd, targets: [echo.port])
+        let (tunnel, port) = (running.tunnel, running.ports[0])
         let ended = FutureProbe(tunnel.sessionEnded!)
         let killedAt = LockedBox<Date?>(nil)
 
@@ -254,18 +252,15 @@ struct StressTests {
         #expect(reason != nil, "sessionEnded should report why the session ended")
         if let reason { #expect("\(reason)".contains("connection lost"), "reason: \(reason)") }
         try waitUntil(timeout: 5, "connectionsActive to drop to 0") { tunnel.counters.snapshot.connectionsActive == 0 }
-        await tunnel.stop()
-        try await group.shutdownGracefully()
+        try await running.finish()
     }
 
     @Test("sshd killed while a client is blocked writing (and not reading): the client's socket is closed")
     func sshdKilledWhileClientBlocked() async throws {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let tunnel = makeTunnel(sshd, targets: [echo.port], group: group)
-        _ = try await tunnel.start()
-        let port = try boundPorts(tunnel)[0]
+        let running = try await RunningTunnel.start(sshd, targets: [echo.port])
+        let (tunnel, port) = (running.tunnel, running.ports[0])
         let client = try RawClient(port: port)
         // A pipelining client: writes without reading. The echo fills its receive buffer, the tunnel's writes to it
         // stall, so the tunnel stops reading the SSH channel, sshd stops reading us, and finally our send blocks.
@@ -280,18 +275,15 @@ struct StressTests {
         #expect(outcome.isError, "the blocked client ended with \(outcome) \(when.timeIntervalSince(killedAt)) s after sshd died")
         #expect(when.timeIntervalSince(killedAt) < 5, "the blocked client was released only \(when.timeIntervalSince(killedAt)) s after sshd died")
         client.close()
-        await tunnel.stop()
-        try await group.shutdownGracefully()
+        try await running.finish()
     }
 
     @Test("stop() during 20 transfers with more opens queued returns within seconds and closes every client")
     func stopUnderLoad() async throws {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let tunnel = makeTunnel(sshd, targets: [echo.port], group: group)
-        _ = try await tunnel.start()
-        let port = try boundPorts(tunnel)[0]
+        let running = try await RunningTunnel.start(sshd, targets: [echo.port])
+        let (tunnel, port) = (running.tunnel, running.ports[0])
         let payload = TestData.pseudoRandom(count: 200_000_000, seed: 12)
         let transfers = (0..<20).map { _ in Thread.detachedResult { () -> Date in
             _ = try? TCPTestClient.connect(port: port).exchange(payload, timeout: 40)
@@ -316,17 +308,15 @@ struct StressTests {
             client.close()
         }
         #expect(tunnel.counters.snapshot.connectionsActive == 0)
-        try await group.shutdownGracefully()
+        try await running.group.shutdownGracefully()
     }
 
     @Test("stop() while the server is frozen and opens are queued returns within the close deadline")
     func stopWhileServerFrozen() async throws {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let tunnel = makeTunnel(sshd, targets: [echo.port], group: group)
-        _ = try await tunnel.start()
-        let port = try boundPorts(tunnel)[0]
+        let running = try await RunningTunnel.start(sshd, targets: [echo.port])
+        let (tunnel, port) = (running.tunnel, running.ports[0])
         let busy = try RawClient(port: port)
         #expect(busy.sendAll(Array("x".utf8), seconds: 5) == .done)
         #expect(try busy.receive(upTo: 10, seconds: 10) == Array("x".utf8))
@@ -342,17 +332,15 @@ struct StressTests {
             #expect((try? client.receiveUntilEnd(seconds: 5)) != nil, "client \(index) was not closed")
             client.close()
         }
-        try await group.shutdownGracefully()
+        try await running.group.shutdownGracefully()
     }
 
     @Test("stop() while a client is blocked writing and not reading closes that client too")
     func stopWithBlockedClient() async throws {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let tunnel = makeTunnel(sshd, targets: [echo.port], group: group)
-        _ = try await tunnel.start()
-        let port = try boundPorts(tunnel)[0]
+        let running = try await RunningTunnel.start(sshd, targets: [echo.port])
+        let (tunnel, port) = (running.tunnel, running.ports[0])
         let client = try RawClient(port: port)
         let sender = Thread.detachedResult { () -> (SendOutcome, Date) in
             (client.sendAll(TestData.pseudoRandom(count: 200_000_000, seed: 6), seconds: 12), Date())
@@ -365,17 +353,15 @@ struct StressTests {
         #expect(outcome.isError, "the blocked client ended with \(outcome) \(when.timeIntervalSince(start)) s after stop()")
         #expect(when.timeIntervalSince(start) < 5, "the blocked client was released \(when.timeIntervalSince(start)) s after stop()")
         client.close()
-        try await group.shutdownGracefully()
+        try await running.group.shutdownGracefully()
     }
 
     @Test("sshd killed while channel opens are queued behind a frozen server: every waiting client is closed")
     func sshdKilledWithOpensQueued() async throws {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let tunnel = makeTunnel(sshd, targets: [echo.port], group: group)
-        _ = try await tunnel.start()
-        let port = try boundPorts(tunnel)[0]
+        let running = try await RunningTunnel.start(sshd, targets: [echo.port])
+        let (tunnel, port) = (running.tunnel, running.ports[0])
         let ended = FutureProbe(tunnel.sessionEnded!)
         sshd.suspend()
         let waiting = try (0..<15).map { _ in try RawClient(port: port) }
@@ -387,8 +373,7 @@ struct StressTests {
             client.close()
         }
         #expect(tunnel.counters.snapshot.connectionsActive == 0)
-        await tunnel.stop()
-        try await group.shutdownGracefully()
+        try await running.finish()
     }
 
     @Test("clients that send and half-close before their channel is even open still get a full reply")
