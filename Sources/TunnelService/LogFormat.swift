@@ -26,6 +26,8 @@ public struct TunnelLogHandler: LogHandler {
         var line = ""
         if timestamps { line += ISO8601DateFormatter().string(from: Date()) + " " }
         if let tunnel = merged["tunnel"] { line += "\(tunnel): " }
+        // A line about a place in a config file starts with it, as compilers and `tunnel check` do.
+        if let location = merged["location"] { line += "\(location): " }
         switch event.level {
         case .warning: line += "warning: "
         case .error, .critical: line += "error: "
@@ -39,7 +41,7 @@ public struct TunnelLogHandler: LogHandler {
         if let client = merged["client"] { context.append("client \(client)") }
         if !context.isEmpty { line += " (" + context.joined(separator: ", ") + ")" }
         if logLevel <= .debug {
-            let rest = merged.filter { !["tunnel", "client", "peer"].contains($0.key) }
+            let rest = merged.filter { !["tunnel", "client", "peer", "location"].contains($0.key) }
             if !rest.isEmpty { line += " [" + rest.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "]" }
         }
         line += "\n"

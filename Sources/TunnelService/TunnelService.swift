@@ -27,6 +27,7 @@ public final class TunnelService: Sendable {
         case config(ConfigErrors)
         case noTunnels(file: String)
         case unknownHosts([String], known: [String], file: String)
+        case noForwards([String], file: String)
 
         public var description: String {
             switch self {
@@ -35,6 +36,8 @@ public final class TunnelService: Sendable {
             case .unknownHosts(let names, let known, let file):
                 let knownList = known.isEmpty ? "none" : known.joined(separator: ", ")
                 return "\(file): no Host named \(names.joined(separator: ", ")) (known: \(knownList))"
+            case .noForwards(let names, let file):
+                return "\(file): \(names.joined(separator: ", ")) \(names.count == 1 ? "has" : "have") no LocalForward, RemoteForward or DynamicForward: nothing to bring up"
             }
         }
     }
@@ -47,14 +50,20 @@ public final class TunnelService: Sendable {
         } catch {
             throw .config(error)
         }
-        for warning in config.warnings { logger.warning("\(warning)") }
+        for warning in config.warnings {
+            // Printed as FILE:LINE: warning: ..., the same as `tunnel check`.
+            logger.warning("\(warning.message)", metadata: warning.location.map { ["location": "\($0)"] } ?? [:])
+        }
         if hostNames.isEmpty {
             guard !config.tunnelHostNames.isEmpty else { throw .noTunnels(file: configPath) }
             return config.tunnelHosts
         }
         let unknown = hostNames.filter { !config.concreteHostNames.contains($0) }
         guard unknown.isEmpty else { throw .unknownHosts(unknown, known: config.concreteHostNames, file: configPath) }
-        return hostNames.map(config.resolve(host:))
+        let hosts = hostNames.map(config.resolve(host:))
+        let idle = hosts.filter { !$0.hasForwards }.map(\.name)
+        guard idle.isEmpty else { throw .noForwards(idle, file: configPath) }
+        return hosts
     }
 
     /// Run until stopped. Returns the process exit code.
@@ -138,8 +147,12 @@ public final class TunnelService: Sendable {
     /// asked for (connect directly instead of through a jump host; use a key where keys are switched off).
     static func unsupportedSetting(_ host: HostConfig) -> String? {
         let place = host.location.map { " (Host at \($0))" } ?? ""
+        let file = host.location?.file ?? "FILE"
         if let jumps = host.proxyJump, !jumps.isEmpty {
-            return "ProxyJump is set\(place) but not supported yet; not connecting directly instead. Until then use: ssh -F FILE -N \(host.name)"
+            return "ProxyJump is set\(place) but not supported yet; not connecting directly instead. Until then use: ssh -F \(file) -N \(host.name)"
+        }
+        if host.localForwards.isEmpty && host.hasForwards {
+            return "only RemoteForward or DynamicForward\(place), which are not supported yet; nothing to bring up. Until then use: ssh -F \(file) -N \(host.name)"
         }
         if !host.pubkeyAuthentication {
             return "PubkeyAuthentication no\(place): public keys are the only authentication tunnel supports so far"

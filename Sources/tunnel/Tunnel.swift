@@ -16,7 +16,7 @@ struct Tunnel: AsyncParsableCommand {
 
 /// Options every subcommand that logs shares.
 struct LoggingOptions: ParsableArguments {
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
     @Flag(name: .long, help: "Prefix log lines with the time (useful when not under journald).")

@@ -66,6 +66,19 @@ struct UpCommandTests {
         #expect(output.stderrText.contains("\(config):9:"), "stderr: \(output.stderrText)")
     }
 
+    @Test("config warnings read FILE:LINE: warning:, and a named host without forwards is an error")
+    func warningsAndHostsWithoutForwards() throws {
+        let sshd = try SSHDFixture()
+        let config = try Self.writeConfig(sshd, localPort: try freeTCPPort(), target: 80, extra: ["ForwardAgent yes"])
+        let text = try String(contentsOfFile: config, encoding: .utf8) + "Host plain\n    HostName 127.0.0.1\n"
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let output = try ProcessRunner(try CheckTool.tunnel(), ["up", config, "plain"]).run(timeout: 20)
+        #expect(output.exit == .exited(1))
+        #expect(output.stderrText.contains("\(config):9: warning: ForwardAgent is an OpenSSH option tunnel does not use; ignored"),
+                "stderr: \(output.stderrText)")
+        #expect(output.stderrText.contains("plain has no LocalForward, RemoteForward or DynamicForward"), "stderr: \(output.stderrText)")
+    }
+
     @Test("an unknown host name is an error that lists the known ones")
     func unknownHostName() throws {
         let sshd = try SSHDFixture()

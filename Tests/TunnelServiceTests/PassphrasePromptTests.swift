@@ -51,6 +51,12 @@ struct UnsupportedSettingTests {
         #expect(TunnelService.unsupportedSetting(try host("Host h\n  PubkeyAuthentication no\n"))?.contains("PubkeyAuthentication no") == true)
     }
 
+    @Test func onlyInactiveForwardsAreRefused() throws {
+        let reason = TunnelService.unsupportedSetting(try host("Host h\n  RemoteForward 9000 localhost:3000\n"))
+        #expect(reason?.contains("only RemoteForward or DynamicForward (Host at t.conf:1)") == true)
+        #expect(reason?.contains("ssh -F t.conf -N h") == true)
+    }
+
     @Test func ordinaryHostsPass() throws {
         #expect(TunnelService.unsupportedSetting(try host("Host h\n  ProxyJump none\n  LocalForward 1 a:1\n")) == nil)
     }
