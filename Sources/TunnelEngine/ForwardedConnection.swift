@@ -86,7 +86,8 @@ final class ForwardedConnection {
             close(.abort)
             return
         }
-        if remoteEOF && !(eofSent || localClosed) {
+        // From here on the client is still connected (a closed client returned above).
+        if remoteEOF && !eofSent {
             // libssh2 reads EOF and CLOSE alike as end of stream. After CLOSE the server discards what we send and
             // never widens the window again, so an upload would stall for good: finish as OpenSSH does
             // (deliver what we have to the client, then close).
@@ -101,11 +102,11 @@ final class ForwardedConnection {
                 return
             }
         }
-        if !localEOF, toServer == nil, !readRequested, !outboundCongested, !localClosed {
+        if !localEOF, toServer == nil, !readRequested, !outboundCongested {
             readRequested = true
             local.read()
         }
-        if remoteEOF && (eofSent || localClosed) { close(.drainThenClose) }
+        if remoteEOF && eofSent { close(.drainThenClose) }
     }
 
     private func moveToServer(_ channel: SSHChannel, outboundCongested: Bool) throws(SSH2Error) {
@@ -219,12 +220,11 @@ final class ForwardedConnection {
             if mode == .abort { local.close(promise: nil) }
             return
         }
-        let wasCounted = phase == .open || phase == .opening || phase == .waitingForSession
         phase = .closed
         channelToRetire = channel
         channel = nil
         toServer = nil
-        if wasCounted { counters.connectionEnded() }
+        counters.connectionEnded()
         let local = self.local
         switch (mode, lastLocalWrite) {
         case (.drainThenClose, let lastWrite?):

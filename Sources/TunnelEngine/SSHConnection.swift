@@ -140,20 +140,15 @@ public final class SSHConnection: @unchecked Sendable {
         let forward = ForwardedConnection(id: nextForwardID, spec: spec, local: local, counters: counters, logger: logger)
         handler.forward = forward
         handler.connection = self
-        switch state {
-        case .ready:
-            forwards[forward.id] = forward
-            openQueue.append(forward)
-            pump()
-        case .idle, .connecting, .handshaking, .authenticating:
-            // A client that arrives while the session is being set up waits for it instead of being turned away;
-            // the wait is bounded by the connect timeout, after which `fail` closes it with the reason logged.
-            logger.debug("client waits for the SSH session")
-            forwards[forward.id] = forward
-            openQueue.append(forward)
-        case .disconnecting, .closed:
+        guard acceptsClients else {
             forward.close(.abort)
+            return
         }
+        // A client that arrives while the session is being set up waits in the queue instead of being turned away;
+        // the wait is bounded by the connect timeout, after which `fail` closes it with the reason logged.
+        forwards[forward.id] = forward
+        openQueue.append(forward)
+        if state == .ready { pump() } else { logger.debug("client waits for the SSH session") }
     }
 
     /// Whether new local clients can be handed to this session (now or once it is up).
