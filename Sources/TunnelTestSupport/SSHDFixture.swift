@@ -112,8 +112,8 @@ public final class SSHDFixture: @unchecked Sendable {
     }
 
     /// A new key pair of `type` ("ed25519", "ecdsa", "rsa", ...), authorized for `user`; returns the private key path.
-    public func makeClientKey(type: String) throws -> String {
-        let path = try newKey(type: type, prefix: "id")
+    public func makeClientKey(type: String, passphrase: String = "") throws -> String {
+        let path = try newKey(type: type, prefix: "id", passphrase: passphrase)
         let line = try Self.publicKeyLine(path + ".pub")
         try state.withLock { _ in
             guard let handle = FileHandle(forWritingAtPath: authorizedKeysPath) else {
@@ -131,13 +131,13 @@ public final class SSHDFixture: @unchecked Sendable {
         try newKey(type: "ed25519", prefix: "unauthorized")
     }
 
-    private func newKey(type: String, prefix: String) throws -> String {
+    private func newKey(type: String, prefix: String, passphrase: String = "") throws -> String {
         let n = state.withLock { s -> Int in
             s.keyCounter += 1
             return s.keyCounter
         }
         let path = "\(directory)/\(prefix)_\(type)_\(n)"
-        try Self.keygen(type: type, path: path, comment: "tunnel-test-\(prefix)-\(n)")
+        try Self.keygen(type: type, path: path, comment: "tunnel-test-\(prefix)-\(n)", passphrase: passphrase)
         return path
     }
 
@@ -319,13 +319,14 @@ public final class SSHDFixture: @unchecked Sendable {
 
     // MARK: helpers
 
-    private static func keygen(type: String, path: String, comment: String) throws {
-        var args = ["-q", "-t", type, "-N", "", "-C", comment, "-f", path]
+    private static func keygen(type: String, path: String, comment: String, passphrase: String = "") throws {
+        var args = ["-q", "-t", type, "-N", passphrase, "-C", comment, "-f", path]
         if type == "rsa" { args += ["-b", "3072"] }
         try ProcessRunner("ssh-keygen", args).runChecked(timeout: 60)
     }
 
-    private static func publicKeyLine(_ path: String) throws -> String {
+    /// "type base64" of a `.pub` file (no comment): the form known_hosts and authorized_keys lines start with.
+    public static func publicKeyLine(_ path: String) throws -> String {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
         guard fields.count >= 2 else { throw TestSupportError("SSHDFixture: unexpected public key in \(path): \(text)") }

@@ -91,10 +91,7 @@ struct UpCommandTests {
     @Test("an encrypted key's passphrase comes from SSH_ASKPASS (SSH_ASKPASS_REQUIRE=force), as with OpenSSH")
     func askpass() throws {
         let sshd = try SSHDFixture()
-        let key = sshd.directory + "/encrypted_key"
-        _ = try ProcessRunner("/usr/bin/ssh-keygen", ["-q", "-t", "ecdsa", "-N", "s3cret phrase", "-f", key]).runChecked()
-        let authorized = try String(contentsOfFile: sshd.authorizedKeysPath, encoding: .utf8)
-        try (authorized + String(contentsOfFile: key + ".pub", encoding: .utf8)).write(toFile: sshd.authorizedKeysPath, atomically: true, encoding: .utf8)
+        let key = try sshd.makeClientKey(type: "ecdsa", passphrase: "s3cret phrase")
         let askpass = sshd.directory + "/askpass"
         try "#!/bin/sh\necho \"$1\" >> \(sshd.directory)/askpass.log\necho 's3cret phrase'\n".write(toFile: askpass, atomically: true, encoding: .utf8)
         chmod(askpass, 0o755)
@@ -127,9 +124,7 @@ struct UpCommandTests {
     @Test("a changed host key: exit 1, the offered fingerprint and the fix, no port left open")
     func changedHostKey() throws {
         let sshd = try SSHDFixture()
-        let otherKey = sshd.directory + "/impostor"
-        _ = try ProcessRunner("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", otherKey]).runChecked()
-        let otherLine = try String(contentsOfFile: otherKey + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+        let otherLine = try SSHDFixture.publicKeyLine(try sshd.makeUnauthorizedKey() + ".pub")
         let knownHosts = sshd.directory + "/changed_known_hosts"
         try "[127.0.0.1]:\(sshd.port) \(otherLine)\n".write(toFile: knownHosts, atomically: true, encoding: .utf8)
         let localPort = try freeTCPPort()

@@ -44,9 +44,7 @@ struct SessionSetupTests {
     func changedHostKeyRefused() async throws {
         let sshd = try SSHDFixture()
         // A different ed25519 key recorded for this host, on line 2.
-        let other = sshd.directory + "/other_host_key"
-        _ = try ProcessRunner("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", other]).runChecked()
-        let otherLine = try String(contentsOfFile: other + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+        let otherLine = try SSHDFixture.publicKeyLine(try sshd.makeUnauthorizedKey() + ".pub")
         let file = sshd.directory + "/changed_known_hosts"
         try "# old entry\n[127.0.0.1]:\(sshd.port) \(otherLine)\n".write(toFile: file, atomically: true, encoding: .utf8)
         for mode in [HostKeyPolicy.Mode.strict, .acceptNew, .off] {
@@ -80,11 +78,7 @@ struct SessionSetupTests {
     @Test("an encrypted key: used with its passphrase, explained without one or with a wrong one")
     func encryptedKey() async throws {
         let sshd = try SSHDFixture()
-        let key = sshd.directory + "/encrypted_ed25519"
-        _ = try ProcessRunner("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "correct horse", "-f", key]).runChecked()
-        let publicKey = try String(contentsOfFile: key + ".pub", encoding: .utf8)
-        let authorized = try String(contentsOfFile: sshd.authorizedKeysPath, encoding: .utf8)
-        try (authorized + publicKey).write(toFile: sshd.authorizedKeysPath, atomically: true, encoding: .utf8)
+        let key = try sshd.makeClientKey(type: "ed25519", passphrase: "correct horse")
 
         var withPassphrase = settings(sshd, identity: key)
         #expect(IdentityFiles.needingPassphrase(withPassphrase) == [key])
