@@ -20,11 +20,6 @@ static inline void tunnel_ssh2_set_transport(LIBSSH2_SESSION *session, tunnel_ss
     libssh2_session_callback_set(session, LIBSSH2_CALLBACK_SEND, (void *)send_fn);
 }
 
-static inline void *tunnel_ssh2_session_abstract(LIBSSH2_SESSION *session) {
-    void **abstract = libssh2_session_abstract(session);
-    return abstract ? *abstract : NULL;
-}
-
 static inline int tunnel_ssh2_disconnect(LIBSSH2_SESSION *session, const char *description) {
     return libssh2_session_disconnect_ex(session, SSH_DISCONNECT_BY_APPLICATION, description, "");
 }
@@ -48,7 +43,6 @@ static inline int tunnel_ssh2_userauth_publickey_fromfile(LIBSSH2_SESSION *sessi
     return libssh2_userauth_publickey_fromfile_ex(session, username, username_len, publickey, privatekey, passphrase);
 }
 
-static inline int tunnel_ssh2_error_eagain(void) { return LIBSSH2_ERROR_EAGAIN; }
 static inline int tunnel_ssh2_version_num(void) { return LIBSSH2_VERSION_NUM; }
 
 #endif

@@ -57,10 +57,10 @@ public final class SSHChannel {
         return .done(())
     }
 
-    /// Whether the server has sent EOF.
-    public var receivedEOF: Bool {
-        guard let raw, !session.isInvalidated else { return true }
-        return libssh2_channel_eof(raw) != 0
+    /// How many bytes the server's window lets us send now (O(1): a counter libssh2 keeps).
+    public var writeWindow: Int {
+        guard let raw, !session.isInvalidated else { return 0 }
+        return Int(libssh2_channel_window_write_ex(raw, nil))
     }
 
     /// After end of stream: whether the server has closed the channel (SSH_MSG_CHANNEL_CLOSE), as opposed to only
@@ -84,6 +84,9 @@ public final class SSHChannel {
         self.raw = nil
         return .done(())
     }
+
+    /// The libssh2 handle for `SSHChannelSet`'s scan; nil once freed.
+    var handle: OpaquePointer? { raw }
 
     private func usable() throws(SSH2Error) -> OpaquePointer {
         try session.checkUsable()

@@ -128,8 +128,6 @@ public final class SSHSession {
         return .done(())
     }
 
-    public var isAuthenticated: Bool { libssh2_userauth_authenticated(raw) != 0 }
-
     // MARK: - Channels
 
     /// Ask the server to connect to `host:port` (a `direct-tcpip` channel, as `ssh -L` does).
@@ -164,9 +162,6 @@ public final class SSHSession {
         isInvalidated = true
         transportEnded = true
     }
-
-    /// Which directions libssh2 is waiting on; it reports both at once in 1.10, so callers treat it as a hint only.
-    public var isWaitingForInbound: Bool { libssh2_session_block_directions(raw) & LIBSSH2_SESSION_BLOCK_INBOUND != 0 }
 
     // MARK: - Helpers
 

@@ -1,170 +1,167 @@
 import Logging
 import NIOCore
 import SSH2
-import TunnelConfig
 
-/// One forwarded TCP connection: a local NIO channel paired with an SSH channel.
+/// One forwarded connection: a client socket paired with an SSH channel. The same shape serves every forward:
+/// a local forward (client first, fixed target), a proxied connection (client first, target learned from the
+/// client, reply after the open), and a remote forward (channel first, client connection made afterwards).
+/// Either end can be attached first; bytes move once both are there.
 ///
-/// Flow control (design section 4): bytes from the local client are read only when the previous batch has been taken
-/// by the SSH channel and the session's output to the server is not congested; bytes from the SSH channel are read
-/// only while the local socket is writable. Half-close travels both ways: local EOF becomes SSH EOF, SSH EOF becomes
-/// a shutdown of the local socket's output once every byte before it has been written.
-/// Lives on its connection's event loop; never touched from anywhere else.
+/// Flow control (design section 4): bytes from the client are read only when the previous batch has been taken by
+/// the SSH channel and the session's output to the server is not congested; bytes from the SSH channel are read only
+/// while the client socket is writable. The half-close and close rules live in `ForwardFlow`.
+/// Lives on its session's event loop; never touched from anywhere else.
 final class ForwardedConnection {
-    enum Phase { case waitingForSession, opening, open, closed }
+    enum Phase {
+        /// One end or both are not attached yet.
+        case connecting
+        /// Both ends are there; `slot` is the channel's place in the session's `SSHChannelSet`.
+        case open(SSHChannel, slot: Int)
+        case closed
+    }
+
+    /// What the step is waiting for, so the session steps it again when that happens (and not before).
+    struct Waits: OptionSet {
+        let rawValue: UInt8
+        /// The server's window for this channel is full.
+        static let serverWindow = Waits(rawValue: 1)
+        /// The session's output to the server is congested.
+        static let sessionOutput = Waits(rawValue: 2)
+    }
 
     let id: Int
-    let spec: ForwardSpec
-    let local: Channel
-    let clientAddress: String
-    private(set) var phase: Phase = .waitingForSession
-    private(set) var channel: SSHChannel?
+    /// "127.0.0.1:8080 -> db:5432", for log lines.
+    var label: String
+    private(set) var phase = Phase.connecting
+    private(set) var client: Channel?
+    private var flow = ForwardFlow()
     private let counters: TunnelCounters
-    private let logger: Logger
+    private(set) var logger: Logger
 
-    /// Bytes read from the local client that the SSH channel has not accepted yet.
+    /// Bytes read from the client that the SSH channel has not accepted yet.
     private var toServer: ByteBuffer?
-    private var localEOF = false
-    private var eofSent = false
-    private var remoteEOF = false
-    private var localOutputClosed = false
-    private var localClosed = false
     private var readRequested = false
-    /// Completes when every byte written to the local socket so far is out; shutdown waits for it.
-    private var lastLocalWrite: EventLoopFuture<Void>?
+    /// Completes when every byte written to the client so far is out; shutdown and drain wait for it.
+    private var lastClientWrite: EventLoopFuture<Void>?
+    /// In the session's queue of connections to step (so it is queued once however many events arrive).
+    var isScheduled = false
+    private(set) var waits: Waits = []
 
-    init(id: Int, spec: ForwardSpec, local: Channel, counters: TunnelCounters, logger: Logger) {
+    init(id: Int, label: String, counters: TunnelCounters, logger: Logger) {
         self.id = id
-        self.spec = spec
-        self.local = local
-        self.clientAddress = local.remoteAddress.map(describe) ?? "?"
+        self.label = label
         self.counters = counters
-        var logger = logger
-        logger[metadataKey: "client"] = "\(clientAddress)"
         self.logger = logger
     }
 
-    var isClosed: Bool { phase == .closed }
+    var isClosed: Bool { if case .closed = phase { return true } else { return false } }
 
-    /// Who connected, as sent to the server in the channel-open request (OpenSSH does the same).
-    var originHost: String { local.remoteAddress?.ipAddress ?? "127.0.0.1" }
-    var originPort: Int { local.remoteAddress?.port ?? 0 }
+    var channel: SSHChannel? { if case .open(let channel, _) = phase { return channel } else { return nil } }
 
-    // MARK: - Events from the session
+    // MARK: - Attaching the ends
 
-    func openStarted() { if phase == .waitingForSession { phase = .opening } }
+    /// The client's socket. Its handler must feed events in through `clientRead`, `clientReadComplete`,
+    /// `clientSentEOF` and `clientClosed`.
+    func attach(client: Channel) {
+        self.client = client
+        logger[metadataKey: "client"] = "\(client.remoteAddress.map(describe) ?? "?")"
+    }
 
-    /// The server opened the channel. Returns false if the local side is already gone (the caller frees the channel).
-    func channelOpened(_ channel: SSHChannel) -> Bool {
-        guard phase != .closed else { return false }
-        self.channel = channel
-        phase = .open
+    /// The opened SSH channel, placed in `slot`. Returns false if the pair is already closed (the caller frees it).
+    func attach(channel: SSHChannel, slot: Int) -> Bool {
+        guard case .connecting = phase else { return false }
+        phase = .open(channel, slot: slot)
         return true
     }
 
-    func openFailed(_ error: SSH2Error) {
-        counters.recordOpenFailure()
-        logger.warning("\(spec.listenText) -> \(spec.targetText): the server could not open the connection: \(error.message.isEmpty ? error.description : error.message)")
-        close(.abort)
-    }
+    /// Who connected, as sent to the server in a channel-open request (OpenSSH does the same).
+    var originHost: String { client?.remoteAddress?.ipAddress ?? "127.0.0.1" }
+    var originPort: Int { client?.remoteAddress?.port ?? 0 }
 
-    /// Move whatever can move now. Throws only for errors that doom the whole session; a problem with this one
-    /// connection closes just this connection.
-    func step(outboundCongested: Bool) throws(SSH2Error) {
-        guard phase == .open, let channel else { return }
-        do {
+    // MARK: - Moving bytes
+
+    /// Move whatever can move now. `scratch` is the session's reusable read buffer: a read that finds nothing
+    /// allocates nothing. Throws only for errors that doom the whole session; a problem with this one connection
+    /// closes just this connection.
+    func step(outboundCongested: Bool, scratch: UnsafeMutableRawBufferPointer) throws(SSH2Error) {
+        waits = []
+        guard case .open(let channel, _) = phase, let client else { return }
+        do throws(SSH2Error) {
             try moveToServer(channel, outboundCongested: outboundCongested)
-            if localClosed {
-                // The client is gone; finish once what it sent has been handed over and EOF is out.
-                if toServer == nil && eofSent { close(.abort) }
-                return
+            if flow.mayReadServer { try moveToClient(channel, client: client, scratch: scratch) }
+            if flow.shouldShutClientOutput { shutClientOutput(client) }
+            var serverClosed = false
+            if flow.mustCheckServerClose {
+                do { serverClosed = try channel.remoteClosed() } catch {
+                    if error.isSessionFatal { throw error }
+                    serverClosed = true
+                }
+                if serverClosed {
+                    logger.debug("the server closed the channel; \(toServer?.readableBytes ?? 0) bytes from the client were not delivered")
+                }
             }
-            try moveToLocal(channel)
+            if let mode = flow.ending(pendingUpstream: toServer != nil, serverClosedChannel: serverClosed) {
+                return close(mode)
+            }
         } catch {
             if error.isSessionFatal { throw error }
-            logger.info("\(spec.listenText) -> \(spec.targetText): closed: \(error)")
-            close(.abort)
-            return
+            logger.info("\(label): closed: \(error)")
+            return close(.abort)
         }
-        // From here on the client is still connected (a closed client returned above).
-        if remoteEOF && !eofSent {
-            // libssh2 reads EOF and CLOSE alike as end of stream. After CLOSE the server discards what we send and
-            // never widens the window again, so an upload would stall for good: finish as OpenSSH does
-            // (deliver what we have to the client, then close).
-            let closedByServer: Bool
-            do { closedByServer = try channel.remoteClosed() } catch {
-                if error.isSessionFatal { throw error }
-                closedByServer = true
-            }
-            if closedByServer {
-                logger.debug("the server closed the channel; \(toServer?.readableBytes ?? 0) bytes from the client were not delivered")
-                close(.drainThenClose)
-                return
+        if flow.mayReadClient(pendingUpstream: toServer != nil), !readRequested {
+            if outboundCongested {
+                waits.insert(.sessionOutput)
+            } else {
+                readRequested = true
+                client.read()
             }
         }
-        if !localEOF, toServer == nil, !readRequested, !outboundCongested {
-            readRequested = true
-            local.read()
-        }
-        if remoteEOF && eofSent { close(.drainThenClose) }
     }
 
     private func moveToServer(_ channel: SSHChannel, outboundCongested: Bool) throws(SSH2Error) {
         if var pending = toServer {
+            if outboundCongested { waits.insert(.sessionOutput) }
             while pending.readableBytes > 0 && !outboundCongested {
-                guard let written = try write(pending, to: channel), written > 0 else { break }
+                guard let written = try write(pending, to: channel), written > 0 else {
+                    waits.insert(.serverWindow)
+                    break
+                }
                 pending.moveReaderIndex(forwardBy: written)
                 counters.addSent(written)
             }
             toServer = pending.readableBytes > 0 ? pending : nil
         }
-        if toServer == nil && localEOF && !eofSent {
-            if case .done = try channel.sendEOF() { eofSent = true }
+        if flow.shouldSendEOF(pendingUpstream: toServer != nil), case .done = try channel.sendEOF() {
+            flow.eofSent()
         }
     }
 
-    private func moveToLocal(_ channel: SSHChannel) throws(SSH2Error) {
+    private func moveToClient(_ channel: SSHChannel, client: Channel, scratch: UnsafeMutableRawBufferPointer) throws(SSH2Error) {
         var wrote = false
-        reading: while !remoteEOF && !localClosed && local.isWritable {
-            var buffer = local.allocator.buffer(capacity: Self.readChunk)
-            switch try read(from: channel, into: &buffer) {
+        reading: while flow.mayReadServer && client.isWritable {
+            switch try channel.read(into: scratch) {
             case .bytes(let count):
                 counters.addReceived(count)
-                lastLocalWrite = local.write(buffer)
+                // Copy out only what arrived, into a buffer of that size.
+                let buffer = client.allocator.buffer(bytes: UnsafeRawBufferPointer(rebasing: scratch[0..<count]))
+                lastClientWrite = client.write(buffer)
                 wrote = true
             case .wouldBlock:
                 break reading
             case .endOfStream:
-                remoteEOF = true
+                flow.serverSentEOF()
             }
         }
-        if wrote { local.flush() }
-        // Shut the client's read side only after our own EOF went out, so NIO's escalation to a full close (both
-        // halves shut) cannot drop bytes the client sent that are still on their way to the server.
-        if remoteEOF && !localOutputClosed && !localClosed && (!localEOF || eofSent) {
-            localOutputClosed = true
-            let local = self.local
-            let shutdown: @Sendable (Result<Void, Error>) -> Void = { _ in local.close(mode: .output, promise: nil) }
-            if let lastLocalWrite { lastLocalWrite.whenComplete(shutdown) } else { shutdown(.success(())) }
-        }
+        if wrote { client.flush() }
     }
 
-    /// Size of one read from the SSH channel: a little more than libssh2's 32 KiB packet.
-    static let readChunk = 64 * 1024
-
-    // ByteBuffer's closure APIs are `rethrows`, which erases typed throws; these keep the error type.
-    private func read(from channel: SSHChannel, into buffer: inout ByteBuffer) throws(SSH2Error) -> SSHChannel.ReadResult {
-        var outcome = SSHChannel.ReadResult.wouldBlock
-        var failure: SSH2Error?
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.readChunk) { space in
-            do throws(SSH2Error) { outcome = try channel.read(into: space) } catch { failure = error }
-            if case .bytes(let count) = outcome { return count }
-            return 0
-        }
-        if let failure { throw failure }
-        return outcome
+    private func shutClientOutput(_ client: Channel) {
+        flow.clientOutputShut()
+        let shutdown: @Sendable (Result<Void, Error>) -> Void = { _ in client.close(mode: .output, promise: nil) }
+        if let lastClientWrite { lastClientWrite.whenComplete(shutdown) } else { shutdown(.success(())) }
     }
 
+    // ByteBuffer's closure APIs are `rethrows`, which erases typed throws; this keeps the error type.
     private func write(_ buffer: ByteBuffer, to channel: SSHChannel) throws(SSH2Error) -> Int? {
         var written: Int?
         var failure: SSH2Error?
@@ -175,9 +172,9 @@ final class ForwardedConnection {
         return written
     }
 
-    // MARK: - Events from the local socket
+    // MARK: - Events from the client socket
 
-    func localRead(_ buffer: inout ByteBuffer) {
+    func clientRead(_ buffer: inout ByteBuffer) {
         if toServer == nil {
             toServer = buffer
         } else {
@@ -185,60 +182,50 @@ final class ForwardedConnection {
         }
     }
 
-    func localReadComplete() { readRequested = false }
+    func clientReadComplete() { readRequested = false }
 
-    func localInputClosed() { localEOF = true }
+    func clientSentEOF() { flow.clientSentEOF() }
 
-    /// The client's socket is closed. That is also how NIO reports a client's EOF once we have shut its read side
-    /// (both halves closed means a full close), so the bytes it sent before must still reach the server: as
-    /// OpenSSH does, deliver them, send EOF, then close. Nothing more can be delivered to the client.
-    func localChannelClosed() {
-        localClosed = true
-        localEOF = true
-        let owesServer = toServer != nil || (phase == .open && !eofSent)
-        if phase == .closed || !owesServer { close(.abort) }
+    /// The client's socket is closed: deliver what it sent, send EOF, then close (see `ForwardFlow.clientClosed`).
+    func clientClosed() {
+        let channelOpen: Bool
+        if case .open = phase { channelOpen = true } else { channelOpen = false }
+        flow.clientClosed()
+        if isClosed || !flow.owesServer(pendingUpstream: toServer != nil, channelOpen: channelOpen) { close(.abort) }
     }
 
     // MARK: - Teardown
 
-    enum CloseMode {
-        /// Both sides are finished: let the client read what is already written to it, then close. Bounded by
-        /// `drainLimit`, so a client that never reads cannot keep the socket (and its buffers) forever.
-        case drainThenClose
-        /// Close now (session lost, stop, error): pending writes are dropped and a blocked client is released.
-        case abort
-    }
-
     static let drainLimit = TimeAmount.seconds(30)
 
-    /// The SSH channel is handed back to the connection to be freed (a libssh2 step that may need a round trip).
-    private(set) var channelToRetire: SSHChannel?
+    /// The SSH channel and its slot, handed back to the session to be freed (a libssh2 step that may need a round
+    /// trip) when the pair closes.
+    private(set) var channelToRetire: (channel: SSHChannel, slot: Int)?
 
-    func close(_ mode: CloseMode) {
-        guard phase != .closed else {
+    func close(_ mode: ForwardFlow.CloseMode) {
+        guard !isClosed else {
             // Already closing gently; an abort (stop, session lost) must still take effect now.
-            if mode == .abort { local.close(promise: nil) }
+            if mode == .abort { client?.close(promise: nil) }
             return
         }
+        if case .open(let channel, let slot) = phase { channelToRetire = (channel, slot) }
         phase = .closed
-        channelToRetire = channel
-        channel = nil
         toServer = nil
         counters.connectionEnded()
-        let local = self.local
-        switch (mode, lastLocalWrite) {
+        guard let client else { return }
+        switch (mode, lastClientWrite) {
         case (.drainThenClose, let lastWrite?):
-            let limit = local.eventLoop.scheduleTask(in: Self.drainLimit) { local.close(promise: nil) }
+            let limit = client.eventLoop.scheduleTask(in: Self.drainLimit) { client.close(promise: nil) }
             lastWrite.whenComplete { _ in
                 limit.cancel()
-                local.close(promise: nil)
+                client.close(promise: nil)
             }
         default:
-            local.close(promise: nil)
+            client.close(promise: nil)
         }
     }
 
-    func takeChannelToRetire() -> SSHChannel? {
+    func takeChannelToRetire() -> (channel: SSHChannel, slot: Int)? {
         defer { channelToRetire = nil }
         return channelToRetire
     }

@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import TunnelConfig
@@ -6,17 +7,27 @@ import TunnelConfig
 /// Everything one `Host` block brings up: its local listeners, its counters, and the SSH session they use.
 ///
 /// Listeners and counters belong here, not to the session, so a session can be replaced (reconnect) while the
-/// listeners stay bound and the counters keep counting. All state lives on `eventLoop`.
-public final class HostTunnel: @unchecked Sendable {
+/// listeners stay bound and the counters keep counting. The mutable state lives on `eventLoop`, in a box that
+/// checks it is only touched there; what other threads read (bound addresses, the session's end) is locked.
+public final class HostTunnel: Sendable {
     public let settings: ConnectionSettings
     public let localForwards: [ForwardSpec]
     public let eventLoop: EventLoop
     public let counters = TunnelCounters()
     private let logger: Logger
 
-    private var listeners: [Channel] = []
-    private var connection: SSHConnection?
-    private var stopped = false
+    /// State confined to `eventLoop`.
+    private final class LoopState {
+        var listeners: [Channel] = []
+        var connection: SSHConnection?
+        var stopped = false
+    }
+    private let state: NIOLoopBoundBox<LoopState>
+    private let published = NIOLockedValueBox(Published())
+    private struct Published {
+        var boundAddresses: [String] = []
+        var sessionEnded: EventLoopFuture<TunnelError?>?
+    }
 
     public init(settings: ConnectionSettings, localForwards: [ForwardSpec], eventLoop: EventLoop, logger: Logger) {
         self.settings = settings
@@ -26,6 +37,7 @@ public final class HostTunnel: @unchecked Sendable {
         logger[metadataKey: "tunnel"] = "\(settings.name)"
         logger[metadataKey: "peer"] = "\(settings.hostName):\(settings.port)"
         self.logger = logger
+        self.state = NIOLoopBoundBox.makeBoxSendingValue(LoopState(), eventLoop: eventLoop)
     }
 
     public convenience init(host: HostConfig, eventLoop: EventLoop, logger: Logger) {
@@ -33,10 +45,10 @@ public final class HostTunnel: @unchecked Sendable {
     }
 
     /// The addresses actually bound, e.g. "127.0.0.1:8080" (port 0 in the config becomes the real port here).
-    public private(set) var boundAddresses: [String] = []
+    public var boundAddresses: [String] { published.withLockedValue { $0.boundAddresses } }
 
     /// Completes when the current session ends, with the reason (nil after `stop()`).
-    public private(set) var sessionEnded: EventLoopFuture<TunnelError?>?
+    public var sessionEnded: EventLoopFuture<TunnelError?>? { published.withLockedValue { $0.sessionEnded } }
 
     // MARK: - Start and stop
 
@@ -46,29 +58,38 @@ public final class HostTunnel: @unchecked Sendable {
         do {
             // The session object exists before the first listener does, so a client accepted at once is queued
             // for it instead of finding no session and being turned away.
-            let connection = SSHConnection(settings: settings, eventLoop: eventLoop, counters: counters, logger: logger)
-            try await eventLoop.submit { self.connection = connection; self.sessionEnded = connection.closeFuture }.get()
+            try await eventLoop.submit {
+                let connection = SSHConnection(settings: self.settings, eventLoop: self.eventLoop,
+                                               counters: self.counters, logger: self.logger)
+                self.state.value.connection = connection
+                self.published.withLockedValue { $0.sessionEnded = connection.closeFuture }
+            }.get()
             for spec in localForwards {
                 try await bind(spec)
             }
-            return try await connection.connect().get()
+            return try await eventLoop.flatSubmit { () -> EventLoopFuture<SessionInfo> in
+                guard let connection = self.state.value.connection, !self.state.value.stopped else {
+                    return self.eventLoop.makeFailedFuture(TunnelError.stopped)
+                }
+                return connection.connect()
+            }.get()
         } catch {
             await stop()
             throw error
         }
     }
 
-    /// Close listeners, forwarded connections and the session. Idempotent.
+    /// Close listeners, forwarded connections and the session. Idempotent, and safe while `start()` is still
+    /// setting the session up (it then fails with `TunnelError.stopped`).
     public func stop() async {
         // If the event loop is already gone there is nothing left to stop.
-        guard let (listeners, connection) = try? await eventLoop.submit({
-            self.stopped = true
-            let current = (self.listeners, self.connection)
-            self.listeners = []
-            return current
-        }).get() else { return }
-        for listener in listeners { try? await listener.close() }
-        if let connection { try? await connection.close().get() }
+        try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
+            let state = self.state.value
+            state.stopped = true
+            let closing = state.listeners.map { $0.close() } + [state.connection?.close()].compactMap { $0 }
+            state.listeners = []
+            return EventLoopFuture.andAllComplete(closing, on: self.eventLoop)
+        }.get()
     }
 
     /// One line per forward, "127.0.0.1:8080 -> 127.0.0.1:80", with the ports actually bound.
@@ -88,8 +109,8 @@ public final class HostTunnel: @unchecked Sendable {
                     .bind(host: host, port: spec.listenPort).get()
                 let local = channel.localAddress.map(describe) ?? "\(host):\(spec.listenPort)"
                 try await eventLoop.submit {
-                    self.listeners.append(channel)
-                    self.boundAddresses.append(local)
+                    self.state.value.listeners.append(channel)
+                    self.published.withLockedValue { $0.boundAddresses.append(local) }
                 }.get()
                 boundOne = true
             } catch {
@@ -130,30 +151,49 @@ public final class HostTunnel: @unchecked Sendable {
         return bootstrap
     }
 
-    /// A local client connected: hand it to the session, or turn it away with a log line saying why.
-    fileprivate func accepted(_ channel: Channel, spec: ForwardSpec, handler: LocalClientHandler) {
+    /// A local client connected: pair it with a channel to the forward's target, or turn it away with a log line
+    /// saying why.
+    fileprivate func accepted(_ client: Channel, spec: ForwardSpec, handler: LocalClientHandler) {
         counters.connectionAccepted()
-        guard !stopped, let connection, connection.acceptsClients else {
+        guard !state.value.stopped, let connection = state.value.connection, connection.acceptsClients else {
             counters.connectionEnded()
             logger.warning("\(spec.listenText): refused a client: the SSH session is not up")
-            channel.close(promise: nil)
+            client.close(promise: nil)
             return
         }
-        connection.startForward(local: channel, spec: spec, handler: handler)
+        let forward = connection.makeForward(label: "\(spec.listenText) -> \(spec.targetText)")
+        forward.attach(client: client)
+        handler.attach(forward, connection)
+        connection.open(forward, to: .tcp(host: spec.targetHost, port: spec.targetPort)) { [logger = forward.logger, counters] result in
+            switch result {
+            case .success:
+                break  // the session steps it from here: it starts reading the client
+            case .failure(let failure):
+                counters.recordOpenFailure()
+                logger.warning("\(spec.listenText) -> \(spec.targetText): the server could not open the connection: \(failure.message)")
+                forward.close(.abort)
+            }
+        }
     }
 }
 
-/// The handler on an accepted local socket: feeds its bytes and events to its `ForwardedConnection`.
+/// The handler on an accepted client socket: feeds its bytes and events to its `ForwardedConnection`, and asks the
+/// session to step that one connection.
 final class LocalClientHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     private let tunnel: HostTunnel
     private let spec: ForwardSpec
-    var forward: ForwardedConnection?
-    var connection: SSHConnection?
+    private var forward: ForwardedConnection?
+    private var connection: SSHConnection?
 
     init(tunnel: HostTunnel, spec: ForwardSpec) {
         self.tunnel = tunnel
         self.spec = spec
+    }
+
+    func attach(_ forward: ForwardedConnection, _ connection: SSHConnection) {
+        self.forward = forward
+        self.connection = connection
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -163,30 +203,33 @@ final class LocalClientHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
-        forward?.localRead(&buffer)
+        forward?.clientRead(&buffer)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        forward?.localReadComplete()
-        connection?.pump()
+        guard let forward, let connection else { return }
+        forward.clientReadComplete()
+        connection.clientEvent(forward)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event {
-            forward?.localInputClosed()
-            connection?.pump()
+        if case ChannelEvent.inputClosed = event, let forward, let connection {
+            forward.clientSentEOF()
+            connection.clientEvent(forward)
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { connection?.pump() }
+        if context.channel.isWritable, let forward, let connection { connection.clientEvent(forward) }
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        forward?.localChannelClosed()
-        connection?.pump()
+        if let forward, let connection {
+            forward.clientClosed()
+            connection.clientEvent(forward)
+        }
         forward = nil
         connection = nil
         context.fireChannelInactive()

@@ -1,8 +1,9 @@
 import Foundation
 import SSH2
 
-/// Tries the configured identity files one after another, as OpenSSH does, and explains every refusal.
-/// Runs on the connection's event loop inside the pump; each step may need several round trips.
+/// Tries the configured identity files one after another, as OpenSSH does, and records why each was refused.
+/// Each step reads key files and may decrypt a key (a fraction of a second with bcrypt), so the session runs its
+/// steps on the thread pool, never on the event loop.
 final class PublicKeyAuthenticator {
     private let user: String
     private let peer: String
@@ -10,7 +11,7 @@ final class PublicKeyAuthenticator {
     private var index = 0
     private var currentKeyType: String?
     private var prepared = false
-    private var failures: [String] = []
+    private var attempts: [AuthenticationAttempt] = []
     private let passphrases: [String: String]
     private var currentPassphrase: String?
 
@@ -38,14 +39,14 @@ final class PublicKeyAuthenticator {
                     currentPassphrase = nil
                     if info.isEncrypted {
                         guard let passphrase = passphrases[path] else {
-                            skip("\(path): the key is encrypted and no passphrase was given (run tunnel up on a terminal to be asked, or set SSH_ASKPASS with SSH_ASKPASS_REQUIRE=force)")
+                            skip(path, .encryptedWithoutPassphrase)
                             continue
                         }
                         currentPassphrase = passphrase
                     }
                     currentKeyType = info.keyType
                 } catch {
-                    skip(error.description)
+                    skip(path, .unusable(error.description))
                     continue
                 }
                 prepared = true
@@ -56,36 +57,29 @@ final class PublicKeyAuthenticator {
                 case .done: return path
                 }
             } catch {
-                if error.kind == .socketDisconnected { throw .ssh(error) }
-                skip(explain(error, path: path))
+                if error.isSessionFatal { throw .ssh(SSHFailure(error)) }
+                skip(path, problem(error))
             }
         }
-        let tried = failures.isEmpty ? "no identity file found (set IdentityFile)" : failures.joined(separator: "; ")
-        throw .authenticationFailed("authentication failed for \(peer): \(tried)")
+        throw .authenticationFailed(AuthenticationFailure(peer: peer, attempts: attempts))
     }
 
-    private func skip(_ reason: String) {
-        failures.append(reason)
+    private func skip(_ path: String, _ problem: AuthenticationAttempt.Problem) {
+        attempts.append(AuthenticationAttempt(identityFile: path, problem: problem))
         index += 1
         prepared = false
         currentKeyType = nil
     }
 
-    private func explain(_ error: SSH2Error, path: String) -> String {
+    private func problem(_ error: SSH2Error) -> AuthenticationAttempt.Problem {
         if currentKeyType == "ssh-rsa" && !SSH2Library.signsRSAWithSHA2 {
-            return "\(path): RSA key refused; libssh2 \(SSH2Library.version) signs RSA keys only with ssh-rsa (SHA-1), "
-                + "which OpenSSH 8.8 and later refuse by default (they want rsa-sha2-256/512, added in libssh2 1.11): "
-                + "use an ed25519 or ecdsa key (ssh-keygen -t ed25519) or link libssh2 1.11 or later"
+            return .rsaNeedsSHA2(libssh2Version: SSH2Library.version)
         }
         switch error.kind {
-        case .authenticationFailed, .publicKeyUnverified:
-            return "\(path): the server refused this key (is it in the server's authorized_keys for \(user)?)"
-        case .keyFile where currentPassphrase != nil:
-            return "\(path): wrong passphrase, or libssh2 cannot read this key (\(error.message))"
-        case .keyFile:
-            return "\(path): libssh2 could not use the key: \(error.message)"
-        default:
-            return "\(path): \(error.message.isEmpty ? error.description : error.message)"
+        case .authenticationFailed, .publicKeyUnverified: return .refusedByServer(user: user)
+        case .keyFile where currentPassphrase != nil: return .wrongPassphrase(error.message)
+        case .keyFile: return .unusable("libssh2 could not use the key: \(error.message)")
+        default: return .unusable(error.message.isEmpty ? error.description : error.message)
         }
     }
 }

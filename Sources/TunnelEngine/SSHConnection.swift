@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -14,40 +13,79 @@ public struct SessionInfo: Sendable {
     public var identityFile: String
 }
 
+/// Where a channel should lead, as the server is asked to open it.
+enum ChannelTarget {
+    /// `direct-tcpip`: the server connects to `host:port` (ssh -L, and the proxy's targets).
+    case tcp(host: String, port: Int)
+}
+
+/// Why the server did not open a channel (only that one connection is affected).
+struct ChannelOpenFailure: Error {
+    var message: String
+}
+
 /// One SSH session to one server, pinned to one NIO event loop.
 ///
-/// NIO owns the TCP socket; libssh2 reads and writes through `SessionTransport`. On every event (bytes from the
-/// server, bytes from a local client, a writability change) `pump()` runs each pending libssh2 step until it would
-/// block. Every libssh2 call for this session and its channels happens on `eventLoop`, so nothing needs a lock.
-/// A connection is used once: when it ends (`closeFuture`), its owner makes a new one; listeners and counters live
-/// in the owner (`HostTunnel`), so a session can be replaced under them.
-public final class SSHConnection: @unchecked Sendable {
-    public let settings: ConnectionSettings
-    public let eventLoop: EventLoop
+/// libssh2 reads and writes through `SessionTransport`; a `SessionLink` (TCP today) carries the bytes. Work follows
+/// activity (design section 4a): an event on one client socket steps that one forwarded connection; bytes from the
+/// server are parsed once per burst, after which only the channels with data (or at end of stream) are stepped; a
+/// connection waiting for the server's window or for the session's output is stepped again only when that changes.
+/// Key-file and known_hosts work runs on the thread pool, never on the loop.
+///
+/// Every libssh2 call for this session and its channels happens on `eventLoop` (or, during authentication, on a
+/// pool thread while the loop leaves the session alone), so nothing needs a lock. A connection is used once: when
+/// it ends (`closeFuture`), its owner makes a new one; listeners and counters live in the owner (`HostTunnel`).
+final class SSHConnection: SessionLinkEvents {
+    let settings: ConnectionSettings
+    let eventLoop: EventLoop
     private var logger: Logger
     private let counters: TunnelCounters
 
     private enum State {
-        case idle, connecting, handshaking, authenticating, ready, disconnecting, closed
+        case idle
+        /// Reading known_hosts on the pool, then connecting the link.
+        case connecting
+        case handshaking
+        /// The host key is being checked on the pool.
+        case verifyingHostKey
+        /// `inFlight`: an authentication step is running on the pool, with the session lent to it.
+        case authenticating(PublicKeyAuthenticator, inFlight: Bool)
+        case ready
+        case disconnecting(disconnectSent: Bool)
+        case closed
     }
     private var state = State.idle
-    private var tcp: Channel?
+    private var link: SessionLink?
     private var transport: SessionTransport?
     private var session: SSHSession?
-    private var authenticator: PublicKeyAuthenticator?
-    private var sessionInfo: SessionInfo?
-    private var hostKeyType = "", hostKeyFingerprint = "", hostKeyStatus = ""
     private var setupDeadline: Scheduled<Void>?
+    private var hostKeyType = "", hostKeyFingerprint = "", hostKeyStatus = ""
+    private var authenticationStarted = false
+    /// Bytes from the server that arrived while the session was lent to the pool.
+    private var heldInbound: ByteBuffer?
 
+    // Forwarded connections.
     private var forwards: [Int: ForwardedConnection] = [:]
     private var nextForwardID = 0
+    private let channels = SSHChannelSet()
+    /// The forwarded connection that owns each slot of `channels`.
+    private var slotOwners: [ForwardedConnection?] = []
+    /// Connections to step on this pump, each once.
+    private var scheduled: [ForwardedConnection] = []
+    /// Connections waiting for the server to widen their channel's window.
+    private var waitingForWindow: [Int: ForwardedConnection] = [:]
+    /// Connections that stopped reading their client because the session's output was congested.
+    private var waitingForOutput: [Int: ForwardedConnection] = [:]
+    /// Bytes from the server have arrived since libssh2 last parsed them.
+    private var serverBytesPending = false
     /// libssh2 runs one channel-open at a time per session, so opens wait here in arrival order.
-    private var openQueue = CircularBuffer<ForwardedConnection>()
+    private var openQueue = CircularBuffer<OpenRequest>()
     private var openInFlight = false
     /// Channels being closed and freed (each may need a reply from the server).
     private var retiring: [SSHChannel] = []
+    /// One read buffer for every channel of this session: reads that find nothing allocate nothing.
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: SSHConnection.readChunk, alignment: 16)
 
-    private var disconnectSent = false
     private var pumping = false
     private var pumpAgain = false
 
@@ -55,10 +93,18 @@ public final class SSHConnection: @unchecked Sendable {
     private let closedPromise: EventLoopPromise<TunnelError?>
     private var closeWaiters: [EventLoopPromise<Void>] = []
 
-    /// Bytes queued for the server above which we stop taking more from local clients.
-    static let outboundHighWater = 1024 * 1024
+    private struct OpenRequest {
+        let forward: ForwardedConnection
+        let target: ChannelTarget
+        let completion: (Result<Void, ChannelOpenFailure>) -> Void
+    }
 
-    public init(settings: ConnectionSettings, eventLoop: EventLoop, counters: TunnelCounters, logger: Logger) {
+    /// Bytes queued for the server above which connections stop taking more from their clients.
+    static let outboundHighWater = 1024 * 1024
+    /// One read from a channel: a little more than libssh2's 32 KiB packet.
+    static let readChunk = 64 * 1024
+
+    init(settings: ConnectionSettings, eventLoop: EventLoop, counters: TunnelCounters, logger: Logger) {
         self.settings = settings
         self.eventLoop = eventLoop
         self.counters = counters
@@ -70,109 +116,227 @@ public final class SSHConnection: @unchecked Sendable {
         self.closedPromise = eventLoop.makePromise()
     }
 
-    /// Completes when the session has ended, with the reason (nil for a requested close).
-    public var closeFuture: EventLoopFuture<TunnelError?> { closedPromise.futureResult }
+    deinit { scratch.deallocate() }
 
-    public var isReady: Bool { state == .ready }
+    /// This connection, for closures that run on its loop (checked there).
+    private var onLoop: NIOLoopBound<SSHConnection> { NIOLoopBound(self, eventLoop: eventLoop) }
+
+    /// Completes when the session has ended, with the reason (nil for a requested close).
+    var closeFuture: EventLoopFuture<TunnelError?> { closedPromise.futureResult }
 
     // MARK: - Connect
 
-    /// TCP connect, handshake, host-key check, authentication. Succeeds once forwards can be opened.
-    public func connect() -> EventLoopFuture<SessionInfo> {
-        eventLoop.execute { self.startConnecting() }
+    /// TCP connect, handshake, host-key check, authentication. Succeeds once channels can be opened.
+    /// Call on the event loop.
+    func connect() -> EventLoopFuture<SessionInfo> {
+        eventLoop.assertInEventLoop()
+        guard case .idle = state else { return readyPromise.futureResult }
+        state = .connecting
+        let settings = self.settings
+        let this = onLoop
+        let timeout = TimeAmount.seconds(settings.connectTimeoutSeconds)
+        setupDeadline = eventLoop.scheduleTask(in: timeout) {
+            this.value.fail(.timedOut("no SSH session with \(settings.peer) within \(settings.connectTimeoutSeconds) s"))
+        }
+        // known_hosts first (off the loop): it decides which host-key algorithms to ask the server for.
+        NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
+            preferredHostKeyAlgorithms(host: settings.hostName, port: settings.port,
+                                       knownHosts: try? KnownHostsCache.shared.load(settings.hostKeyPolicy.knownHostsFiles + settings.hostKeyPolicy.globalKnownHostsFiles))
+        }
+        .flatMap { [eventLoop] algorithms -> EventLoopFuture<([String], TCPLink)> in
+            TCPLink.connect(host: settings.hostName, port: settings.port, timeout: timeout, on: eventLoop, events: this.value)
+                .map { (algorithms, $0) }
+                .flatMapErrorThrowing { error in
+                    throw TunnelError.connectFailed(host: settings.hostName, port: settings.port, reason: plainReason(error))
+                }
+        }
+        .whenComplete { result in
+            switch result {
+            case .success(let (algorithms, link)): this.value.linkConnected(link, preferring: algorithms)
+            case .failure(let error as TunnelError): this.value.fail(error)
+            case .failure(let error): this.value.fail(.connectionLost(reason: plainReason(error)))
+            }
+        }
         return readyPromise.futureResult
     }
 
-    private func startConnecting() {
-        guard state == .idle else { return }
-        state = .connecting
-        let timeout = TimeAmount.seconds(settings.connectTimeoutSeconds)
-        setupDeadline = eventLoop.scheduleTask(in: timeout) { [self] in
-            fail(.timedOut("no SSH session with \(settings.peer) within \(settings.connectTimeoutSeconds) s"))
-        }
-        ClientBootstrap(group: eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
-            .connectTimeout(timeout)
-            .channelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ServerStreamHandler(connection: self))
-                }
-            }
-            .connect(host: settings.hostName, port: settings.port)
-            .whenComplete { [self] result in
-                switch result {
-                case .success(let channel): tcpConnected(channel)
-                case .failure(let error):
-                    fail(.connectFailed(host: settings.hostName, port: settings.port, reason: plainReason(error)))
-                }
-            }
-    }
-
-    private func tcpConnected(_ channel: Channel) {
-        guard state == .connecting else {
-            channel.close(promise: nil)
+    private func linkConnected(_ link: TCPLink, preferring algorithms: [String]) {
+        guard case .connecting = state else {
+            link.close()
             return
         }
-        tcp = channel
-        let transport = SessionTransport(allocator: channel.allocator)
+        self.link = link
+        let transport = SessionTransport(allocator: ByteBufferAllocator())
         self.transport = transport
         do {
             let session = try SSHSession(transport: transport)
-            session.preferHostKeyAlgorithms(HostKeyVerifier.preferredAlgorithms(
-                host: settings.hostName, port: settings.port, policy: settings.hostKeyPolicy))
+            session.preferHostKeyAlgorithms(algorithms)
             self.session = session
         } catch {
-            fail(.ssh(error))
-            return
+            return fail(.ssh(SSHFailure(error)))
         }
-        authenticator = PublicKeyAuthenticator(settings: settings)
         state = .handshaking
         pump()
     }
 
-    // MARK: - Forwards
-
-    /// Take over an accepted local connection and open a `direct-tcpip` channel for it.
-    func startForward(local: Channel, spec: ForwardSpec, handler: LocalClientHandler) {
-        eventLoop.assertInEventLoop()
-        nextForwardID += 1
-        let forward = ForwardedConnection(id: nextForwardID, spec: spec, local: local, counters: counters, logger: logger)
-        handler.forward = forward
-        handler.connection = self
-        guard acceptsClients else {
-            forward.close(.abort)
-            return
+    /// After the handshake: judge the host key on the pool (known_hosts lookups hash every hashed entry, and a new
+    /// key may be written to the file), then go on to authentication.
+    private func verifyHostKey(_ session: SSHSession) throws(TunnelError) {
+        guard let key = session.hostKey else {
+            throw TunnelError.hostKeyRefused("\(settings.name): the server sent no host key")
         }
-        // A client that arrives while the session is being set up waits in the queue instead of being turned away;
-        // the wait is bounded by the connect timeout, after which `fail` closes it with the reason logged.
-        forwards[forward.id] = forward
-        openQueue.append(forward)
-        if state == .ready { pump() } else { logger.debug("client waits for the SSH session") }
+        hostKeyType = key.typeName
+        hostKeyFingerprint = Fingerprint.sha256(key.blob)
+        state = .verifyingHostKey
+        let settings = self.settings
+        NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
+            HostKeyVerifier.verify(host: settings.hostName, port: settings.port, key: key, policy: settings.hostKeyPolicy)
+        }.whenComplete { [this = onLoop] result in
+            guard case .verifyingHostKey = this.value.state else { return }
+            switch result {
+            case .success(let decision): this.value.hostKeyDecided(decision, key: key)
+            case .failure(let error): this.value.fail(.hostKeyRefused("cannot check the host key: \(error)"))
+            }
+        }
     }
 
-    /// Whether new local clients can be handed to this session (now or once it is up).
-    var acceptsClients: Bool { state != .disconnecting && state != .closed }
+    private func hostKeyDecided(_ decision: HostKeyDecision, key: SSHHostKey) {
+        let lookupName = KnownHosts.lookupName(host: settings.hostName, port: settings.port)
+        if settings.hostKeyPolicy.mode == .off {
+            logger.warning("StrictHostKeyChecking no: an unknown host key for \(lookupName) would be accepted without checking (changed keys are still refused)")
+        }
+        switch decision {
+        case .trusted(let entry):
+            hostKeyStatus = "known_hosts \(entry.file):\(entry.line)"
+        case .recordedNew(let path):
+            hostKeyStatus = "new host key recorded in \(path)"
+            logger.notice("new host key \(key.typeName) \(hostKeyFingerprint) for \(lookupName) recorded in \(path) (StrictHostKeyChecking \(settings.hostKeyPolicy.mode.rawValue))")
+        case .unchecked:
+            hostKeyStatus = "not checked"
+            logger.warning("host key \(key.typeName) \(hostKeyFingerprint) for \(lookupName) NOT checked and not recorded: anyone on the path could pose as this server")
+        case .refused(let message):
+            return fail(.hostKeyRefused(message))
+        }
+        state = .authenticating(PublicKeyAuthenticator(settings: settings), inFlight: false)
+        pump()
+    }
+
+    /// Run one authentication step on the pool: it reads key files and may decrypt a key. The session is lent to
+    /// the pool thread for the step; meanwhile the loop leaves it and the transport alone (bytes from the server
+    /// are held in `heldInbound`), so there is one user at a time, and the future's completion hands it back.
+    private func startAuthenticationStep(_ authenticator: PublicKeyAuthenticator, _ session: SSHSession) {
+        // Whatever libssh2 queued before goes out first: the step may wait for the server's answer to it.
+        flushToServer()
+        serverBytesPending = false
+        state = .authenticating(authenticator, inFlight: true)
+        let lent = Lent((authenticator, session))
+        NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () throws(TunnelError) -> String? in
+            try lent.value.0.step(lent.value.1)
+        }.whenComplete { [this = onLoop] result in
+            this.value.authenticationStepEnded(result, authenticator: lent.value.0, lent: lent.value.1)
+        }
+    }
+
+    private func authenticationStepEnded(_ result: Result<String?, Error>, authenticator: PublicKeyAuthenticator,
+                                         lent session: SSHSession) {
+            // The session is back on the loop: release what arrived meanwhile to libssh2.
+            if var held = heldInbound {
+                heldInbound = nil
+                transport?.append(fromServer: &held)
+                serverBytesPending = true
+            }
+            guard case .authenticating = state else {
+                // Stopped or failed while the step ran: the session could not be invalidated then; do it now.
+                session.invalidate()
+                return
+            }
+            switch result {
+            case .success(let identity?): becomeReady(identity: identity)
+            case .success(nil):
+                state = .authenticating(authenticator, inFlight: false)
+                flushToServer()
+            case .failure(let error as TunnelError): return fail(error)
+            case .failure(let error): return fail(.connectionLost(reason: "\(error)"))
+            }
+            pump()
+    }
+
+    private func becomeReady(identity: String) {
+        setupDeadline?.cancel()
+        setupDeadline = nil
+        state = .ready
+        counters.sessionEstablished()
+        readyPromise.succeed(SessionInfo(hostKeyType: hostKeyType, hostKeyFingerprint: hostKeyFingerprint,
+                                         hostKeyStatus: hostKeyStatus, identityFile: identity))
+    }
+
+    /// Whether the session is lent to the pool (nothing on the loop may touch it or its transport).
+    private var sessionLent: Bool {
+        if case .authenticating(_, inFlight: true) = state { return true }
+        return false
+    }
+
+    // MARK: - Forwarded connections
+
+    /// Whether new clients can be handed to this session (now or once it is up).
+    var acceptsClients: Bool {
+        switch state {
+        case .disconnecting, .closed: return false
+        default: return true
+        }
+    }
+
+    /// A new forwarded connection on this session (attach its ends, then `open` its channel).
+    func makeForward(label: String) -> ForwardedConnection {
+        nextForwardID += 1
+        let forward = ForwardedConnection(id: nextForwardID, label: label, counters: counters, logger: logger)
+        forwards[forward.id] = forward
+        return forward
+    }
+
+    /// Ask the server for a channel to `target` for `forward`, and attach it. A client that arrives while the session
+    /// is being set up waits in the queue; the wait is bounded by the connect timeout, after which `fail` closes it.
+    /// `completion` runs on the loop when the open succeeded (the channel is attached) or failed.
+    func open(_ forward: ForwardedConnection, to target: ChannelTarget,
+              completion: @escaping (Result<Void, ChannelOpenFailure>) -> Void) {
+        eventLoop.assertInEventLoop()
+        openQueue.append(OpenRequest(forward: forward, target: target, completion: completion))
+        if case .ready = state { pump() } else { logger.debug("client waits for the SSH session") }
+    }
+
+    /// Something happened on `forward`'s client socket: step it (and only it) on the next pump.
+    func clientEvent(_ forward: ForwardedConnection) {
+        schedule(forward)
+        pump()
+    }
+
+    private func schedule(_ forward: ForwardedConnection) {
+        guard !forward.isScheduled else { return }
+        forward.isScheduled = true
+        scheduled.append(forward)
+    }
 
     // MARK: - Close
 
-    /// End the session politely: close every forward, free every channel, send SSH_MSG_DISCONNECT, close TCP.
-    /// Bounded: after `deadline` the connection is torn down regardless.
-    public func close(deadline: TimeAmount = .seconds(2)) -> EventLoopFuture<Void> {
+    /// End the session politely: close every forward, free every channel, send SSH_MSG_DISCONNECT, close the link.
+    /// Bounded: after `deadline` the connection is torn down regardless. Safe to call again while closing.
+    /// Call on the event loop.
+    func close(deadline: TimeAmount = .seconds(2)) -> EventLoopFuture<Void> {
+        eventLoop.assertInEventLoop()
         let promise = eventLoop.makePromise(of: Void.self)
-        eventLoop.execute { [self] in
-            closeWaiters.append(promise)
-            switch state {
-            case .closed:
-                finishClose()
-            case .ready:
-                state = .disconnecting
-                for forward in forwards.values { forward.close(.abort) }
-                eventLoop.scheduleTask(in: deadline) { [self] in fail(nil) }
-                pump()
-            default:
-                fail(nil)
-            }
+        closeWaiters.append(promise)
+        switch state {
+        case .closed:
+            finishClose()
+        case .disconnecting:
+            break  // already on its way; this caller waits for the same end
+        case .ready:
+            state = .disconnecting(disconnectSent: false)
+            for forward in forwards.values { forward.close(.abort) }
+            eventLoop.scheduleTask(in: deadline) { [this = onLoop] in this.value.fail(nil) }
+            pump()
+        default:
+            fail(nil)
         }
         return promise.futureResult
     }
@@ -185,20 +349,26 @@ public final class SSHConnection: @unchecked Sendable {
 
     /// Tear everything down now. `error` nil means a requested stop.
     private func fail(_ error: TunnelError?) {
-        guard state != .closed else { return }
-        let wasReady = state == .ready || state == .disconnecting
+        if case .closed = state { return }
+        let lent = sessionLent
         state = .closed
         setupDeadline?.cancel()
-        // The owner (HostTunnel's user) reports the reason from closeFuture; here it is only traced.
-        if let error { logger.debug("session ended: \(error)", metadata: ["was-ready": "\(wasReady)"]) }
-        session?.invalidate()
+        // The owner reports the reason from closeFuture; here it is only traced.
+        if let error { logger.debug("session ended: \(error)") }
+        // A session lent to the pool is invalidated when it comes back (see startAuthenticationStep).
+        if !lent { session?.invalidate() }
         for forward in forwards.values { forward.close(.abort) }
         forwards.removeAll()
+        let requests = openQueue
         openQueue.removeAll()
+        for request in requests { request.completion(.failure(ChannelOpenFailure(message: "the SSH session ended"))) }
+        scheduled.removeAll()
+        waitingForWindow.removeAll()
+        waitingForOutput.removeAll()
+        slotOwners.removeAll()
         retiring.removeAll()
-        authenticator = nil
-        tcp?.close(promise: nil)
-        tcp = nil
+        link?.close()
+        link = nil
         session = nil
         readyPromise.fail(error ?? TunnelError.stopped)
         closedPromise.succeed(error)
@@ -207,7 +377,7 @@ public final class SSHConnection: @unchecked Sendable {
 
     // MARK: - The pump
 
-    /// Run every pending libssh2 step until each would block; then hand libssh2's output to NIO.
+    /// Run every pending libssh2 step until each would block; then hand libssh2's output to the link.
     /// libssh2 must never be re-entered, and NIO can call back synchronously (writability changes inside a write),
     /// hence the `pumping`/`pumpAgain` pair.
     func pump() {
@@ -223,130 +393,147 @@ public final class SSHConnection: @unchecked Sendable {
             do {
                 try advance()
             } catch let error as TunnelError {
-                fail(error)
-                return
+                return fail(error)
             } catch let error as SSH2Error {
-                fail(transport?.serverClosed == true ? .connectionLost(reason: "the server closed the connection") : .ssh(error))
-                return
+                return fail(transport?.serverClosed == true ? .connectionLost(reason: "the server closed the connection") : .ssh(SSHFailure(error)))
             } catch {
-                fail(.connectionLost(reason: "\(error)"))
-                return
+                return fail(.connectionLost(reason: "\(error)"))
             }
             flushToServer()
         } while pumpAgain
     }
 
     private var outboundCongested: Bool {
-        guard let tcp, let transport else { return true }
-        return !tcp.isWritable || transport.pendingOutbound > Self.outboundHighWater
+        guard let link, let transport else { return true }
+        return !link.isWritable || transport.pendingOutbound > Self.outboundHighWater
     }
 
     private func advance() throws {
-        guard let session else { return }
+        guard let session, !sessionLent else { return }
         switch state {
         case .handshaking:
-            guard case .done = try session.handshake() else { return }
-            try checkHostKey(session)
-            state = .authenticating
-            pumpAgain = true
-        case .authenticating:
-            guard let authenticator else { return }
-            guard let identity = try authenticator.step(session) else { return }
-            becomeReady(identity: identity)
+            do {
+                guard case .done = try session.handshake() else { return }
+            } catch {
+                throw TunnelError.ssh(SSHFailure(error))
+            }
+            try verifyHostKey(session)
+        case .authenticating(let authenticator, inFlight: false):
+            // A step that would block waits for the server's next bytes (the first step starts at once).
+            guard serverBytesPending || !authenticationStarted else { return }
+            authenticationStarted = true
+            startAuthenticationStep(authenticator, session)
         case .ready:
             try driveOpens(session)
-            for forward in forwards.values {
-                try forward.step(outboundCongested: outboundCongested)
-                if forward.isClosed { retire(forward) }
+            if serverBytesPending {
+                serverBytesPending = false
+                try findChannelsWithInput(session)
+                driveRetiring()
             }
-            driveRetiring()
-        case .disconnecting:
+            try stepScheduled()
+        case .disconnecting(let disconnectSent):
             for forward in forwards.values { retire(forward) }
             // An open already handed to libssh2 must be driven to its end; the others never started.
-            while openQueue.count > (openInFlight ? 1 : 0) { openQueue.removeLast() }
+            while openQueue.count > (openInFlight ? 1 : 0) {
+                openQueue.removeLast().completion(.failure(ChannelOpenFailure(message: "the tunnel is stopping")))
+            }
             if openInFlight { try driveOpens(session) }
             driveRetiring()
-            guard retiring.isEmpty, !openInFlight else { return }
-            guard !disconnectSent else { return }
+            guard retiring.isEmpty, !openInFlight, !disconnectSent else { return }
             guard case .done = session.disconnect(reason: "tunnel stopping") else { return }
-            disconnectSent = true
+            state = .disconnecting(disconnectSent: true)
             flushToServer()
-            // Close once the disconnect message has left: an empty write completes after every earlier one.
-            guard let tcp else { return fail(nil) }
-            tcp.writeAndFlush(tcp.allocator.buffer(capacity: 0)).whenComplete { [self] _ in fail(nil) }
-        case .idle, .connecting, .closed:
+            // Close once the disconnect message has left.
+            guard let link else { return fail(nil) }
+            link.flushed().whenComplete { [this = onLoop] _ in this.value.fail(nil) }
+        case .idle, .connecting, .verifyingHostKey, .authenticating, .closed:
             return
         }
     }
 
-    private func checkHostKey(_ session: SSHSession) throws {
-        guard let key = session.hostKey else {
-            throw TunnelError.hostKeyRefused("\(settings.name): the server sent no host key")
+    /// After bytes from the server: let libssh2 parse them once, then schedule the connections whose channel has
+    /// data or reached end of stream, and those whose window the server may have widened.
+    private func findChannelsWithInput(_ session: SSHSession) throws {
+        if channels.count > 0 {
+            try channels.drainAndScan(session: session) { slot in
+                if let owner = slotOwners[slot] { schedule(owner) }
+            }
         }
-        hostKeyType = key.typeName
-        hostKeyFingerprint = Fingerprint.sha256(key.blob)
-        let decision = HostKeyVerifier.verify(host: settings.hostName, port: settings.port, key: key,
-                                              policy: settings.hostKeyPolicy)
-        let lookupName = KnownHosts.lookupName(host: settings.hostName, port: settings.port)
-        if settings.hostKeyPolicy.mode == .off {
-            logger.warning("StrictHostKeyChecking no: an unknown host key for \(lookupName) would be accepted without checking (changed keys are still refused)")
-        }
-        switch decision {
-        case .trusted(let entry):
-            hostKeyStatus = "known_hosts \(entry.file):\(entry.line)"
-        case .recordedNew(let path):
-            hostKeyStatus = "new host key recorded in \(path)"
-            logger.notice("new host key \(key.typeName) \(hostKeyFingerprint) for \(lookupName) recorded in \(path) (StrictHostKeyChecking \(settings.hostKeyPolicy.mode.rawValue))")
-        case .unchecked:
-            hostKeyStatus = "not checked"
-            logger.warning("host key \(key.typeName) \(hostKeyFingerprint) for \(lookupName) NOT checked and not recorded: anyone on the path could pose as this server")
-        case .refused(let message):
-            throw TunnelError.hostKeyRefused(message)
+        if !waitingForWindow.isEmpty {
+            for (id, forward) in waitingForWindow where (forward.channel?.writeWindow ?? 1) > 0 {
+                waitingForWindow[id] = nil
+                schedule(forward)
+            }
         }
     }
 
-    private func becomeReady(identity: String) {
-        setupDeadline?.cancel()
-        setupDeadline = nil
-        authenticator = nil
-        state = .ready
-        counters.sessionEstablished()
-        let info = SessionInfo(hostKeyType: hostKeyType, hostKeyFingerprint: hostKeyFingerprint,
-                               hostKeyStatus: hostKeyStatus, identityFile: identity)
-        sessionInfo = info
-        readyPromise.succeed(info)
-        pumpAgain = true
+    private func stepScheduled() throws {
+        while !scheduled.isEmpty {
+            let batch = scheduled
+            scheduled.removeAll(keepingCapacity: true)
+            for forward in batch {
+                forward.isScheduled = false
+                try forward.step(outboundCongested: outboundCongested, scratch: scratch)
+                if forward.isClosed {
+                    retire(forward)
+                    continue
+                }
+                if forward.waits.contains(.serverWindow) { waitingForWindow[forward.id] = forward }
+                if forward.waits.contains(.sessionOutput) { waitingForOutput[forward.id] = forward }
+            }
+        }
     }
 
     private func driveOpens(_ session: SSHSession) throws {
-        while let forward = openQueue.first {
+        while let request = openQueue.first {
+            let forward = request.forward
             if forward.isClosed && !openInFlight {
                 openQueue.removeFirst()
                 continue
             }
-            forward.openStarted()
             openInFlight = true
             let step: SSHStep<SSHChannel>
             do {
-                step = try session.openDirectTCPIP(host: forward.spec.targetHost, port: forward.spec.targetPort,
-                                                   originHost: forward.originHost, originPort: forward.originPort)
+                switch request.target {
+                case .tcp(let host, let port):
+                    step = try session.openDirectTCPIP(host: host, port: port,
+                                                       originHost: forward.originHost, originPort: forward.originPort)
+                }
             } catch {
                 openInFlight = false
                 openQueue.removeFirst()
                 if error.isSessionFatal { throw error }
-                forward.openFailed(error)
+                request.completion(.failure(ChannelOpenFailure(message: error.message.isEmpty ? error.description : error.message)))
                 continue
             }
             guard case .done(let channel) = step else { return }
             openInFlight = false
             openQueue.removeFirst()
-            if !forward.channelOpened(channel) { retiring.append(channel) }
+            let slot = channels.insert(channel)
+            guard forward.attach(channel: channel, slot: slot) else {
+                channels.remove(slot: slot)
+                retiring.append(channel)
+                continue
+            }
+            while slotOwners.count <= slot { slotOwners.append(nil) }
+            slotOwners[slot] = forward
+            request.completion(.success(()))
+            // The server may already have sent data on it.
+            schedule(forward)
         }
     }
 
     private func retire(_ forward: ForwardedConnection) {
-        if let channel = forward.takeChannelToRetire() { retiring.append(channel) }
-        if forward.isClosed { forwards[forward.id] = nil }
+        if let (channel, slot) = forward.takeChannelToRetire() {
+            channels.remove(slot: slot)
+            slotOwners[slot] = nil
+            retiring.append(channel)
+        }
+        if forward.isClosed {
+            forwards[forward.id] = nil
+            waitingForWindow[forward.id] = nil
+            waitingForOutput[forward.id] = nil
+        }
     }
 
     private func driveRetiring() {
@@ -357,70 +544,63 @@ public final class SSHConnection: @unchecked Sendable {
     }
 
     private func flushToServer() {
-        guard let tcp, let transport, let bytes = transport.takeOutbound() else { return }
-        tcp.writeAndFlush(bytes, promise: nil)
+        guard !sessionLent, let link, let bytes = transport?.takeOutbound() else { return }
+        link.send(bytes)
+        // What stopped for congestion can go on if the link still takes more.
+        if !waitingForOutput.isEmpty && link.isWritable { wakeOutputWaiters() }
     }
 
-    // MARK: - Events from the server socket
+    private func wakeOutputWaiters() {
+        for forward in waitingForOutput.values { schedule(forward) }
+        waitingForOutput.removeAll()
+        pumpAgain = true
+    }
 
-    fileprivate func serverSent(_ buffer: inout ByteBuffer) {
-        transport?.append(fromServer: &buffer)
+    // MARK: - SessionLinkEvents
+
+    func linkReceived(_ bytes: inout ByteBuffer) {
+        if sessionLent {
+            if heldInbound == nil { heldInbound = bytes } else { heldInbound!.writeBuffer(&bytes) }
+            return
+        }
+        transport?.append(fromServer: &bytes)
+        serverBytesPending = true
         pump()
     }
 
-    fileprivate func serverClosed() {
-        guard state != .closed else { return }
+    func linkWritable() {
+        if !waitingForOutput.isEmpty { wakeOutputWaiters() }
+        pump()
+    }
+
+    func linkClosed(reason: String?) {
+        if case .closed = state { return }
+        if let reason { return fail(.connectionLost(reason: reason)) }
+        if case .disconnecting = state { return fail(nil) }
+        if sessionLent { return fail(.connectionLost(reason: "the server closed the connection")) }
         transport?.serverClosed = true
-        if state == .disconnecting {
-            fail(nil)
-            return
-        }
+        serverBytesPending = true
         pump()
         fail(.connectionLost(reason: "the server closed the connection"))
     }
-
-    fileprivate func serverError(_ error: Error) {
-        fail(.connectionLost(reason: plainReason(error)))
-    }
 }
 
-/// The handler on the TCP channel to the SSH server: feeds bytes and events to the connection.
-private final class ServerStreamHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    private let connection: SSHConnection
-
-    init(connection: SSHConnection) { self.connection = connection }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = unwrapInboundIn(data)
-        connection.serverSent(&buffer)
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { connection.pump() }
-        context.fireChannelWritabilityChanged()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        connection.serverClosed()
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        connection.serverError(error)
-        context.close(promise: nil)
-    }
+/// Something handed to the thread pool and back, used by one thread at a time: the loop does not touch it while the
+/// pool runs, and gets it back through the future's completion (which orders the two).
+private struct Lent<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
-/// Turn NIO and POSIX errors into the words a user expects ("connection refused").
-func plainReason(_ error: Error) -> String {
-    if let ioError = error as? IOError {
-        return String(cString: strerror(ioError.errnoCode)).lowercased()
+/// Host-key algorithms to ask for, the types known_hosts already holds for this host first, so the server offers a
+/// key we can check instead of one we have never seen.
+private func preferredHostKeyAlgorithms(host: String, port: Int, knownHosts: KnownHosts?) -> [String] {
+    var ordered: [String] = []
+    for type in knownHosts?.knownKeyTypes(host: host, port: port) ?? [] {
+        for algorithm in SSHHostKey.algorithms(forKeyType: type) where !ordered.contains(algorithm) {
+            ordered.append(algorithm)
+        }
     }
-    if let connectError = error as? NIOConnectionError {
-        if let first = connectError.connectionErrors.first { return plainReason(first.error) }
-        if connectError.dnsAAAAError != nil || connectError.dnsAError != nil { return "cannot resolve host name" }
-    }
-    if error is ChannelError, case ChannelError.connectTimeout = error as! ChannelError { return "connection timed out" }
-    return "\(error)"
+    for algorithm in SSHHostKey.defaultAlgorithms where !ordered.contains(algorithm) { ordered.append(algorithm) }
+    return ordered
 }

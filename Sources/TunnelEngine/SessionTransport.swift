@@ -1,13 +1,14 @@
 import NIOCore
 import SSH2
 
-/// The in-memory byte queues between NIO's TCP channel to the server and libssh2's send/receive callbacks.
+/// The in-memory byte queues between the session's link and libssh2's send/receive callbacks.
 ///
-/// NIO appends what the server sent to `inbound`; libssh2 drains it through `receive(into:)`. libssh2's output lands
-/// in `outbound`, which the connection hands to NIO once per pump. Everything happens on the connection's event loop.
+/// The link appends what the server sent to `inbound`; libssh2 drains it through `receive(into:)`. libssh2's output
+/// lands in `outbound`, which the connection hands to the link once per pump. Used on the connection's event loop,
+/// or, while the connection lends the session to the thread pool (authentication), only there.
 final class SessionTransport: SSHByteTransport {
-    private(set) var inbound: ByteBuffer
-    private(set) var outbound: ByteBuffer
+    private var inbound: ByteBuffer
+    private var outbound: ByteBuffer?
     private let allocator: ByteBufferAllocator
     /// The server closed its side: once `inbound` is drained, libssh2 sees end of stream.
     var serverClosed = false
@@ -15,7 +16,6 @@ final class SessionTransport: SSHByteTransport {
     init(allocator: ByteBufferAllocator) {
         self.allocator = allocator
         self.inbound = allocator.buffer(capacity: 0)
-        self.outbound = allocator.buffer(capacity: 64 * 1024)
     }
 
     /// Bytes from the server.
@@ -28,15 +28,13 @@ final class SessionTransport: SSHByteTransport {
         }
     }
 
-    var pendingInbound: Int { inbound.readableBytes }
-    var pendingOutbound: Int { outbound.readableBytes }
+    var pendingOutbound: Int { outbound?.readableBytes ?? 0 }
 
-    /// Hand over everything libssh2 has queued for the server.
+    /// Hand over everything libssh2 has queued for the server. The next send starts a new buffer (the link owns
+    /// this one until it is written), so a pump that sends nothing allocates nothing.
     func takeOutbound() -> ByteBuffer? {
-        guard outbound.readableBytes > 0 else { return nil }
-        let out = outbound
-        outbound = allocator.buffer(capacity: max(64 * 1024, out.readableBytes))
-        return out
+        defer { outbound = nil }
+        return outbound
     }
 
     // MARK: SSHByteTransport
@@ -53,6 +51,7 @@ final class SessionTransport: SSHByteTransport {
     }
 
     func send(_ bytes: UnsafeRawBufferPointer) {
-        outbound.writeBytes(bytes)
+        if outbound == nil { outbound = allocator.buffer(capacity: max(16 * 1024, bytes.count)) }
+        outbound!.writeBytes(bytes)
     }
 }

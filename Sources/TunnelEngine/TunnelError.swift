@@ -2,17 +2,18 @@ import SSH2
 
 /// Why a tunnel could not come up or went down, in words a user can act on. Each case keeps the underlying detail
 /// (libssh2's message, the file and line of a known_hosts entry) so nothing is lost on the way to the log.
+/// Advice on what to do about it (which command to run) is the front end's to add: see TunnelService.
 public enum TunnelError: Error, Sendable, CustomStringConvertible {
     /// TCP connection to the SSH server failed.
     case connectFailed(host: String, port: Int, reason: String)
     /// The server closed or the link broke.
     case connectionLost(reason: String)
-    /// Handshake, authentication or another SSH step failed; keeps libssh2's error.
-    case ssh(SSH2Error)
+    /// Handshake or another SSH step failed; keeps libssh2's message.
+    case ssh(SSHFailure)
     /// The host key was refused (unknown, changed, revoked); the message explains the fix.
     case hostKeyRefused(String)
-    /// No identity could log in; the message lists what was tried and why each failed.
-    case authenticationFailed(String)
+    /// No identity could log in: what was tried, and why each failed.
+    case authenticationFailed(AuthenticationFailure)
     /// A local listener could not be bound.
     case bindFailed(address: String, reason: String)
     /// The handshake or authentication took too long.
@@ -24,12 +25,88 @@ public enum TunnelError: Error, Sendable, CustomStringConvertible {
         switch self {
         case .connectFailed(let host, let port, let reason): return "cannot connect to \(host):\(port): \(reason)"
         case .connectionLost(let reason): return "connection lost: \(reason)"
-        case .ssh(let error): return error.description
+        case .ssh(let failure): return failure.description
         case .hostKeyRefused(let message): return message
-        case .authenticationFailed(let message): return message
+        case .authenticationFailed(let failure): return failure.description
         case .bindFailed(let address, let reason): return "cannot listen on \(address): \(reason)"
         case .timedOut(let what): return "timed out: \(what)"
         case .stopped: return "stopped"
         }
+    }
+}
+
+/// A failed SSH step as libssh2 reported it, without exposing the SSH2 layer's types to embedders.
+public struct SSHFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What we were doing, in plain words ("SSH handshake").
+    public var operation: String
+    /// libssh2's own message, verbatim (may be empty).
+    public var message: String
+    /// libssh2's error code (`LIBSSH2_ERROR_*`, negative), for logs and bug reports.
+    public var code: Int32
+
+    public init(operation: String, message: String, code: Int32) {
+        self.operation = operation
+        self.message = message
+        self.code = code
+    }
+
+    init(_ error: SSH2Error) {
+        self.init(operation: error.operation, message: error.description.dropPrefix("\(error.operation): "), code: error.code)
+    }
+
+    public var description: String { message.isEmpty ? operation : "\(operation): \(message)" }
+}
+
+/// Every identity that was tried for a session, and why each one failed.
+public struct AuthenticationFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    /// "root@127.0.0.1:2222".
+    public var peer: String
+    public var attempts: [AuthenticationAttempt]
+
+    public var description: String {
+        let tried = attempts.isEmpty ? "no identity file found (set IdentityFile)" : attempts.map(\.description).joined(separator: "; ")
+        return "authentication failed for \(peer): \(tried)"
+    }
+}
+
+/// One identity file that did not log in.
+public struct AuthenticationAttempt: Sendable, Equatable, CustomStringConvertible {
+    public enum Problem: Sendable, Equatable {
+        /// The key is encrypted and no passphrase was given (the front end knows how one could be asked for).
+        case encryptedWithoutPassphrase
+        /// The server does not accept this key for this user.
+        case refusedByServer(user: String)
+        /// An RSA key that this libssh2 can only sign with ssh-rsa (SHA-1), which OpenSSH 8.8+ refuses.
+        case rsaNeedsSHA2(libssh2Version: String)
+        /// The passphrase was wrong, or libssh2 cannot read this key.
+        case wrongPassphrase(String)
+        /// The file is missing, not a key, or unusable; the text says which.
+        case unusable(String)
+    }
+
+    public var identityFile: String
+    public var problem: Problem
+
+    public var description: String {
+        switch problem {
+        case .encryptedWithoutPassphrase:
+            return "\(identityFile): the key is encrypted and no passphrase was given"
+        case .refusedByServer(let user):
+            return "\(identityFile): the server refused this key (is it in the server's authorized_keys for \(user)?)"
+        case .rsaNeedsSHA2(let version):
+            return "\(identityFile): RSA key refused; libssh2 \(version) signs RSA keys only with ssh-rsa (SHA-1), "
+                + "which OpenSSH 8.8 and later refuse by default (they want rsa-sha2-256/512, added in libssh2 1.11): "
+                + "use an ed25519 or ecdsa key (ssh-keygen -t ed25519) or link libssh2 1.11 or later"
+        case .wrongPassphrase(let detail):
+            return "\(identityFile): wrong passphrase, or libssh2 cannot read this key (\(detail))"
+        case .unusable(let detail):
+            return detail.hasPrefix(identityFile) ? detail : "\(identityFile): \(detail)"
+        }
+    }
+}
+
+private extension String {
+    func dropPrefix(_ prefix: String) -> String {
+        hasPrefix(prefix) ? String(dropFirst(prefix.count)) : self
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import TunnelConfig
@@ -77,7 +78,17 @@ public final class TunnelService: Sendable {
 
     private func run(_ hosts: [HostConfig], on group: MultiThreadedEventLoopGroup) async -> Int32 {
         let events = AsyncStream<Event>.makeStream()
-        let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { events.continuation.yield(.signal($0)) }
+        // Every tunnel made so far, so a signal that arrives while sessions are still being set up stops them at
+        // once (their start() then fails with `stopped`) instead of waiting for a server that may never answer.
+        let started = NIOLockedValueBox((tunnels: [HostTunnel](), stopping: false))
+        let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { number in
+            events.continuation.yield(.signal(number))
+            let tunnels = started.withLockedValue { state in
+                state.stopping = true
+                return state.tunnels
+            }
+            for tunnel in tunnels { Task { await tunnel.stop() } }
+        }
         defer { signals.cancel() }
 
         var running: [String: HostTunnel] = [:]
@@ -100,6 +111,11 @@ public final class TunnelService: Sendable {
                 }
                 let tunnel = HostTunnel(settings: settings, localForwards: host.localForwards,
                                         eventLoop: group.next(), logger: logger)
+                let stopping = started.withLockedValue { state in
+                    state.tunnels.append(tunnel)
+                    return state.stopping
+                }
+                if stopping { break }
                 tasks.addTask { do { return (host, tunnel, .success(try await tunnel.start())) } catch { return (host, tunnel, .failure(error)) } }
             }
             for await (host, tunnel, result) in tasks {
@@ -112,12 +128,21 @@ public final class TunnelService: Sendable {
                     log.notice("\(connectedLine(host, tunnel, info))")
                     warnAboutInactiveForwards(host, log)
                     tunnel.sessionEnded?.whenSuccess { reason in events.continuation.yield(.sessionEnded(host.name, reason)) }
+                case .failure(TunnelError.stopped):
+                    log.debug("stopped while connecting")
                 case .failure(let error):
-                    log.error("\(error)")
+                    log.error("\(UserMessage.describe(error))")
                 }
             }
         }
-        guard !running.isEmpty else { return 1 }
+        let stoppedBySignal = started.withLockedValue { $0.stopping }
+        guard !running.isEmpty, !stoppedBySignal else {
+            await withTaskGroup(of: Void.self) { tasks in
+                for tunnel in running.values { tasks.addTask { await tunnel.stop() } }
+            }
+            if stoppedBySignal { logger.notice("stopped by a signal while connecting") }
+            return stoppedBySignal ? 0 : 1
+        }
 
         var exitCode: Int32 = 0
         for await event in events.stream {
@@ -130,7 +155,7 @@ public final class TunnelService: Sendable {
                 var log = logger
                 log[metadataKey: "tunnel"] = "\(name)"
                 log[metadataKey: "peer"] = "\(tunnel.settings.hostName):\(tunnel.settings.port)"
-                log.error("\(reason.map { "\($0)" } ?? "session closed"); tunnel stopped (reconnect is not implemented yet)")
+                log.error("\(reason.map { UserMessage.describe($0) } ?? "session closed"); tunnel stopped (reconnect is not implemented yet)")
                 await tunnel.stop()
                 if !running.isEmpty { continue }
                 exitCode = 1

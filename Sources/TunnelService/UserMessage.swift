@@ -1,0 +1,21 @@
+import TunnelEngine
+
+/// Errors in the words a person at a terminal (or reading a service log) needs: the engine says what went wrong,
+/// this adds what to do about it, because only this layer knows how the program was started and what it can ask.
+enum UserMessage {
+    static func describe(_ error: Error) -> String {
+        guard let error = error as? TunnelError else { return "\(error)" }
+        switch error {
+        case .authenticationFailed(let failure):
+            let attempts = failure.attempts.map { attempt -> String in
+                guard attempt.problem == .encryptedWithoutPassphrase else { return attempt.description }
+                return attempt.description
+                    + " (run tunnel up on a terminal to be asked, or set SSH_ASKPASS with SSH_ASKPASS_REQUIRE=force)"
+            }
+            let tried = attempts.isEmpty ? "no identity file found (set IdentityFile)" : attempts.joined(separator: "; ")
+            return "authentication failed for \(failure.peer): \(tried)"
+        default:
+            return error.description
+        }
+    }
+}
