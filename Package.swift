@@ -77,10 +77,11 @@ let package = Package(
 
         .testTarget(name: "SSH2Tests", dependencies: ["SSH2", "Digests"]),
         .testTarget(name: "TunnelConfigTests", dependencies: ["TunnelConfig"]),
+        .testTarget(name: "TunnelEngineTests", dependencies: ["TunnelEngine"]),
         .testTarget(name: "TunnelServiceTests", dependencies: ["TunnelService", "TunnelConfig"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TunnelEngine", "TunnelConfig", "SSH2", "TunnelTestSupport",
+            dependencies: ["TunnelEngine", "TunnelConfig", "SSH2", "TunnelTestSupport", "Digests",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "CLITests", dependencies: ["TunnelTestSupport", "Digests"]),

@@ -24,7 +24,7 @@ public struct TunnelLogHandler: LogHandler {
     public func log(event: LogEvent) {
         let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
         var line = ""
-        if timestamps { line += ISO8601DateFormatter().string(from: Date()) + " " }
+        if timestamps { line += Self.timestamp() + " " }
         if let tunnel = merged["tunnel"] { line += "\(tunnel): " }
         // A line about a place in a config file starts with it, as compilers and `tunnel check` do.
         if let location = merged["location"] { line += "\(location): " }
@@ -45,6 +45,26 @@ public struct TunnelLogHandler: LogHandler {
             if !rest.isEmpty { line += " [" + rest.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "]" }
         }
         line += "\n"
-        FileHandle.standardError.write(Data(line.utf8))
+        // One write(2) per line: no Foundation objects, and lines from several event loops never interleave.
+        var bytes = line
+        bytes.withUTF8 { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let n = write(STDERR_FILENO, buffer.baseAddress! + offset, buffer.count - offset)
+                if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
+                offset += n
+            }
+        }
+    }
+
+    /// "2026-11-29T14:03:07Z", as ISO8601DateFormatter wrote it, from the C library (a formatter object per line
+    /// was the most expensive part of logging, and log lines are written from event loops).
+    static func timestamp() -> String {
+        var now = time(nil)
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
     }
 }
