@@ -1,4 +1,3 @@
-import SSH2
 import TunnelConfig
 
 /// What one SSH connection needs to know, taken from a resolved `HostConfig`.

@@ -119,8 +119,10 @@ public final class SSHConnection: @unchecked Sendable {
         self.transport = transport
         do {
             let session = try SSHSession(transport: transport)
+            // An unreadable file is reported by checkHostKey; here it only costs the preferred order.
+            let knownHosts = (try? HostKeyVerifier.loadKnownHosts(for: settings.hostKeyPolicy)) ?? KnownHosts()
             session.preferHostKeyAlgorithms(HostKeyVerifier.preferredAlgorithms(
-                host: settings.hostName, port: settings.port, policy: settings.hostKeyPolicy))
+                host: settings.hostName, port: settings.port, knownHosts: knownHosts))
             self.session = session
         } catch {
             fail(.ssh(error))
@@ -281,12 +283,23 @@ public final class SSHConnection: @unchecked Sendable {
 
     private func checkHostKey(_ session: SSHSession) throws {
         guard let key = session.hostKey else {
-            throw TunnelError.hostKeyRefused("\(settings.name): the server sent no host key")
+            throw TunnelError.hostKeyRefused(.noHostKey(name: KnownHosts.lookupName(host: settings.hostName, port: settings.port)))
         }
         hostKeyType = key.typeName
         hostKeyFingerprint = Fingerprint.sha256(key.blob)
-        let decision = HostKeyVerifier.verify(host: settings.hostName, port: settings.port, key: key,
-                                              policy: settings.hostKeyPolicy)
+        // File I/O on the loop for now (load, and the append of `record`); to move off the loop.
+        let policy = settings.hostKeyPolicy
+        var decision: HostKeyDecision
+        do throws(HostKeyRefusal) {
+            decision = HostKeyVerifier.verify(host: settings.hostName, port: settings.port, keyType: key.typeName,
+                                              key: key.blob, policy: policy, knownHosts: try HostKeyVerifier.loadKnownHosts(for: policy))
+        } catch {
+            decision = .refused(error)
+        }
+        if case .recordNew(let path) = decision {
+            decision = HostKeyVerifier.record(host: settings.hostName, port: settings.port, keyType: key.typeName,
+                                              key: key.blob, in: path, policy: policy)
+        }
         let lookupName = KnownHosts.lookupName(host: settings.hostName, port: settings.port)
         if settings.hostKeyPolicy.mode == .off {
             logger.warning("StrictHostKeyChecking no: an unknown host key for \(lookupName) would be accepted without checking (changed keys are still refused)")
@@ -294,14 +307,14 @@ public final class SSHConnection: @unchecked Sendable {
         switch decision {
         case .trusted(let entry):
             hostKeyStatus = "known_hosts \(entry.file):\(entry.line)"
-        case .recordedNew(let path):
+        case .recordedNew(let path), .recordNew(let path):  // `record` above turned .recordNew into one of the others
             hostKeyStatus = "new host key recorded in \(path)"
             logger.notice("new host key \(key.typeName) \(hostKeyFingerprint) for \(lookupName) recorded in \(path) (StrictHostKeyChecking \(settings.hostKeyPolicy.mode.rawValue))")
         case .unchecked:
             hostKeyStatus = "not checked"
             logger.warning("host key \(key.typeName) \(hostKeyFingerprint) for \(lookupName) NOT checked and not recorded: anyone on the path could pose as this server")
-        case .refused(let message):
-            throw TunnelError.hostKeyRefused(message)
+        case .refused(let refusal):
+            throw TunnelError.hostKeyRefused(refusal)
         }
     }
 

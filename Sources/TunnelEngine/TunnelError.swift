@@ -9,8 +9,9 @@ public enum TunnelError: Error, Sendable, CustomStringConvertible {
     case connectionLost(reason: String)
     /// Handshake, authentication or another SSH step failed; keeps libssh2's error.
     case ssh(SSH2Error)
-    /// The host key was refused (unknown, changed, revoked); the message explains the fix.
-    case hostKeyRefused(String)
+    /// The host key was refused (unknown, changed, revoked, ...); the refusal carries the facts, and
+    /// `HostKeyAdvice` in TunnelService turns them into the fix.
+    case hostKeyRefused(HostKeyRefusal)
     /// No identity could log in; the message lists what was tried and why each failed.
     case authenticationFailed(String)
     /// A local listener could not be bound.
@@ -25,7 +26,7 @@ public enum TunnelError: Error, Sendable, CustomStringConvertible {
         case .connectFailed(let host, let port, let reason): return "cannot connect to \(host):\(port): \(reason)"
         case .connectionLost(let reason): return "connection lost: \(reason)"
         case .ssh(let error): return error.description
-        case .hostKeyRefused(let message): return message
+        case .hostKeyRefused(let refusal): return refusal.description
         case .authenticationFailed(let message): return message
         case .bindFailed(let address, let reason): return "cannot listen on \(address): \(reason)"
         case .timedOut(let what): return "timed out: \(what)"

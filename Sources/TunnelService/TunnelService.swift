@@ -112,6 +112,8 @@ public final class TunnelService: Sendable {
                     log.notice("\(connectedLine(host, tunnel, info))")
                     warnAboutInactiveForwards(host, log)
                     tunnel.sessionEnded?.whenSuccess { reason in events.continuation.yield(.sessionEnded(host.name, reason)) }
+                case .failure(TunnelError.hostKeyRefused(let refusal)):
+                    log.error("\(HostKeyAdvice.explain(refusal))")
                 case .failure(let error):
                     log.error("\(error)")
                 }

@@ -7,6 +7,7 @@
 //   ProcessRunner    run a command (captured output, timeout) or start one and await its output lines
 //   ProcessTree      the /proc view used to find sshd's setsid() children
 //   TestData         deterministic payloads, SHA-256
+//   KeyFixtures      temp directories, ssh-keygen keys and synthetic key blobs for key and known_hosts tests
 //   freeTCPPort, waitUntil
 //
 // Every wait is bounded and fails with a message that says what was awaited. Everything is close-on-exec, so

@@ -1,6 +1,7 @@
 import Foundation
 import SSH2
 import Testing
+import TunnelTestSupport
 import Digests
 
 @Suite("Digest and Base64")

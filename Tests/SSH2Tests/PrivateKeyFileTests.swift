@@ -1,6 +1,7 @@
 import Foundation
 import SSH2
 import Testing
+import TunnelTestSupport
 
 @Suite("Private key files")
 struct PrivateKeyFileTests {
