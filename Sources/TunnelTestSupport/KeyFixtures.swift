@@ -58,6 +58,13 @@ public enum KeyFixtures {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Whether this ssh-keygen still makes keys of `type` (OpenSSH 10 dropped DSA), found by trying once.
+    public static func canGenerateKey(type: String) -> Bool {
+        guard hasSSHKeygen, let dir = try? makeTempDirectory() else { return false }
+        defer { removeTempDirectory(dir) }
+        return (try? generateKey(in: dir, name: "probe", type: type)) != nil
+    }
+
     /// Makes a key pair with ssh-keygen at `dir/name` (private) and `dir/name.pub`.
     public static func generateKey(
         in dir: String, name: String, type: String, bits: Int? = nil, format: String? = nil, passphrase: String = ""

@@ -222,7 +222,7 @@ struct KnownHostsTests {
     }
 
     // root reads anything, so the permission case only means something for other users.
-    @Test(.enabled(if: getuid() != 0)) func permissionDeniedIsAnError() throws {
+    @Test(.enabled(if: getuid() != 0, "root reads files whatever their permissions")) func permissionDeniedIsAnError() throws {
         let dir = try KeyFixtures.makeTempDirectory()
         defer { KeyFixtures.removeTempDirectory(dir) }
         let path = dir + "/kh"
@@ -285,7 +285,7 @@ struct KnownHostsTests {
 
     // MARK: Cross-checks with OpenSSH's own tools
 
-    @Test(.enabled(if: KeyFixtures.hasSSHKeygen)) func matchesNamesHashedBySSHKeygen() throws {
+    @Test(.enabled(if: KeyFixtures.hasSSHKeygen, "needs OpenSSH's ssh-keygen")) func matchesNamesHashedBySSHKeygen() throws {
         let dir = try KeyFixtures.makeTempDirectory()
         defer { KeyFixtures.removeTempDirectory(dir) }
         let keyPath = try KeyFixtures.generateKey(in: dir, name: "host_ed25519", type: "ed25519")
@@ -309,7 +309,7 @@ struct KnownHostsTests {
         #expect(kh.check(host: "server.example.net", port: 22, keyType: key.type, key: key.blob) == .unknown(otherKeyTypes: []))
     }
 
-    @Test(.enabled(if: KeyFixtures.hasSSHKeygen)) func sshKeygenFindsNamesWeHashed() throws {
+    @Test(.enabled(if: KeyFixtures.hasSSHKeygen, "needs OpenSSH's ssh-keygen")) func sshKeygenFindsNamesWeHashed() throws {
         let dir = try KeyFixtures.makeTempDirectory()
         defer { KeyFixtures.removeTempDirectory(dir) }
         let keyPath = try KeyFixtures.generateKey(in: dir, name: "k", type: "ecdsa")
@@ -324,7 +324,7 @@ struct KnownHostsTests {
         #expect(plain.contains("plain.example \(key.type) \(key.base64)"))
     }
 
-    @Test(.enabled(if: KeyFixtures.hasSSHKeygen)) func fingerprintMatchesSSHKeygen() throws {
+    @Test(.enabled(if: KeyFixtures.hasSSHKeygen, "needs OpenSSH's ssh-keygen")) func fingerprintMatchesSSHKeygen() throws {
         let dir = try KeyFixtures.makeTempDirectory()
         defer { KeyFixtures.removeTempDirectory(dir) }
         for type in ["ed25519", "ecdsa", "rsa"] {
