@@ -78,7 +78,7 @@ public struct KnownHosts: Sendable {
     public var entries: [KnownHostsEntry]
     public var skippedLines: [SkippedLine]
 
-    /// No entries: what a host with no known_hosts file at all looks like.
+    /// Entries given directly; none by default, which is what having no known_hosts file at all looks like.
     public init(entries: [KnownHostsEntry] = []) {
         self.entries = entries
         self.skippedLines = []
