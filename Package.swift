@@ -75,10 +75,11 @@ let package = Package(
             path: "Examples/tunnel-bench"
         ),
 
-        .testTarget(name: "SSH2Tests", dependencies: ["SSH2", "Digests"]),
-        .testTarget(name: "TunnelConfigTests", dependencies: ["TunnelConfig"]),
-        .testTarget(name: "TunnelEngineTests", dependencies: ["TunnelEngine"]),
-        .testTarget(name: "TunnelServiceTests", dependencies: ["TunnelService", "TunnelConfig"]),
+        .testTarget(name: "SSH2Tests", dependencies: ["SSH2", "Digests", "TunnelTestSupport"]),
+        .testTarget(name: "TunnelConfigTests", dependencies: ["TunnelConfig", "Digests", "TunnelTestSupport"]),
+        // Engine logic that needs no server (host-key policy); anything with a real sshd is in IntegrationTests.
+        .testTarget(name: "TunnelEngineTests", dependencies: ["TunnelEngine", "TunnelConfig", "SSH2", "Digests"]),
+        .testTarget(name: "TunnelServiceTests", dependencies: ["TunnelService", "TunnelEngine", "TunnelConfig"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["TunnelEngine", "TunnelConfig", "SSH2", "TunnelTestSupport", "Digests",

@@ -22,7 +22,7 @@ public struct PrivateKeyFileInfo: Sendable, Equatable {
         case pkcs8Encrypted
     }
 
-    /// The path as given (before `~` expansion), so messages echo what the user wrote.
+    /// The path as given, so messages echo it.
     public var path: String
     public var format: Format
     /// "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ssh-dss", ...; "ecdsa" when only the family is
@@ -38,7 +38,9 @@ public struct PrivateKeyFileInfo: Sendable, Equatable {
         self.isEncrypted = isEncrypted
     }
 
-    /// Reads `path` (a leading `~` is expanded) and says what kind of private key it holds, or why it is not one.
+    /// Reads `path` and says what kind of private key it holds, or why it is not one. `path` is used as it is:
+    /// `~` is the config layer's to expand (TunnelConfig does it as OpenSSH does, `~user` included), and libssh2,
+    /// which reads the same path to authenticate, would not expand it either.
     public static func inspect(path: String) throws(PrivateKeyFileError) -> PrivateKeyFileInfo {
         let bytes = try PrivateKeyFileReader.read(path: path)
         let (format, keyType, encrypted) = try PrivateKeyFileClassifier(path: path).classify(bytes)
@@ -66,7 +68,7 @@ public struct PrivateKeyFileError: Error, Sendable, CustomStringConvertible {
         self.message = message
     }
 
-    /// "path: message", e.g. "~/.ssh/id_x: not a private key (expected an OpenSSH or PEM private key)".
+    /// "path: message", e.g. "/home/me/.ssh/id_x: not a private key (expected an OpenSSH or PEM private key)".
     public var description: String { "\(path): \(message)" }
 }
 
@@ -78,25 +80,24 @@ private enum PrivateKeyFileReader {
     static let maximumSize = 1 << 20
 
     static func read(path: String) throws(PrivateKeyFileError) -> [UInt8] {
-        let expanded = path.hasPrefix("~") ? NSString(string: path).expandingTildeInPath : path
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
-        guard fm.fileExists(atPath: expanded, isDirectory: &isDirectory) else {
+        guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw PrivateKeyFileError(kind: .notFound, path: path, message: "no such file")
         }
         if isDirectory.boolValue {
             throw PrivateKeyFileError(kind: .unreadable, path: path, message: "is a directory, not a private key file")
         }
-        guard fm.isReadableFile(atPath: expanded) else {
+        guard fm.isReadableFile(atPath: path) else {
             throw PrivateKeyFileError(kind: .unreadable, path: path, message: "cannot read the file (permission denied)")
         }
-        if let size = (try? fm.attributesOfItem(atPath: expanded))?[.size] as? NSNumber, size.intValue > maximumSize {
+        if let size = (try? fm.attributesOfItem(atPath: path))?[.size] as? NSNumber, size.intValue > maximumSize {
             throw PrivateKeyFileError(
                 kind: .notAPrivateKey, path: path,
                 message: "not a private key (the file is \(size.intValue) bytes; keys are a few kilobytes)")
         }
         do {
-            return Array(try Data(contentsOf: URL(fileURLWithPath: expanded)))
+            return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {
             throw PrivateKeyFileError(
                 kind: .unreadable, path: path, message: "cannot read the file (\(error.localizedDescription))")

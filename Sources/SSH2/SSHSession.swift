@@ -95,7 +95,7 @@ public final class SSHSession {
         return (0..<Int(count)).compactMap { list[$0].map { String(cString: $0) } }
     }
 
-    /// Key exchange and host-key receipt. Does not judge the host key: see `hostKey` and `HostKeyVerifier`.
+    /// Key exchange and host-key receipt. Does not judge the host key: see `hostKey`, and TunnelEngine's `HostKeyVerifier`.
     public func handshake() throws(SSH2Error) -> SSHStep<Void> {
         if handshakeDone { return .done(()) }
         let rc = libssh2_session_handshake(raw, libssh2_socket_t(placeholderFD))

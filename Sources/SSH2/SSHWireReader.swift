@@ -1,6 +1,6 @@
 /// Reads the SSH wire encoding (RFC 4251 section 5: uint32 big-endian, length-prefixed strings) from a byte
 /// array without ever trapping: every read checks the remaining length, so truncated or hostile input just
-/// yields nil. Shared by known_hosts (key blob type) and private key inspection.
+/// yields nil. Used by private key inspection (known_hosts, in TunnelConfig, reads only a blob's type name).
 struct SSHWireReader {
     private let bytes: [UInt8]
     private(set) var offset = 0

@@ -1,6 +1,7 @@
 // OpenSSH's pattern language (match.c): `*` matches any run of characters,
 // `?` exactly one, everything else itself. Host patterns are case-sensitive
-// (OpenSSH matches the name as typed); IgnoreUnknown lists are not.
+// (OpenSSH matches the name as typed); IgnoreUnknown lists are not, and neither
+// are known_hosts host fields (KnownHosts lowercases both sides first).
 
 enum Wildcard {
     /// Whole-string match of `text` against `pattern`.

@@ -1,4 +1,3 @@
-import SSH2
 import TunnelConfig
 
 /// What one SSH connection needs to know, taken from a resolved `HostConfig`.
@@ -9,7 +8,8 @@ public struct ConnectionSettings: Sendable {
     public var hostName: String
     public var port: Int
     public var user: String
-    /// Private key files to try, in order.
+    /// Private key files to try, in order, as the file system takes them: `~` is already expanded (resolving a
+    /// `HostConfig` does it, as OpenSSH does); nothing below this layer expands it.
     public var identityFiles: [String]
     /// When false, the identity files are OpenSSH's defaults: missing ones are skipped silently.
     public var identityFilesGiven: Bool

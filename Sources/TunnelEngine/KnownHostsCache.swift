@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 import NIOConcurrencyHelpers
-import SSH2
+import TunnelConfig
 
 /// known_hosts files, parsed once and reused while they are unchanged (same inode, size and modification time).
 /// A 20,000-line hashed file takes over a second to parse; every connect and reconnect of every host needs it.
@@ -21,13 +21,14 @@ final class KnownHostsCache: Sendable {
     }
     private let entries = NIOLockedValueBox([[String]: Entry]())
 
-    /// The parsed contents of `files` (missing files count as empty).
-    func load(_ files: [String]) throws(KnownHostsError) -> KnownHosts {
+    /// The parsed contents of every known_hosts file of `policy` (missing files count as empty).
+    func load(_ policy: HostKeyPolicy) throws(HostKeyRefusal) -> KnownHosts {
+        let files = policy.filesToRead
         let stamps = files.map(Self.stamp)
         if let cached = entries.withLockedValue({ $0[files] }), cached.stamps == stamps {
             return cached.knownHosts
         }
-        let knownHosts = try KnownHosts(files: files)
+        let knownHosts = try HostKeyVerifier.loadKnownHosts(for: policy)
         entries.withLockedValue { $0[files] = Entry(stamps: stamps, knownHosts: knownHosts) }
         return knownHosts
     }

@@ -140,8 +140,9 @@ final class SSHConnection: SessionLinkEvents {
         }
         // known_hosts first (off the loop): it decides which host-key algorithms to ask the server for.
         NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
-            preferredHostKeyAlgorithms(host: settings.hostName, port: settings.port,
-                                       knownHosts: try? KnownHostsCache.shared.load(settings.hostKeyPolicy.knownHostsFiles + settings.hostKeyPolicy.globalKnownHostsFiles))
+            // An unreadable file is reported by the host-key check; here it only costs the preferred order.
+            HostKeyVerifier.preferredAlgorithms(host: settings.hostName, port: settings.port,
+                                                knownHosts: (try? KnownHostsCache.shared.load(settings.hostKeyPolicy)) ?? KnownHosts())
         }
         .flatMap { [eventLoop] algorithms -> EventLoopFuture<([String], TCPLink)> in
             TCPLink.connect(host: settings.hostName, port: settings.port, timeout: timeout, on: eventLoop, events: this.value)
@@ -183,19 +184,26 @@ final class SSHConnection: SessionLinkEvents {
     /// key may be written to the file), then go on to authentication.
     private func verifyHostKey(_ session: SSHSession) throws(TunnelError) {
         guard let key = session.hostKey else {
-            throw TunnelError.hostKeyRefused("\(settings.name): the server sent no host key")
+            throw TunnelError.hostKeyRefused(.noHostKey(name: KnownHosts.lookupName(host: settings.hostName, port: settings.port)))
         }
         hostKeyType = key.typeName
         hostKeyFingerprint = Fingerprint.sha256(key.blob)
         state = .verifyingHostKey
         let settings = self.settings
-        NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
-            HostKeyVerifier.verify(host: settings.hostName, port: settings.port, key: key, policy: settings.hostKeyPolicy)
+        NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> HostKeyDecision in
+            let policy = settings.hostKeyPolicy
+            let knownHosts: KnownHosts
+            do throws(HostKeyRefusal) { knownHosts = try KnownHostsCache.shared.load(policy) } catch { return .refused(error) }
+            let decision = HostKeyVerifier.verify(host: settings.hostName, port: settings.port, keyType: key.typeName,
+                                                  key: key.blob, policy: policy, knownHosts: knownHosts)
+            guard case .recordNew(let path) = decision else { return decision }
+            return HostKeyVerifier.record(host: settings.hostName, port: settings.port, keyType: key.typeName,
+                                          key: key.blob, in: path, policy: policy)
         }.whenComplete { [this = onLoop] result in
             guard case .verifyingHostKey = this.value.state else { return }
             switch result {
             case .success(let decision): this.value.hostKeyDecided(decision, key: key)
-            case .failure(let error): this.value.fail(.hostKeyRefused("cannot check the host key: \(error)"))
+            case .failure(let error): this.value.fail(.connectionLost(reason: "the host-key check did not run: \(error)"))
             }
         }
     }
@@ -208,7 +216,7 @@ final class SSHConnection: SessionLinkEvents {
         switch decision {
         case .trusted(let entry):
             hostKeyStatus = "known_hosts \(entry.file):\(entry.line)"
-        case .recordedNew(let path):
+        case .recordedNew(let path), .recordNew(let path):  // the pool turned .recordNew into one of the others
             hostKeyStatus = "new host key recorded in \(path)"
             logger.notice("new host key \(key.typeName) \(hostKeyFingerprint) for \(lookupName) recorded in \(path) (StrictHostKeyChecking \(settings.hostKeyPolicy.mode.rawValue))")
         case .unchecked:
@@ -592,15 +600,3 @@ private struct Lent<Value>: @unchecked Sendable {
     init(_ value: Value) { self.value = value }
 }
 
-/// Host-key algorithms to ask for, the types known_hosts already holds for this host first, so the server offers a
-/// key we can check instead of one we have never seen.
-private func preferredHostKeyAlgorithms(host: String, port: Int, knownHosts: KnownHosts?) -> [String] {
-    var ordered: [String] = []
-    for type in knownHosts?.knownKeyTypes(host: host, port: port) ?? [] {
-        for algorithm in SSHHostKey.algorithms(forKeyType: type) where !ordered.contains(algorithm) {
-            ordered.append(algorithm)
-        }
-    }
-    for algorithm in SSHHostKey.defaultAlgorithms where !ordered.contains(algorithm) { ordered.append(algorithm) }
-    return ordered
-}

@@ -10,8 +10,9 @@ public enum TunnelError: Error, Sendable, CustomStringConvertible {
     case connectionLost(reason: String)
     /// Handshake or another SSH step failed; keeps libssh2's message.
     case ssh(SSHFailure)
-    /// The host key was refused (unknown, changed, revoked); the message explains the fix.
-    case hostKeyRefused(String)
+    /// The host key was refused (unknown, changed, revoked, ...); the refusal carries the facts, and
+    /// `HostKeyAdvice` in TunnelService turns them into the fix.
+    case hostKeyRefused(HostKeyRefusal)
     /// No identity could log in: what was tried, and why each failed.
     case authenticationFailed(AuthenticationFailure)
     /// A local listener could not be bound.
@@ -26,7 +27,7 @@ public enum TunnelError: Error, Sendable, CustomStringConvertible {
         case .connectFailed(let host, let port, let reason): return "cannot connect to \(host):\(port): \(reason)"
         case .connectionLost(let reason): return "connection lost: \(reason)"
         case .ssh(let failure): return failure.description
-        case .hostKeyRefused(let message): return message
+        case .hostKeyRefused(let refusal): return refusal.description
         case .authenticationFailed(let failure): return failure.description
         case .bindFailed(let address, let reason): return "cannot listen on \(address): \(reason)"
         case .timedOut(let what): return "timed out: \(what)"

@@ -6,6 +6,8 @@ enum UserMessage {
     static func describe(_ error: Error) -> String {
         guard let error = error as? TunnelError else { return "\(error)" }
         switch error {
+        case .hostKeyRefused(let refusal):
+            return HostKeyAdvice.explain(refusal)
         case .authenticationFailed(let failure):
             let attempts = failure.attempts.map { attempt -> String in
                 guard attempt.problem == .encryptedWithoutPassphrase else { return attempt.description }

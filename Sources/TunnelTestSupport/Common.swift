@@ -7,7 +7,8 @@
 //   ProcessRunner    run a command (captured output, timeout) or start one and await its output lines
 //   ProcessTree      the /proc view used to find sshd's setsid() children
 //   TestData         deterministic payloads, SHA-256
-//   freeTCPPort, waitUntil
+//   KeyFixtures      temp directories, ssh-keygen keys and synthetic key blobs for key and known_hosts tests
+//   freeTCPPort, waitUntil, waitUntilStable, hasIPv6Loopback
 //
 // Every wait is bounded and fails with a message that says what was awaited. Everything is close-on-exec, so
 // children (sshd, tunnel) never inherit a test's sockets or pipes. Linux (Glibc) only: /proc, pipe2, accept4,
@@ -73,6 +74,35 @@ public func waitUntil(timeout: Double, _ what: String, _ condition: () -> Bool) 
         pause = min(pause * 2, 0.05)
     }
 }
+
+/// Polls `sample` until it is above zero and has not changed for `quiet` seconds: the readiness signal for "the
+/// pipeline is full" or "the transfer stalled", which have no event of their own. Throws, naming `what` and the last
+/// value, after `timeout` seconds.
+public func waitUntilStable(timeout: Double, quiet: Double = 0.5, _ what: String, _ sample: () -> Int) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    var last = sample()
+    var since = Date()
+    while Date() < deadline {
+        Thread.sleep(forTimeInterval: 0.05)
+        let now = sample()
+        if now != last || now == 0 {
+            last = now
+            since = Date()
+        } else if Date().timeIntervalSince(since) >= quiet {
+            return
+        }
+    }
+    throw TestSupportError("timed out after \(formatSeconds(timeout)) s waiting for \(what) (last value \(last))")
+}
+
+/// Whether `::1` can be bound here (containers and some CI hosts have no IPv6 loopback): the condition of the
+/// tests that need it, so they are reported as skipped instead of passing without checking anything.
+public let hasIPv6Loopback: Bool = {
+    guard let address = try? SocketAddress(host: "::1", port: 0),
+          let fd = try? makeStreamSocket(family: address.family) else { return false }
+    defer { close(fd) }
+    return address.withSockAddr { bind(fd, $0, $1) } == 0
+}()
 
 func formatSeconds(_ value: Double) -> String {
     value == value.rounded() ? String(Int(value)) : String(format: "%.2f", value)

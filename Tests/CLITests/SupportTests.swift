@@ -218,8 +218,8 @@ import Digests
         #expect(response.hasSuffix("\r\n\r\nhello through the tunnel\n"))
     }
 
-    @Test func ipv6LoopbackWorks() throws {
-        guard (try? freeTCPPort(host: "::1")) != nil else { return }   // no IPv6 loopback here
+    @Test(.enabled(if: hasIPv6Loopback, "needs an IPv6 loopback address (::1)"))
+    func ipv6LoopbackWorks() throws {
         let server = try TCPTestServer(behavior: .echo, address: "::1")
         defer { server.stop() }
         let c = try TCPTestClient.connect(host: "::1", port: server.port)
@@ -392,8 +392,8 @@ import Digests
         #expect(!refused.succeeded)
     }
 
-    @Test func ipv6LoopbackServer() throws {
-        guard (try? freeTCPPort(host: "::1")) != nil else { return }   // no IPv6 loopback here
+    @Test(.enabled(if: hasIPv6Loopback, "needs an IPv6 loopback address (::1)"))
+    func ipv6LoopbackServer() throws {
         var options = SSHDFixture.Options()
         options.listenAddress = "::1"
         let sshd = try SSHDFixture(options: options)

@@ -138,6 +138,9 @@ struct UpCommandTests {
         #expect(output.stderrText.contains("HAS CHANGED"))
         #expect(output.stderrText.contains(sshd.hostKeyFingerprint))
         #expect(output.stderrText.contains("\(knownHosts):1"))
+        // The fix, added by TunnelService to the engine's statement of the problem.
+        #expect(output.stderrText.contains("remove the old entry with: ssh-keygen -R '[127.0.0.1]:\(sshd.port)' -f \(knownHosts)"),
+                "stderr: \(output.stderrText)")
         #expect(!TCPTestClient.isAccepting(port: localPort))
     }
 

@@ -511,25 +511,6 @@ final class FutureProbe<Value: Sendable>: @unchecked Sendable {
     }
 }
 
-/// Waits until `sample()` has not changed for 0.5 s (and is above zero): the readiness signal for "the pipeline is
-/// full", since a stalled stream has no event of its own.
-private func waitUntilStable(timeout: Double, _ what: String, _ sample: () -> Int) throws {
-    let deadline = Date().addingTimeInterval(timeout)
-    var last = sample()
-    var since = Date()
-    while Date() < deadline {
-        Thread.sleep(forTimeInterval: 0.05)
-        let now = sample()
-        if now != last || now == 0 {
-            last = now
-            since = Date()
-        } else if Date().timeIntervalSince(since) >= 0.5 {
-            return
-        }
-    }
-    throw TestSupportError("timed out after \(timeout) s waiting for \(what) (last value \(last))")
-}
-
 private func openFileDescriptorCount() -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
 }

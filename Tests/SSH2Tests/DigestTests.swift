@@ -1,6 +1,7 @@
 import Foundation
 import SSH2
 import Testing
+import TunnelTestSupport
 import Digests
 
 @Suite("Digest and Base64")
@@ -53,7 +54,7 @@ struct DigestTests {
 
     private func randomBytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8.random(in: 0...255) } }
 
-    @Test(.enabled(if: KeyFixtures.tool("sha256sum") != nil && KeyFixtures.tool("sha1sum") != nil))
+    @Test(.enabled(if: KeyFixtures.tool("sha256sum") != nil && KeyFixtures.tool("sha1sum") != nil, "needs coreutils' sha256sum and sha1sum"))
     func matchesCoreutilsOnRandomInput() throws {
         for length in Self.boundaryLengths {
             let data = randomBytes(length)
@@ -64,7 +65,7 @@ struct DigestTests {
         }
     }
 
-    @Test(.enabled(if: KeyFixtures.tool("openssl") != nil))
+    @Test(.enabled(if: KeyFixtures.tool("openssl") != nil, "needs the openssl command"))
     func hmacMatchesOpenSSLOnRandomInput() throws {
         for (keyLength, dataLength) in [(1, 0), (20, 55), (63, 64), (64, 65), (65, 200), (200, 1)] {
             let key = randomBytes(keyLength)

@@ -1,7 +1,8 @@
 // OpenSSH known_hosts files, read and appended by us rather than by libssh2's knownhost API, because we
 // need OpenSSH's exact answers (negation, @revoked, "changed" vs "unknown", other key types for the same
 // host) to explain a refusal plainly and to order host-key algorithms. Format: `man sshd`,
-// "SSH_KNOWN_HOSTS FILE FORMAT".
+// "SSH_KNOWN_HOSTS FILE FORMAT". It lives beside the ssh_config parser because it is the same kind of work
+// (an OpenSSH file, the same host-pattern language) and needs nothing from libssh2.
 
 import Foundation
 import Digests
@@ -77,6 +78,12 @@ public struct KnownHosts: Sendable {
     public var entries: [KnownHostsEntry]
     public var skippedLines: [SkippedLine]
 
+    /// Entries given directly; none by default, which is what having no known_hosts file at all looks like.
+    public init(entries: [KnownHostsEntry] = []) {
+        self.entries = entries
+        self.skippedLines = []
+    }
+
     /// Reads `files` in order. A missing file counts as empty (a first connection has none); a file that
     /// exists but cannot be read is an error, since silently ignoring it could hide a revocation.
     public init(files: [String]) throws(KnownHostsError) {
@@ -97,10 +104,10 @@ public struct KnownHosts: Sendable {
         }
     }
 
-    /// The name OpenSSH stores and looks up: "host" on port 22, "[host]:port" otherwise. Lowercased, as
-    /// ssh lowercases host names before using them, so lookups and hashed names agree with OpenSSH's.
+    /// The name OpenSSH stores and looks up: "host" on port 22, "[host]:port" otherwise. Lowercased (ASCII
+    /// only), as ssh lowercases host names before using them, so lookups and hashed names agree with OpenSSH's.
     public static func lookupName(host: String, port: Int) -> String {
-        let name = host.lowercased()
+        let name = host.asciiLowercased
         // OpenSSH treats port 0 ("unspecified") like the default port.
         return port == 22 || port == 0 ? name : "[\(name)]:\(port)"
     }
@@ -217,7 +224,7 @@ public struct KnownHosts: Sendable {
         }
         guard let blob = Base64.decode(keyText) else { return .skipped("key is not valid base64") }
         // The blob names its own type; a disagreement means a corrupted or hand-edited line.
-        guard let blobType = SSHWireReader.keyType(ofBlob: blob) else { return .skipped("key data is malformed") }
+        guard let blobType = KeyBlob.typeName(blob) else { return .skipped("key data is malformed") }
         guard blobType == keyType else { return .skipped("key type \(keyType) does not match key data (\(blobType))") }
 
         return .entry(KnownHostsEntry(
@@ -283,63 +290,47 @@ struct HashedHostName {
     }
 }
 
-/// Decides whether a host field applies to one lookup name, with OpenSSH's rules: comma-separated patterns,
-/// `*` and `?` wildcards, case-insensitive, and a matching `!pattern` vetoes the whole field.
+/// Decides whether a host field applies to one lookup name, with OpenSSH's rules (hostfile.c calls
+/// match_hostname): comma-separated patterns, `*` and `?` wildcards, a matching `!pattern` vetoes the whole
+/// field. Case-insensitive the way OpenSSH is: match_hostname lowercases the name and match_pattern_list
+/// lowercases each pattern, both ASCII only (tolower in the C locale).
 struct HostNameMatcher {
     let lookupName: String
-    private let name: [UInt8]
 
     init(lookupName: String) {
-        self.lookupName = lookupName.lowercased()
-        self.name = Array(self.lookupName.utf8)
+        self.lookupName = lookupName.asciiLowercased
     }
 
     func matches(_ hostField: String) -> Bool {
         if hostField.hasPrefix("|") {
             return HashedHostName(hostField)?.matches(lookupName) ?? false
         }
-        var positive = false
-        for pattern in hostField.lowercased().split(separator: ",", omittingEmptySubsequences: false) {
-            if pattern.hasPrefix("!") {
-                if Self.glob(name, Array(pattern.dropFirst().utf8)) { return false }
-            } else if !positive, Self.glob(name, Array(pattern.utf8)) {
-                positive = true
-            }
-        }
-        return positive
-    }
-
-    /// Shell-style match of the whole `text` against `pattern` (`*` any run, `?` any one byte).
-    /// Greedy with one backtrack point: linear-ish, and no recursion a hostile pattern could blow up.
-    static func glob(_ text: [UInt8], _ pattern: [UInt8]) -> Bool {
-        var t = 0, p = 0
-        var starP = -1, starT = 0
-        while t < text.count {
-            if p < pattern.count, pattern[p] == UInt8(ascii: "*") {
-                starP = p
-                starT = t
-                p += 1
-            } else if p < pattern.count, pattern[p] == UInt8(ascii: "?") || pattern[p] == text[t] {
-                t += 1
-                p += 1
-            } else if starP >= 0 {
-                // Let the last `*` absorb one more character and retry.
-                starT += 1
-                t = starT
-                p = starP + 1
-            } else {
-                return false
-            }
-        }
-        while p < pattern.count, pattern[p] == UInt8(ascii: "*") { p += 1 }
-        return p == pattern.count
+        // The same pattern language as `Host` lines; only the lowercasing is particular to known_hosts.
+        let patterns = hostField.split(separator: ",", omittingEmptySubsequences: false)
+            .map { HostPattern(String($0).asciiLowercased) }
+        return patterns.matches(host: lookupName)
     }
 }
 
-/// Key fingerprints as OpenSSH prints them.
-public enum Fingerprint {
-    /// "SHA256:" + unpadded base64 of SHA-256(key blob), exactly as `ssh-keygen -lf` prints it.
-    public static func sha256(_ keyBlob: [UInt8]) -> String {
-        "SHA256:" + Base64.encode(Digest.sha256(keyBlob), padded: false)
+/// The public key blob's own type name (RFC 4253 section 6.6: uint32 length, then the name), if well formed.
+/// The blob is all we inspect here; the full wire reader lives with libssh2 in SSH2.
+enum KeyBlob {
+    static func typeName(_ blob: [UInt8]) -> String? {
+        guard blob.count >= 4 else { return nil }
+        let length = Int(blob[0]) << 24 | Int(blob[1]) << 16 | Int(blob[2]) << 8 | Int(blob[3])
+        guard length > 0, length <= blob.count - 4 else { return nil }
+        let name = blob[4..<(4 + length)]
+        // Algorithm names are printable ASCII (RFC 4251 section 6).
+        guard name.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
+        return String(decoding: name, as: UTF8.self)
+    }
+}
+
+extension String {
+    /// ASCII letters lowercased, every other byte kept: what OpenSSH's lowercase() and tolower() do to host
+    /// names, so hashed names and pattern matches agree with OpenSSH's for non-ASCII names too.
+    var asciiLowercased: String {
+        guard utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return self }
+        return String(decoding: utf8.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0 }, as: UTF8.self)
     }
 }

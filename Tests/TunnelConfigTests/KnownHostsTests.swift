@@ -1,7 +1,8 @@
 import Foundation
-import SSH2
-import Testing
 import Digests
+import Testing
+@testable import TunnelConfig
+import TunnelTestSupport
 
 @Suite("known_hosts")
 struct KnownHostsTests {
@@ -27,6 +28,21 @@ struct KnownHostsTests {
         #expect(KnownHosts.lookupName(host: "Example.COM", port: 22) == "example.com")
         #expect(KnownHosts.lookupName(host: "127.0.0.1", port: 2222) == "[127.0.0.1]:2222")
         #expect(KnownHosts.lookupName(host: "::1", port: 2200) == "[::1]:2200")
+        // ssh's lowercase() folds ASCII letters only, so a hashed name we write agrees with OpenSSH's.
+        #expect(KnownHosts.lookupName(host: "\u{D1}and\u{FA}.Example", port: 22) == "\u{D1}and\u{FA}.example")
+    }
+
+    @Test func caseFoldingIsASCIIOnlyOnBothSidesAsInOpenSSH() throws {
+        // match_hostname lowercases the name, match_pattern_list each pattern, both with tolower() (ASCII).
+        let (kh, dir) = try load([
+            line("\u{D1}AND\u{FA}.example", "ssh-ed25519", edA),
+            line("*.Example.ORG", "ssh-ed25519", edB),
+        ])
+        defer { KeyFixtures.removeTempDirectory(dir) }
+        #expect(kh.check(host: "\u{D1}and\u{FA}.EXAMPLE", port: 22, keyType: "ssh-ed25519", key: edA) == .match(kh.entries[0]))
+        #expect(kh.check(host: "\u{F1}and\u{FA}.example", port: 22, keyType: "ssh-ed25519", key: edA) == .unknown(otherKeyTypes: []),
+                "a non-ASCII capital must not fold")
+        #expect(kh.check(host: "www.EXAMPLE.org", port: 22, keyType: "ssh-ed25519", key: edB) == .match(kh.entries[1]))
     }
 
     @Test func plainMatchWithCommentsBlankLinesAndCase() throws {
@@ -206,7 +222,7 @@ struct KnownHostsTests {
     }
 
     // root reads anything, so the permission case only means something for other users.
-    @Test(.enabled(if: getuid() != 0)) func permissionDeniedIsAnError() throws {
+    @Test(.enabled(if: getuid() != 0, "root reads files whatever their permissions")) func permissionDeniedIsAnError() throws {
         let dir = try KeyFixtures.makeTempDirectory()
         defer { KeyFixtures.removeTempDirectory(dir) }
         let path = dir + "/kh"
@@ -269,7 +285,7 @@ struct KnownHostsTests {
 
     // MARK: Cross-checks with OpenSSH's own tools
 
-    @Test(.enabled(if: KeyFixtures.hasSSHKeygen)) func matchesNamesHashedBySSHKeygen() throws {
+    @Test(.enabled(if: KeyFixtures.hasSSHKeygen, "needs OpenSSH's ssh-keygen")) func matchesNamesHashedBySSHKeygen() throws {
         let dir = try KeyFixtures.makeTempDirectory()
         defer { KeyFixtures.removeTempDirectory(dir) }
         let keyPath = try KeyFixtures.generateKey(in: dir, name: "host_ed25519", type: "ed25519")
@@ -293,7 +309,7 @@ struct KnownHostsTests {
         #expect(kh.check(host: "server.example.net", port: 22, keyType: key.type, key: key.blob) == .unknown(otherKeyTypes: []))
     }
 
-    @Test(.enabled(if: KeyFixtures.hasSSHKeygen)) func sshKeygenFindsNamesWeHashed() throws {
+    @Test(.enabled(if: KeyFixtures.hasSSHKeygen, "needs OpenSSH's ssh-keygen")) func sshKeygenFindsNamesWeHashed() throws {
         let dir = try KeyFixtures.makeTempDirectory()
         defer { KeyFixtures.removeTempDirectory(dir) }
         let keyPath = try KeyFixtures.generateKey(in: dir, name: "k", type: "ecdsa")
@@ -308,7 +324,7 @@ struct KnownHostsTests {
         #expect(plain.contains("plain.example \(key.type) \(key.base64)"))
     }
 
-    @Test(.enabled(if: KeyFixtures.hasSSHKeygen)) func fingerprintMatchesSSHKeygen() throws {
+    @Test(.enabled(if: KeyFixtures.hasSSHKeygen, "needs OpenSSH's ssh-keygen")) func fingerprintMatchesSSHKeygen() throws {
         let dir = try KeyFixtures.makeTempDirectory()
         defer { KeyFixtures.removeTempDirectory(dir) }
         for type in ["ed25519", "ecdsa", "rsa"] {
