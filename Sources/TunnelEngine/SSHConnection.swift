@@ -573,7 +573,10 @@ final class SSHConnection: SessionLinkEvents {
         }
         transport?.append(fromServer: &bytes)
         serverBytesPending = true
-        pump()
+    }
+
+    func linkReadComplete() {
+        if serverBytesPending { pump() }
     }
 
     func linkWritable() {

@@ -17,7 +17,10 @@ protocol SessionLink: AnyObject {
 
 /// What a link reports to its session, on the session's event loop.
 protocol SessionLinkEvents: AnyObject {
+    /// Bytes from the server; more may follow in the same burst.
     func linkReceived(_ bytes: inout ByteBuffer)
+    /// The end of a burst of `linkReceived` calls: the moment to let libssh2 parse them, once.
+    func linkReadComplete()
     func linkWritable()
     /// The link ended: `reason` nil when the server closed it, else what broke.
     func linkClosed(reason: String?)
@@ -69,6 +72,11 @@ private final class LinkHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         events?.linkReceived(&buffer)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        events?.linkReadComplete()
+        context.fireChannelReadComplete()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

@@ -157,4 +157,24 @@ struct UpCommandTests {
         #expect(exit == .exited(1))
         #expect(tunnel.stderr.contains("web: error: connection lost"), "\(tunnel.outputSummary())")
     }
+
+    @Test("Ctrl-C while the server never answers the handshake stops at once, with exit 0", arguments: [SIGINT, SIGTERM])
+    func signalDuringSetup(signal: Int32) throws {
+        let sshd = try SSHDFixture()
+        sshd.suspend()  // TCP connects (the kernel accepts), but no SSH banner ever comes
+        defer { sshd.resume() }
+        let localPort = try freeTCPPort()
+        let config = try Self.writeConfig(sshd, localPort: localPort, target: 80)
+        let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", config]).start()
+        defer { _ = tunnel.terminate() }
+        // Listeners are bound before the session is set up: once the port accepts, setup is under way.
+        try waitUntil(timeout: 10, "tunnel up to bind its listener") { TCPTestClient.isAccepting(port: localPort) }
+        let signalled = Date()
+        tunnel.signal(signal)
+        // Before, the signal was read only after every session's setup ended: 30 s (ConnectTimeout) here.
+        let exit = try tunnel.waitForExit(timeout: 5)
+        #expect(exit == .exited(0), "\(tunnel.outputSummary())")
+        #expect(Date().timeIntervalSince(signalled) < 5)
+        #expect(!TCPTestClient.isAccepting(port: localPort), "the listener must be closed after stop")
+    }
 }
