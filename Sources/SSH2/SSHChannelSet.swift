@@ -1,13 +1,14 @@
 import CLibSSH2
 
-/// The open channels of one session, so that after bytes arrive from the server the owner can step only the
-/// channels that have something to read, instead of reading every channel.
+/// The open channels of one session, so that after bytes arrive from the server the owner can find the channels
+/// with something to read instead of reading every channel.
 ///
 /// libssh2 parses what the server sent only inside a channel call, and then queues each channel's data packets in
-/// one list per session. `drainAndScan` runs that parsing once for the whole burst (a zero-length read, which drains
-/// the transport and copies nothing), then asks each channel two O(queued packets) questions: is data queued for it,
-/// has it reached end of stream. With nothing queued that is two pointer checks per channel, done without touching
-/// any Swift object, so a thousand idle channels cost a few microseconds per burst.
+/// one list per session. `drain` runs that parsing once for a whole burst (a zero-length read, which copies
+/// nothing); `hasInput` then asks one channel whether data is queued for it or it reached end of stream. Asking is
+/// cheap in instructions but touches libssh2's channel structure, which for a channel idle for a while is a cache
+/// miss (measured: about 0.1 µs each, so 100 µs per burst for 1,000 channels). The owner therefore asks only the
+/// channels it has reason to (see TunnelEngine's `InputWatch`), and every channel now and then.
 ///
 /// Slots are small integers the owner keeps its own per-channel state under; a removed slot is reused.
 /// Same threading rule as the session: one owner thread.
@@ -37,10 +38,8 @@ public final class SSHChannelSet {
         count -= 1
     }
 
-    /// Let libssh2 parse every byte the server has sent so far, then call `ready` for each slot with queued data
-    /// or at end of stream (a channel stays reported while it is at end of stream: its owner closes it soon, or
-    /// must keep checking whether the server closed it). Throws only when the session's transport failed.
-    public func drainAndScan(session: SSHSession, _ ready: (Int) -> Void) throws(SSH2Error) {
+    /// Let libssh2 parse every byte the server has sent so far. Throws only when the session's transport failed.
+    public func drain(session: SSHSession) throws(SSH2Error) {
         try session.checkUsable()
         guard let any = handles.first(where: { $0 != nil }) ?? nil else { return }
         var scratch: CChar = 0
@@ -51,11 +50,20 @@ public final class SSHChannelSet {
             let error = session.lastError(Int32(truncatingIfNeeded: rc), operation: "read from the server")
             if SSH2Error.transportCodes.contains(error.code) { throw error }
         }
+    }
+
+    /// Whether the channel in `slot` has data queued, or is at end of stream (it stays so until closed: its owner
+    /// closes it soon, or must keep checking whether the server closed it). False for an empty slot.
+    public func hasInput(slot: Int) -> Bool {
+        guard slot < handles.count, let handle = handles[slot] else { return false }
+        return libssh2_poll_channel_read(handle, 0) > 0 || libssh2_channel_eof(handle) == 1
+    }
+
+    /// Every occupied slot with input (the full sweep).
+    public func forEachSlotWithInput(_ body: (Int) -> Void) {
         for slot in handles.indices {
             guard let handle = handles[slot] else { continue }
-            if libssh2_poll_channel_read(handle, 0) > 0 || libssh2_channel_eof(handle) == 1 {
-                ready(slot)
-            }
+            if libssh2_poll_channel_read(handle, 0) > 0 || libssh2_channel_eof(handle) == 1 { body(slot) }
         }
     }
 }

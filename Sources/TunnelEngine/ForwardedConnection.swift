@@ -46,6 +46,9 @@ final class ForwardedConnection {
     /// In the session's queue of connections to step (so it is queued once however many events arrive).
     var isScheduled = false
     private(set) var waits: Waits = []
+    /// Bytes the last step moved from the server to the client, and in both directions.
+    private(set) var stepReceived = 0
+    private(set) var stepMoved = 0
 
     init(id: Int, label: String, counters: TunnelCounters, logger: Logger) {
         self.id = id
@@ -57,6 +60,9 @@ final class ForwardedConnection {
     var isClosed: Bool { if case .closed = phase { return true } else { return false } }
 
     var channel: SSHChannel? { if case .open(let channel, _) = phase { return channel } else { return nil } }
+
+    /// The channel's slot in the session's `SSHChannelSet` while open.
+    var slot: Int? { if case .open(_, let slot) = phase { return slot } else { return nil } }
 
     // MARK: - Attaching the ends
 
@@ -85,6 +91,8 @@ final class ForwardedConnection {
     /// closes just this connection.
     func step(outboundCongested: Bool, scratch: UnsafeMutableRawBufferPointer) throws(SSH2Error) {
         waits = []
+        stepReceived = 0
+        stepMoved = 0
         guard case .open(let channel, _) = phase, let client else { return }
         do throws(SSH2Error) {
             try moveToServer(channel, outboundCongested: outboundCongested)
@@ -128,6 +136,7 @@ final class ForwardedConnection {
                 }
                 pending.moveReaderIndex(forwardBy: written)
                 counters.addSent(written)
+                stepMoved += written
             }
             toServer = pending.readableBytes > 0 ? pending : nil
         }
@@ -142,6 +151,8 @@ final class ForwardedConnection {
             switch try channel.read(into: scratch) {
             case .bytes(let count):
                 counters.addReceived(count)
+                stepReceived += count
+                stepMoved += count
                 // Copy out only what arrived, into a buffer of that size.
                 let buffer = client.allocator.buffer(bytes: UnsafeRawBufferPointer(rebasing: scratch[0..<count]))
                 lastClientWrite = client.write(buffer)

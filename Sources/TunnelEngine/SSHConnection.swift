@@ -78,6 +78,12 @@ final class SSHConnection: SessionLinkEvents {
     private var waitingForOutput: [Int: ForwardedConnection] = [:]
     /// Bytes from the server have arrived since libssh2 last parsed them.
     private var serverBytesPending = false
+    /// How many, this burst.
+    private var burstBytes = 0
+    /// Which channels to ask after a burst; a sweep asks them all.
+    private var watch = InputWatch()
+    private var sweepDue = false
+    private var sweepTimer: Scheduled<Void>?
     /// libssh2 runs one channel-open at a time per session, so opens wait here in arrival order.
     private var openQueue = CircularBuffer<OpenRequest>()
     private var openInFlight = false
@@ -371,6 +377,8 @@ final class SSHConnection: SessionLinkEvents {
         openQueue.removeAll()
         for request in requests { request.completion(.failure(ChannelOpenFailure(message: "the SSH session ended"))) }
         scheduled.removeAll()
+        sweepTimer?.cancel()
+        sweepTimer = nil
         waitingForWindow.removeAll()
         waitingForOutput.removeAll()
         slotOwners.removeAll()
@@ -433,12 +441,33 @@ final class SSHConnection: SessionLinkEvents {
             startAuthenticationStep(authenticator, session)
         case .ready:
             try driveOpens(session)
+            let now = NIODeadline.now()
+            var received = 0
             if serverBytesPending {
                 serverBytesPending = false
-                try findChannelsWithInput(session)
+                received = burstBytes
+                burstBytes = 0
+                try channels.drain(session: session)
+                askBusyChannels(now: now)
                 driveRetiring()
             }
-            try stepScheduled()
+            if sweepDue {
+                sweepDue = false
+                try channels.drain(session: session)
+                sweepAllChannels()
+            }
+            let delivered = try stepScheduled(now: now)
+            if received > 0 {
+                switch InputWatch.sweep(received: received, delivered: delivered) {
+                case .now:
+                    sweepAllChannels()
+                    _ = try stepScheduled(now: now)
+                case .soon:
+                    scheduleSweep()
+                case .none:
+                    break
+                }
+            }
         case .disconnecting(let disconnectSent):
             for forward in forwards.values { retire(forward) }
             // An open already handed to libssh2 must be driven to its end; the others never started.
@@ -459,13 +488,11 @@ final class SSHConnection: SessionLinkEvents {
         }
     }
 
-    /// After bytes from the server: let libssh2 parse them once, then schedule the connections whose channel has
+    /// After a burst from the server (already parsed by libssh2): schedule the busy connections whose channel has
     /// data or reached end of stream, and those whose window the server may have widened.
-    private func findChannelsWithInput(_ session: SSHSession) throws {
-        if channels.count > 0 {
-            try channels.drainAndScan(session: session) { slot in
-                if let owner = slotOwners[slot] { schedule(owner) }
-            }
+    private func askBusyChannels(now: NIODeadline) {
+        for slot in watch.slotsToAsk(at: now) where channels.hasInput(slot: slot) {
+            if let owner = slotOwners[slot] { schedule(owner) }
         }
         if !waitingForWindow.isEmpty {
             for (id, forward) in waitingForWindow where (forward.channel?.writeWindow ?? 1) > 0 {
@@ -475,21 +502,46 @@ final class SSHConnection: SessionLinkEvents {
         }
     }
 
-    private func stepScheduled() throws {
+    /// Ask every channel (see `InputWatch` for when).
+    private func sweepAllChannels() {
+        sweepTimer?.cancel()
+        sweepTimer = nil
+        channels.forEachSlotWithInput { slot in
+            if let owner = slotOwners[slot] { schedule(owner) }
+        }
+    }
+
+    private func scheduleSweep() {
+        guard sweepTimer == nil else { return }
+        sweepTimer = eventLoop.scheduleTask(in: InputWatch.sweepDelay) { [this = onLoop] in
+            let connection = this.value
+            connection.sweepTimer = nil
+            guard case .ready = connection.state else { return }
+            connection.sweepDue = true
+            connection.pump()
+        }
+    }
+
+    /// Step every scheduled connection; returns the bytes they took from the server.
+    private func stepScheduled(now: NIODeadline) throws -> Int {
+        var delivered = 0
         while !scheduled.isEmpty {
             let batch = scheduled
             scheduled.removeAll(keepingCapacity: true)
             for forward in batch {
                 forward.isScheduled = false
                 try forward.step(outboundCongested: outboundCongested, scratch: scratch)
+                delivered += forward.stepReceived
                 if forward.isClosed {
                     retire(forward)
                     continue
                 }
+                if forward.stepMoved > 0, let slot = forward.slot { watch.noteBusy(slot: slot, at: now) }
                 if forward.waits.contains(.serverWindow) { waitingForWindow[forward.id] = forward }
                 if forward.waits.contains(.sessionOutput) { waitingForOutput[forward.id] = forward }
             }
         }
+        return delivered
     }
 
     private func driveOpens(_ session: SSHSession) throws {
@@ -525,6 +577,7 @@ final class SSHConnection: SessionLinkEvents {
             }
             while slotOwners.count <= slot { slotOwners.append(nil) }
             slotOwners[slot] = forward
+            watch.noteBusy(slot: slot, at: .now())
             request.completion(.success(()))
             // The server may already have sent data on it.
             schedule(forward)
@@ -535,6 +588,7 @@ final class SSHConnection: SessionLinkEvents {
         if let (channel, slot) = forward.takeChannelToRetire() {
             channels.remove(slot: slot)
             slotOwners[slot] = nil
+            watch.forget(slot: slot)
             retiring.append(channel)
         }
         if forward.isClosed {
@@ -571,6 +625,7 @@ final class SSHConnection: SessionLinkEvents {
             if heldInbound == nil { heldInbound = bytes } else { heldInbound!.writeBuffer(&bytes) }
             return
         }
+        burstBytes += bytes.readableBytes
         transport?.append(fromServer: &bytes)
         serverBytesPending = true
     }
