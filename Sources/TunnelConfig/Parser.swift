@@ -25,6 +25,12 @@ struct Parser {
     private var ignoreUnknown: [PatternList] = []
     /// Files being parsed, outermost first, to catch an Include cycle early.
     private var includeStack: [String] = []
+    /// Some file has a Match line: resolving takes the walk, not `BlockIndex`.
+    var hasMatch = false
+    /// Some Match line says `final`: OpenSSH reads the file twice.
+    var wantsFinalPass = false
+    /// Where `Match exec` lines are, first one first.
+    var execLocations: [SourceLocation] = []
 
     init(context: ConfigContext) {
         self.context = context
@@ -97,6 +103,7 @@ struct Parser {
             fail("\(keyword.name): missing argument", at: location)
             return nil
         }
+        if keyword == .match { return match(rawLine, at: location) }
         guard let directive = directive(for: keyword, line.arguments, at: location, depth: depth) else { return nil }
         return Statement(location: location, directive: directive)
     }
@@ -108,6 +115,11 @@ struct Parser {
         func bad(_ message: String) -> Directive? {
             fail("\(keyword.name): \(message)", at: location)
             return nil
+        }
+        /// A line OpenSSH accepts but tunnel cannot act on: kept, to make the
+        /// hosts that use it unusable (errors stay with the hosts they concern).
+        func unusable(_ message: String) -> Directive? {
+            .setting(.unusable(ConfigError(location: location, message: "\(keyword.name): \(message)")))
         }
         /// The single argument of a one-value keyword, or nil after reporting.
         func single() -> String? {
@@ -127,8 +139,7 @@ struct Parser {
             return .host(args.map(HostPattern.init))
 
         case .match:
-            fail("Match is not supported yet", at: location)
-            return .match
+            return nil  // read from the raw line, in `match(_:at:)`
 
         case .include:
             return .include(include(args, at: location, depth: depth))
@@ -145,7 +156,7 @@ struct Parser {
             do {
                 return .setting(.port(try ForwardSyntax.parsePort(value, allowZero: false, what: "port")))
             } catch {
-                return bad(error.message)
+                return error.unusable ? unusable(error.message) : bad(error.message)
             }
 
         case .user:
@@ -154,7 +165,7 @@ struct Parser {
 
         case .identityFile:
             guard let value = single() else { return nil }
-            if let problem = checkPath(value) { return bad(problem) }
+            if let problem = checkPath(value) { return unusable(problem) }
             return .setting(.identityFile(value))
 
         case .userKnownHostsFile:
@@ -164,7 +175,7 @@ struct Parser {
                 return .setting(.userKnownHostsFiles([]))
             }
             for path in args {
-                if let problem = checkPath(path) { return bad(problem) }
+                if let problem = checkPath(path) { return unusable(problem) }
             }
             return .setting(.userKnownHostsFiles(args))
 
@@ -179,21 +190,21 @@ struct Parser {
             do {
                 return .setting(.localForward(try ForwardSyntax.parseLocal(args, environment: context.environment, at: location)))
             } catch {
-                return bad(error.message)
+                return error.unusable ? unusable(error.message) : bad(error.message)
             }
 
         case .remoteForward:
             do {
                 return .setting(.remoteForward(try ForwardSyntax.parseRemote(args, environment: context.environment, at: location)))
             } catch {
-                return bad(error.message)
+                return error.unusable ? unusable(error.message) : bad(error.message)
             }
 
         case .dynamicForward:
             do {
                 return .setting(.dynamicForward(try ForwardSyntax.parseDynamic(args, environment: context.environment, at: location)))
             } catch {
-                return bad(error.message)
+                return error.unusable ? unusable(error.message) : bad(error.message)
             }
 
         case .serverAliveInterval, .connectTimeout:
@@ -241,7 +252,7 @@ struct Parser {
                 }
                 return .setting(.identityAgent(value))
             }
-            if let problem = checkPath(value) { return bad(problem) }
+            if let problem = checkPath(value) { return unusable(problem) }
             return .setting(.identityAgent(value))
 
         case .globalKnownHostsFile:
@@ -322,6 +333,41 @@ struct Parser {
                 return bad("bad value \(value.quotedForMessage) (expected any, inet or inet6)")
             }
             return .setting(.addressFamily(family))
+
+        case .tag:
+            guard let value = single() else { return nil }
+            return .setting(.tag(value))
+
+        case .streamLocalBindMask:
+            guard let value = single() else { return nil }
+            guard let mask = ValueSyntax.octalMask(value) else {
+                return bad("bad mask \(value.quotedForMessage) (expected octal permission bits, 0 to 0777)")
+            }
+            return .setting(.streamLocalBindMask(mask))
+
+        case .streamLocalBindUnlink:
+            guard let value = single() else { return nil }
+            guard let flag = ValueSyntax.flag(value) else {
+                return bad("bad value \(value.quotedForMessage) (expected yes or no)")
+            }
+            return .setting(.streamLocalBindUnlink(flag))
+        }
+    }
+
+    /// A Match line, split from the raw text as OpenSSH splits it (its
+    /// criteria follow different quoting rules from other keywords).
+    private mutating func match(_ rawLine: Substring, at location: SourceLocation) -> Statement? {
+        do {
+            let condition = try MatchSyntax.parse(MatchSyntax.tokens(afterKeywordOf: rawLine), at: location)
+            hasMatch = true
+            if condition.requestsFinalPass { wantsFinalPass = true }
+            if condition.hasExec { execLocations.append(location) }
+            return Statement(location: location, directive: .match(condition))
+        } catch {
+            fail(error.message, at: location)
+            // Its block must still apply to nothing, not to the block before it.
+            hasMatch = true
+            return Statement(location: location, directive: .match(MatchCondition(criteria: [MatchCriterion(kind: .all, negated: true)], location: location)))
         }
     }
 

@@ -26,7 +26,8 @@ extension Tunnel {
         func run() throws {
             let config: TunnelConfigFile
             do {
-                config = try TunnelConfigFile.load(path: file)
+                // A plain check has no side effects: `Match exec` commands run only with --resolve.
+                config = try TunnelConfigFile.load(path: file, matchExec: resolve == nil ? .skip : .standard)
             } catch {
                 for problem in error.errors { printProblem(problem) }
                 throw ExitCode(1)
@@ -36,6 +37,10 @@ extension Tunnel {
             if let host = resolve {
                 let text = config.resolvedSettings(host: host).map { "\($0)\n" }.joined()
                 FileHandle.standardOutput.write(Data(text.utf8))
+                // Lines this host uses that tunnel cannot act on, failed `Match exec` commands.
+                let problems = config.resolve(host: host).problems
+                for problem in problems { printProblem(problem) }
+                if !problems.isEmpty { throw ExitCode(1) }
                 return
             }
             FileHandle.standardOutput.write(Data(CheckSummary.text(config, file: file).utf8))
@@ -66,6 +71,7 @@ enum CheckSummary {
                 switch forward.target {
                 case .host(let name, let port): target = "\(bracketed(name)):\(port)"
                 case .socks: target = "SOCKS proxy here"
+                case .unixSocket(let path): target = path
                 }
                 let chosen = forward.listenPort == 0 ? " (port chosen by the server)" : ""
                 out += "  RemoteForward \(forward.bind):\(forward.listenPort) on the server\(chosen) -> \(target) (parsed, not active yet)\n"
