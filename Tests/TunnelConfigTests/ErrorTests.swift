@@ -43,10 +43,39 @@ struct ErrorTests {
             "t.conf:16: ServerAliveInterval: bad time value \"5x\" (seconds, or e.g. 30s, 5m, 1h30m; or none)",
             "t.conf:17: ServerAliveCountMax: bad number \"-1\" (expected a whole number, 0 or more)",
             "t.conf:18: GatewayPorts: bad value \"maybe\" (expected yes or no)",
-            "t.conf:19: IdentityFile: environment variable ${UNSET_VAR} is not set",
-            "t.conf:20: IdentityFile: unknown token %z (allowed here: %% %C %L %d %h %i %k %l %n %p %r %u)",
-            "t.conf:21: Port: bad port \"http\": service names are not supported, give the port number (1-65535)",
         ])
+    }
+
+    /// Lines OpenSSH accepts but tunnel cannot act on (OpenSSH itself only
+    /// fails on them when connecting to a host that uses them) stay with the
+    /// hosts that use them: the rest of the file resolves, and the check warns.
+    @Test func linesTunnelCannotActOnStayWithTheirHosts() throws {
+        let config = try parse(
+            "Host db",                         // 1
+            "  IdentityFile ${UNSET_VAR}/id",  // 2
+            "  IdentityFile %z",               // 3
+            "  Port http",                     // 4
+            "  LocalForward 8080 db:http",     // 5
+            "Host web",                        // 6
+            "  LocalForward 8081 web:80",      // 7
+            "Host db web",                     // 8
+            "  LocalForward 8082 x:80"         // 9
+        )
+        let db = config.resolve(host: "db")
+        #expect(db.problems.map(\.description) == [
+            "t.conf:2: IdentityFile: environment variable ${UNSET_VAR} is not set",
+            "t.conf:3: IdentityFile: unknown token %z (allowed here: %% %C %L %d %h %i %k %l %n %p %r %u)",
+            "t.conf:4: Port: bad port \"http\": service names are not supported, give the port number (1-65535)",
+            "t.conf:5: LocalForward: bad target port \"http\": service names are not supported, give the port number (1-65535)",
+        ])
+        let web = config.resolve(host: "web")
+        #expect(web.problems.isEmpty)
+        #expect(web.localForwards.map(\.listenPort) == [8081, 8082])
+        // `tunnel up FILE` leaves db out; the warnings name it.
+        #expect(config.tunnelHostNames == ["web"])
+        #expect(config.warnings.map(\.description).contains(
+            "t.conf:4: Port: bad port \"http\": service names are not supported, give the port number (1-65535) (host db uses it and cannot be brought up)"))
+        #expect(config.warnings.count == 4)
     }
 
     @Test func descriptionIsOneProblemPerLine() {
@@ -124,8 +153,8 @@ struct ErrorTests {
             "  PreferredAuthentications publickey,,password", // 17
             "  BindAddress [::1]",                           // 18
             "  BindAddress 1.2.3.4:22",                      // 19
-            "  IdentityAgent %z",                            // 20
-            "  IdentityAgent ${UNSET_VAR}/agent",            // 21
+            "  IdentityAgent %z",                            // 20: a problem of the host, not of the file
+            "  IdentityAgent ${UNSET_VAR}/agent",            // 21: the same
             "  IdentityAgent $not-a-name",                   // 22
             "  GlobalKnownHostsFile /a none",                // 23
             "  GlobalKnownHostsFile " + (1...33).map { "/k\($0)" }.joined(separator: " "), // 24
@@ -152,8 +181,6 @@ struct ErrorTests {
             "t.conf:17: PreferredAuthentications: empty method name in \"publickey,,password\" (a comma-separated list, no spaces)",
             "t.conf:18: BindAddress: bad address \"[::1]\" (expected an IPv4 or IPv6 address, without brackets or port, or a host name)",
             "t.conf:19: BindAddress: bad address \"1.2.3.4:22\" (expected an IPv4 or IPv6 address, without brackets or port, or a host name)",
-            "t.conf:20: IdentityAgent: unknown token %z (allowed here: %% %C %L %d %h %i %k %l %n %p %r %u)",
-            "t.conf:21: IdentityAgent: environment variable ${UNSET_VAR} is not set",
             "t.conf:22: IdentityAgent: invalid environment variable name in \"$not-a-name\"",
             "t.conf:23: GlobalKnownHostsFile: \"none\" must appear alone",
             "t.conf:24: GlobalKnownHostsFile: too many files (at most 32)",
