@@ -5,6 +5,14 @@
 // is taken literally (that is how IPv6 addresses are written); a field
 // containing '/' is a Unix socket path where OpenSSH's positional rules allow one.
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Which local addresses a listener binds.
 public enum BindAddress: Sendable, Hashable, CustomStringConvertible {
     /// Loopback only (`localhost` semantics: 127.0.0.1 and ::1). The default
@@ -424,7 +432,9 @@ enum ForwardSyntax {
             }
             return value
         }
-        if text.allSatisfy({ $0.isASCII && ($0.isLetter || $0 == "-") }) {
+        // A known service name is valid for OpenSSH (getservbyname), so it only
+        // makes the hosts that use it unusable; anything else is an error for both.
+        if text.allSatisfy({ $0.isASCII && ($0.isLetter || $0 == "-") }) && getservbyname(text, "tcp") != nil {
             throw Failure(message: "bad \(what) \(text.quotedForMessage): service names are not supported, give the port number (\(range))",
                           unusable: true)
         }
