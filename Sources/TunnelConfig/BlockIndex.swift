@@ -7,7 +7,10 @@
 //
 // - In the main file, settings before the first Host line apply to every host.
 // - After a `Host` line, settings apply when its patterns match the host.
-// - After a `Match` line, settings apply to no host (Match is not supported).
+// - After a `Match` line, settings apply to no host here: a file with a Match
+//   line (or CanonicalizeHostname, which can ask for a second pass) is
+//   resolved by `Resolver.collect` instead, since its settings depend on more
+//   than the name (`TunnelConfigFile.collectSettings`).
 // - An included file starts in the includer's state: its settings before its
 //   first Host line apply when the includer's block does, and after one of its
 //   Host lines they apply when the includer's block does AND that line

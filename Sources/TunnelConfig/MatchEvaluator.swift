@@ -83,9 +83,18 @@ struct MatchEvaluator {
             settings.problems.append(ConfigError(location: location, message: "Match exec: \(error.message)"))
             return false
         }
-        do {
-            return try MatchExec.run(expanded, environment: context.environment, timeout: timeout) == 0
-        } catch {
+        func execute() -> Result<Int32, MatchExec.Failure> {
+            do throws(MatchExec.Failure) {
+                return .success(try MatchExec.run(expanded, environment: context.environment, timeout: timeout))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let outcome = resolver.execResults.map { $0.outcome(of: expanded, run: execute) } ?? execute()
+        switch outcome {
+        case .success(let status):
+            return status == 0
+        case .failure(let error):
             let problem = ConfigError(location: location, message: "Match exec \(expanded.quotedForMessage): \(error.message)")
             if !settings.problems.contains(problem) { settings.problems.append(problem) }
             return false

@@ -100,3 +100,30 @@ enum MatchExec {
         return body(pointers)
     }
 }
+
+/// The outcome of each `Match exec` command (after `%` expansion) for one
+/// load of a file, so resolving the same host again (for the list of tunnels,
+/// then for `tunnel up`, then for `--resolve` output) runs it once, as one
+/// `ssh` run would. A new load runs the commands again.
+final class ExecResults: @unchecked Sendable {
+    // @unchecked: every access to `results` holds `lock`.
+    private let lock = NSLock()
+    private var results: [String: Result<Int32, MatchExec.Failure>] = [:]
+
+    /// The cached outcome of `command`, or `run()`'s (which is then kept).
+    func outcome(of command: String, run: () -> Result<Int32, MatchExec.Failure>) -> Result<Int32, MatchExec.Failure> {
+        lock.lock()
+        if let known = results[command] {
+            lock.unlock()
+            return known
+        }
+        lock.unlock()
+        // Run without holding the lock: a command may take seconds.
+        let result = run()
+        lock.lock()
+        defer { lock.unlock() }
+        if let known = results[command] { return known }
+        results[command] = result
+        return result
+    }
+}

@@ -29,6 +29,8 @@ struct Parser {
     var hasMatch = false
     /// Some Match line says `final`: OpenSSH reads the file twice.
     var wantsFinalPass = false
+    /// Some line sets CanonicalizeHostname: whether there is a second pass depends on the host.
+    var hasCanonicalizeHostname = false
     /// Where `Match exec` lines are, first one first.
     var execLocations: [SourceLocation] = []
 
@@ -93,6 +95,9 @@ struct Parser {
                 diagnostics.warnOnce(key: lowered, "\(name) is an OpenSSH option tunnel does not use; ignored", at: location)
                 // Ignored, but a ProxyJump after it does not apply (OpenSSH takes the first of the two).
                 if lowered == "proxycommand" { return Statement(location: location, directive: .setting(.proxyCommand)) }
+                // Ignored too (tunnel does no DNS canonicalisation), but when on,
+                // OpenSSH reads the file a second time, as for `Match final`.
+                if lowered == "canonicalizehostname" { return canonicalizeHostname(line.arguments, at: location) }
             } else {
                 unknownKeyword(line.keyword, at: location)
             }
@@ -352,6 +357,21 @@ struct Parser {
             }
             return .setting(.streamLocalBindUnlink(flag))
         }
+    }
+
+    /// `CanonicalizeHostname yes|always|no` (OpenSSH's values), for its second pass only.
+    private mutating func canonicalizeHostname(_ args: [String], at location: SourceLocation) -> Statement? {
+        let value = args.first?.lowercased() ?? ""
+        let on: Bool
+        switch value {
+        case "yes", "true", "always": on = true
+        case "no", "false": on = false
+        default:
+            fail("CanonicalizeHostname: bad value \(value.quotedForMessage) (expected yes, no or always)", at: location)
+            return nil
+        }
+        hasCanonicalizeHostname = true
+        return Statement(location: location, directive: .setting(.canonicalizeHostname(on)))
     }
 
     /// A Match line, split from the raw text as OpenSSH splits it (its

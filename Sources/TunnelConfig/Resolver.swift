@@ -30,6 +30,7 @@ struct CollectedSettings {
     var proxyJump: WrittenProxyJump?
     /// A ProxyCommand line applied: a later ProxyJump does not.
     var proxyCommandSeen = false
+    var canonicalizeHostname: Bool?
     var connectionAttempts: Int?
     var passwordAuthentication: Bool?
     var pubkeyAuthentication: PubkeyAuthenticationMode?
@@ -94,6 +95,7 @@ struct CollectedSettings {
         // `ProxyJump none` does not stop a later ProxyCommand).
         case .proxyJump(let v): if proxyJump == nil && !proxyCommandSeen { proxyJump = v }
         case .proxyCommand: proxyCommandSeen = true
+        case .canonicalizeHostname(let v): canonicalizeHostname = canonicalizeHostname ?? v
         case .connectionAttempts(let v): connectionAttempts = connectionAttempts ?? v
         case .passwordAuthentication(let v): passwordAuthentication = passwordAuthentication ?? v
         case .pubkeyAuthentication(let v): pubkeyAuthentication = pubkeyAuthentication ?? v
@@ -119,14 +121,18 @@ struct Resolver {
     var finalPass = false
     var context: ConfigContext
     var matchExec: MatchExecPolicy
+    /// Where `Match exec` outcomes are kept; nil: run every time.
+    var execResults: ExecResults?
 
     init(host: String, originalHost: String? = nil, finalPass: Bool = false,
-         context: ConfigContext = ConfigContext(homeDirectory: "/", userName: ""), matchExec: MatchExecPolicy = .skip) {
+         context: ConfigContext = ConfigContext(homeDirectory: "/", userName: ""), matchExec: MatchExecPolicy = .skip,
+         execResults: ExecResults? = nil) {
         self.host = host
         self.originalHost = originalHost ?? host
         self.finalPass = finalPass
         self.context = context
         self.matchExec = matchExec
+        self.execResults = execResults
     }
 
     /// `active`: whether the current block applies. `neverMatch`: inside a
@@ -155,19 +161,21 @@ struct Resolver {
     }
 
     /// The settings that apply to the host, by walking every statement;
-    /// twice when the file asks for OpenSSH's final pass.
+    /// twice when the file asks for OpenSSH's final pass (a `Match final`
+    /// line anywhere, or CanonicalizeHostname on for this host).
     func collect(_ statements: [Statement], finalPass wantsFinalPass: Bool = false) -> CollectedSettings {
         var settings = CollectedSettings()
         var active = true  // lines before the first Host apply to every host
         walk(statements, active: &active, neverMatch: false, into: &settings)
-        guard wantsFinalPass else { return settings }
+        guard wantsFinalPass || settings.canonicalizeHostname == true else { return settings }
         // OpenSSH (ssh.c) fixes the host name, then reads the files again
         // with it: Host lines now match the host name, settings already set
         // keep their first value, forwards and identities accumulate.
         let name = Resolver.hostName(settings, host: host)
         settings.finalHostName = name
         settings.hostName = name
-        let second = Resolver(host: name, originalHost: originalHost, finalPass: true, context: context, matchExec: matchExec)
+        let second = Resolver(host: name, originalHost: originalHost, finalPass: true, context: context,
+                              matchExec: matchExec, execResults: execResults)
         active = true
         second.walk(statements, active: &active, neverMatch: false, into: &settings)
         return settings

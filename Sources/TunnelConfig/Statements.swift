@@ -49,6 +49,8 @@ enum Setting: Sendable {
     case proxyJump(WrittenProxyJump)
     /// A `ProxyCommand` line (otherwise ignored): a ProxyJump after it does not apply, as in OpenSSH.
     case proxyCommand
+    /// `CanonicalizeHostname` (otherwise ignored): when on, OpenSSH reads the file a second time.
+    case canonicalizeHostname(Bool)
     case connectionAttempts(Int)
     case passwordAuthentication(Bool)
     case pubkeyAuthentication(PubkeyAuthenticationMode)

@@ -28,6 +28,10 @@ public struct TunnelConfigFile: Sendable {
     let hasMatch: Bool
     /// Some Match line says `final`: resolve in two passes, as OpenSSH does.
     let wantsFinalPass: Bool
+    /// Some line sets CanonicalizeHostname, which can also ask for the second pass.
+    let hasCanonicalizeHostname: Bool
+    /// `Match exec` results of this load (see `ExecResults`).
+    let execResults = ExecResults()
     /// Whether resolving runs `Match exec` commands.
     public let matchExec: MatchExecPolicy
 
@@ -74,6 +78,7 @@ public struct TunnelConfigFile: Sendable {
             concreteLocations: Dictionary(parser.concreteNames.map { ($0.name, $0.location) }, uniquingKeysWith: { a, _ in a }),
             hasMatch: parser.hasMatch,
             wantsFinalPass: parser.wantsFinalPass,
+            hasCanonicalizeHostname: parser.hasCanonicalizeHostname,
             matchExec: matchExec
         )
         if matchExec == .skip {
@@ -107,12 +112,12 @@ public struct TunnelConfigFile: Sendable {
     /// The settings that apply to `host`, before defaults: from the index
     /// when the file has no Match line, by walking the file otherwise.
     func collectSettings(host: String) -> CollectedSettings {
-        if !hasMatch { return index.settings(for: host) }
+        if !hasMatch && !hasCanonicalizeHostname { return index.settings(for: host) }
         return resolver(host).collect(statements, finalPass: wantsFinalPass)
     }
 
     func resolver(_ host: String) -> Resolver {
-        Resolver(host: host, context: context, matchExec: matchExec)
+        Resolver(host: host, context: context, matchExec: matchExec, execResults: execResults)
     }
 
     /// The settings OpenSSH would use for `ssh -F path host`, defaults filled in.

@@ -63,6 +63,11 @@ struct MatchOracleTests {
             "Match final", "  LocalForward 1 a:1",
             "Host db", "  LocalForward 2 b:2",
         ]),
+        Case(name: "CanonicalizeHostname on: a second pass without any Match", hosts: ["db", "other"], lines: [
+            "Host db", "  CanonicalizeHostname yes", "  HostName Db.Example.com",
+            "Host db.example.com", "  Port 1113",
+            "Match canonical", "  User canon",
+        ]),
         Case(name: "Match canonical alone: no second pass", hosts: ["x"], lines: ["Match canonical", "  Port 1111"]),
         Case(name: "Match !final", hosts: ["x"], lines: ["Match !final", "  LocalForward 3 c:3", "Match final", "  LocalForward 4 d:4"]),
         Case(name: "Match exec: status, negation, and tokens", hosts: ["db", "web"], lines: [

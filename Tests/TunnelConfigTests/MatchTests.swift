@@ -159,6 +159,32 @@ struct MatchTests {
         #expect(config.resolve(host: "web").connectTimeout == nil)
     }
 
+    /// One load of a file runs each command (as expanded) once, however
+    /// often its hosts are resolved: as one `ssh` run would.
+    @Test func execRunsOncePerLoad() throws {
+        let dir = try TemporaryDirectory()
+        let log = dir.path + "/log"
+        let lines = ["Host a b", "  LocalForward 1 x:1", "Match exec \"echo %n >> \(log)\"", "  Port 2"]
+        let config = try Self.config(lines)
+        _ = config.tunnelHosts
+        _ = config.resolvedSettings(host: "a")
+        #expect(config.resolve(host: "a").port == 2)
+        #expect(try String(contentsOfFile: log, encoding: .utf8) == "a\nb\n")
+        _ = try Self.config(lines)
+        #expect(try String(contentsOfFile: log, encoding: .utf8) == "a\nb\na\nb\n")
+    }
+
+    @Test func canonicalizeHostnameAsksForTheSecondPass() throws {
+        let config = try Self.config([
+            "Host db", "  CanonicalizeHostname yes", "  HostName Db.Example.com",
+            "Host db.example.com", "  Port 1113",
+        ])
+        #expect(config.resolve(host: "db").port == 1113)
+        #expect(config.resolve(host: "db") == config.referenceResolve(host: "db"))
+        #expect(config.resolve(host: "db.example.com").port == 1113)
+        #expect(errors("CanonicalizeHostname perhaps").count == 1)
+    }
+
     @Test func execThatHangsIsAProblemOfTheHostWithItsLine() throws {
         let started = Date()
         let config = try Self.config(["Host slow", "  LocalForward 1 a:1", "Match exec \"sleep 30\"", "  Port 2"],
