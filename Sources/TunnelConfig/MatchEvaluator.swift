@@ -64,7 +64,8 @@ struct MatchEvaluator {
         do {
             expanded = try Expansion.expand(command, tokens: MatchSyntax.execTokens, value: { token in
                 switch token {
-                case "C": return SHA1.hexDigest(context.localHostName + host + port + user + jump)
+                // As for file paths (and OpenSSH 9.2): %l%h%p%r. (Newer OpenSSH adds %j.)
+                case "C": return SHA1.hexDigest(context.localHostName + host + port + user)
                 case "L": return String(context.localHostName.prefix { $0 != "." })
                 case "d": return context.homeDirectory
                 case "h", "k": return host

@@ -14,6 +14,9 @@ struct MatchOracleTests {
         var hosts: [String]
         var lines: [String]
         var files: [String: String] = [:]
+        /// Lines (`keyword value`) that must be in the output for a host, so
+        /// that agreeing with ssh -G cannot mean "both ignored the block".
+        var expect: [String: [String]] = [:]
         var testDescription: String { name }
     }
 
@@ -37,14 +40,14 @@ struct MatchOracleTests {
             "Match host *.example.com", "  Port 2222",
             "Match host web,!db*", "  User webuser",
             "Match !host *.example.com", "  IdentityFile ~/.ssh/elsewhere",
-        ]),
+        ], expect: ["db": ["port 2222"], "web": ["user webuser", "identityfile ~/.ssh/elsewhere"]]),
         Case(name: "Match originalhost and user", hosts: ["db", "alias", "other"], lines: [
             "Host alias", "  HostName db", "  User deploy",
             "Match originalhost alias user deploy", "  Port 2001",
             "Match originalhost db", "  Port 2002",
             "Match user deploy", "  ServerAliveInterval 11",
             "Match !originalhost alias,db", "  ConnectTimeout 3",
-        ]),
+        ], expect: ["alias": ["port 2001", "serveraliveinterval 11"], "db": ["port 2002"], "other": ["connecttimeout 3"]]),
         Case(name: "Match user sees only lines before it", hosts: ["x"], lines: [
             "Match user bob", "  Port 1",
             "User bob",
@@ -62,12 +65,12 @@ struct MatchOracleTests {
             "Match canonical", "  IdentityFile ~/canon",
             "Match final", "  LocalForward 1 a:1",
             "Host db", "  LocalForward 2 b:2",
-        ]),
+        ], expect: ["db": ["user finaluser", "port 2000", "identityfile ~/canon", "localforward 2 [b]:2", "localforward 1 [a]:1"]]),
         Case(name: "CanonicalizeHostname on: a second pass without any Match", hosts: ["db", "other"], lines: [
             "Host db", "  CanonicalizeHostname yes", "  HostName Db.Example.com",
             "Host db.example.com", "  Port 1113",
             "Match canonical", "  User canon",
-        ]),
+        ], expect: ["db": ["port 1113", "user canon"]]),
         Case(name: "Match canonical alone: no second pass", hosts: ["x"], lines: ["Match canonical", "  Port 1111"]),
         Case(name: "Match !final", hosts: ["x"], lines: ["Match !final", "  LocalForward 3 c:3", "Match final", "  LocalForward 4 d:4"]),
         Case(name: "Match exec: status, negation, and tokens", hosts: ["db", "web"], lines: [
@@ -81,7 +84,11 @@ struct MatchOracleTests {
             "Match exec \"@DIR@/is.sh %r deploy\"", "  IdentitiesOnly yes",
             "Match exec \"@DIR@/is.sh %u @LOCALUSER@\"", "  HashKnownHosts yes",
             "Match exec \"@DIR@/is.sh %d @LOCALHOME@\"", "  ExitOnForwardFailure yes",
-        ], files: scripts),
+            "Match exec \"@DIR@/is.sh %k db.example.com\"", "  PasswordAuthentication no",
+            "Match exec \"@DIR@/is.sh %C @CHASH@\"", "  KbdInteractiveAuthentication no",
+        ], files: scripts, expect: ["db": ["serveraliveinterval 5", "connectionattempts 3", "gatewayports yes", "identitiesonly yes",
+                     "hashknownhosts yes", "exitonforwardfailure yes", "passwordauthentication no",
+                     "kbdinteractiveauthentication no"], "web": ["port 2001"]]),
         Case(name: "Match exec after a failed criterion", hosts: ["a", "b"], lines: [
             "Match host a exec @DIR@/yes.sh", "  Port 2001",
             "Match exec @DIR@/yes.sh host b", "  User bee",
@@ -89,7 +96,7 @@ struct MatchOracleTests {
         Case(name: "Include inside Match", hosts: ["a", "b"], lines: [
             "Match originalhost a", "  Include @DIR@/inner.conf",
             "Match all", "  Port 3",
-        ], files: ["inner.conf": "Port 2\nHost other\n  User other\nHost *\n  User inner\n"]),
+        ], files: ["inner.conf": "Port 2\nHost other\n  User other\nHost *\n  User inner\n"], expect: ["a": ["port 2", "user inner"], "b": ["port 3"]]),
         Case(name: "Match host with HostName %h", hosts: ["db"], lines: [
             "Host db", "  HostName %h.internal",
             "Match host db.internal", "  Port 2345",
@@ -108,10 +115,10 @@ struct MatchOracleTests {
             "  RemoteForward /rd.sock",
             "  StreamLocalBindMask 0077",
             "  StreamLocalBindUnlink yes",
-        ]),
+        ], expect: ["x": ["localforward 8080 /var/run/docker.sock", "remoteforward /run/user/1000/gnupg/S.gpg-agent /home/u/.gnupg/S.gpg-agent.extra", "streamlocalbindmask 077", "streamlocalbindunlink yes"]]),
         Case(name: "Numeric host names", hosts: ["1", "10.1", "0x7f.1", "010.1", "1.2.3", "4294967296", "FE80::1", "0:0::1", "MiXeD"], lines: [
             "Host *", "  Port 22",
-        ]),
+        ], expect: ["1": ["hostname 0.0.0.1"], "10.1": ["hostname 10.0.0.1"], "FE80::1": ["hostname FE80::1"], "MiXeD": ["hostname mixed"]]),
         Case(name: "laptop: Match all around an Include, socket forwards, defaults last", hosts: ["nas", "pi", "github.com", "gpg-box", "random.example.org"], lines: [
             "# ~/.ssh/config on a laptop",
             "IgnoreUnknown UseKeychain",
@@ -141,7 +148,7 @@ struct MatchOracleTests {
         ], files: [
             "config.d/10-work.conf": "Host *.example.org\n  User me\n  Port 2222\nHost gpg-box\n  ServerAliveCountMax 5\n",
             "config.d/20-home.conf": "Host nas pi\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile ~/.ssh/known_hosts.home\n",
-        ]),
+        ], expect: ["nas": ["user admin", "stricthostkeychecking accept-new", "localforward 8080 /var/run/docker.sock"], "pi": ["hostname 10.0.0.1", "dynamicforward 1080"], "gpg-box": ["serveralivecountmax 5", "streamlocalbindunlink yes"], "random.example.org": ["user me", "port 2222"]]),
         Case(name: "work: Match exec for the VPN, jump hosts, final pass", hosts: ["bastion", "db1", "db2.corp", "web", "laptop-local"], lines: [
             "# a work config",
             "Host bastion",
@@ -160,14 +167,14 @@ struct MatchOracleTests {
             "Match final host 10.20.0.*",
             "  User dba",
             "  IdentityFile ~/.ssh/id_dba",
-            "Match final host *.corp.example.com user !ops",
+            "Match final host *.corp.example.com !user ops",
             "  User deploy",
             "Match exec \"@DIR@/is.sh %n laptop-local\"",
             "  HostName 127.0.0.1",
             "Host *",
             "  ServerAliveInterval 30",
             "  StrictHostKeyChecking yes",
-        ], files: scripts.merging(["on-vpn.sh": "#!/bin/sh\nexit 1\n"]) { a, _ in a }),
+        ], files: scripts.merging(["on-vpn.sh": "#!/bin/sh\nexit 1\n"]) { a, _ in a }, expect: ["db1": ["user dba", "proxyjump ops@bastion.corp.example.com:2222", "identityfile ~/.ssh/id_dba"], "web": ["user deploy"], "bastion": ["user ops"], "laptop-local": ["hostname 127.0.0.1"]]),
     ]
 
     @Test(arguments: cases)
@@ -178,6 +185,8 @@ struct MatchOracleTests {
             text.replacingOccurrences(of: "@DIR@", with: dir.path)
                 .replacingOccurrences(of: "@LOCALUSER@", with: account.userName)
                 .replacingOccurrences(of: "@LOCALHOME@", with: account.homeDirectory)
+                // %C for host db as the exec case sets it up: SHA-1 of %l%h%p%r.
+                .replacingOccurrences(of: "@CHASH@", with: SHA1.hexDigest(account.localHostName + "db.example.com2222deploy"))
         }
         for (name, text) in c.files {
             let path = dir.write(name, fill(text))
@@ -193,6 +202,10 @@ struct MatchOracleTests {
                 #expect(ours[keyword] == ssh[keyword], "\(host): \(keyword)")
             }
             #expect(config.resolve(host: host).problems.isEmpty, "\(host)")
+            let printed = Set(config.resolvedSettings(host: host).map(\.description))
+            for line in c.expect[host] ?? [] {
+                #expect(printed.contains(line), "\(host): expected \(line)")
+            }
         }
     }
 
@@ -202,11 +215,11 @@ struct MatchOracleTests {
             "Host work", "  Tag office",
             "Match tagged office,lab", "  Port 2001",
             "Match !tagged office", "  Port 2002",
-        ]),
+        ], expect: ["work": ["port 2001"], "home": ["port 2002"]]),
         Case(name: "Match localnetwork", hosts: ["x"], lines: [
             "Match localnetwork 127.0.0.0/8,::1/128", "  Port 2001",
             "Match localnetwork 198.51.100.0/24", "  User never",
-        ]),
+        ], expect: ["x": ["port 2001"]]),
     ]
 
     @Test(.enabled(if: OpenSSH.knowsMatch("tagged"), "this ssh predates Match tagged (OpenSSH 9.4)"), arguments: newerCriteria)
