@@ -64,6 +64,10 @@ enum CheckSummary {
         for host in hosts {
             out += "\(host.name): \(host.user)@\(bracketed(host.hostName)):\(host.port)\n"
             for forward in host.localForwards {
+                if forward.isUnixSocket {
+                    out += "  LocalForward \(forward.listener) -> \(forward.target) (Unix socket: parsed, not active yet)\n"
+                    continue
+                }
                 out += "  LocalForward \(forward.bind):\(forward.listenPort) -> \(bracketed(forward.targetHost)):\(forward.targetPort)\n"
             }
             for forward in host.remoteForwards {
@@ -73,11 +77,13 @@ enum CheckSummary {
                 case .socks: target = "SOCKS proxy here"
                 case .unixSocket(let path): target = path
                 }
-                let chosen = forward.listenPort == 0 ? " (port chosen by the server)" : ""
-                out += "  RemoteForward \(forward.bind):\(forward.listenPort) on the server\(chosen) -> \(target) (parsed, not active yet)\n"
+                let chosen = forward.listenPort == 0 && forward.listenSocketPath == nil ? " (port chosen by the server)" : ""
+                let listener = forward.listenSocketPath ?? "\(forward.bind):\(forward.listenPort)"
+                out += "  RemoteForward \(listener) on the server\(chosen) -> \(target) (parsed, not active yet)\n"
             }
             for forward in host.dynamicForwards {
-                out += "  DynamicForward \(forward.bind):\(forward.listenPort) SOCKS proxy (parsed, not active yet)\n"
+                let listener = forward.listenSocketPath ?? "\(forward.bind):\(forward.listenPort)"
+                out += "  DynamicForward \(listener) SOCKS proxy (parsed, not active yet)\n"
             }
             forwards += host.localForwards.count + host.remoteForwards.count + host.dynamicForwards.count
         }

@@ -794,6 +794,22 @@ struct CheckLocalProblemsTests {
         #expect(good.exit == .exited(0), "\(good.stderrText)")
     }
 
+    @Test func socketForwardsAreShownAsPaths() throws {
+        let tunnel = try CheckTool.tunnel()
+        let dir = try CheckTool.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = (dir as NSString).appendingPathComponent("sockets.conf")
+        try CheckTool.write(file, [
+            "Host docker",
+            "  LocalForward 8080 /var/run/docker.sock",
+            "  RemoteForward /run/user/1000/gnupg/S.gpg-agent /home/u/.gnupg/S.gpg-agent.extra",
+        ])
+        let out = try CheckTool.run(tunnel, ["check", file], home: dir)
+        #expect(out.exit == .exited(0), "\(out.stderrText)")
+        #expect(out.stdoutText.contains("  LocalForward localhost:8080 -> /var/run/docker.sock (Unix socket: parsed, not active yet)\n"), "\(out.stdoutText)")
+        #expect(out.stdoutText.contains("  RemoteForward /run/user/1000/gnupg/S.gpg-agent on the server -> /home/u/.gnupg/S.gpg-agent.extra (parsed, not active yet)\n"), "\(out.stdoutText)")
+    }
+
     @Test func matchExecRunsOnlyWithResolve() throws {
         let tunnel = try CheckTool.tunnel()
         let dir = try CheckTool.makeDirectory()
