@@ -33,7 +33,9 @@ struct MatchEvaluator {
             case .exec(let command):
                 // OpenSSH skips the command once the line cannot hold.
                 if !result { continue }
-                matched = run(command, at: condition.location, settings: &settings)
+                // Not running it: the whole line does not hold, negated or not.
+                guard case .run(let timeout) = resolver.matchExec else { return false }
+                matched = run(command, timeout: timeout, at: condition.location, settings: &settings)
             }
             if matched == criterion.negated { result = false }
         }
@@ -53,8 +55,7 @@ struct MatchEvaluator {
         settings.user ?? resolver.context.userName
     }
 
-    private func run(_ command: String, at location: SourceLocation, settings: inout CollectedSettings) -> Bool {
-        guard case .run(let timeout) = resolver.matchExec else { return false }
+    private func run(_ command: String, timeout: Double, at location: SourceLocation, settings: inout CollectedSettings) -> Bool {
         let context = resolver.context
         let host = matchHost(settings)
         let port = String(settings.port ?? 22)

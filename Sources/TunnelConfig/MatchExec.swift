@@ -20,8 +20,9 @@ import Foundation
 public enum MatchExecPolicy: Sendable, Hashable {
     /// Run them, killing one (and its process group) that runs longer than `timeout` seconds.
     case run(timeout: Double)
-    /// Never run them: a `Match exec` criterion counts as false (used by
-    /// `tunnel check` without `--resolve`, which must have no side effects).
+    /// Never run them: a Match line that reaches an `exec` (negated or not)
+    /// does not hold (used by `tunnel check` without `--resolve`, which must
+    /// have no side effects).
     case skip
 
     /// OpenSSH has no limit; ten seconds is far more than a `test`, `nc -z`

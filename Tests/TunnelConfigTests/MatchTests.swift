@@ -200,12 +200,15 @@ struct MatchTests {
     @Test func execIsNeverRunWhenSkipped() throws {
         let dir = try TemporaryDirectory()
         let marker = dir.path + "/ran"
-        let config = try Self.config(["Host a", "  LocalForward 1 a:1", "Match exec \"touch \(marker)\"", "  Port 2"], exec: .skip)
+        let config = try Self.config(["Host a", "  LocalForward 1 a:1", "Match exec \"touch \(marker)\"", "  Port 2",
+                                      "Match !exec \"touch \(marker)\"", "  User notrun"], exec: .skip)
         #expect(config.resolve(host: "a").port == 22)
+        #expect(config.resolve(host: "a").user == "alice")  // a negated exec does not make the line hold either
         #expect(config.resolvedSettings(host: "a").contains(ResolvedSetting(keyword: "port", value: "22")))
         #expect(!FileManager.default.fileExists(atPath: marker))
         #expect(config.warnings.map(\.description) == [
             "t.conf:3: Match exec: not run by a plain check; its block counts as not matching here (--resolve HOST runs it)",
+            "t.conf:5: Match exec: not run by a plain check; its block counts as not matching here (--resolve HOST runs it)",
         ])
     }
 
