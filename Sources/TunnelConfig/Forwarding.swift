@@ -416,7 +416,8 @@ enum ForwardSyntax {
 
     private static func checkHost(_ host: String?, what: String) throws(Failure) {
         guard let host else { return }
-        if what == "target host" && host.isEmpty { throw Failure(message: "missing target host") }
+        // OpenSSH reads an empty target and fails when connecting.
+        if what == "target host" && host.isEmpty { throw Failure(message: "missing target host", unusable: true) }
         if host.utf8.count > maximumHostLength { throw Failure(message: "\(what) is too long (over \(maximumHostLength) bytes)") }
     }
 

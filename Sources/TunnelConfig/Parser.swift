@@ -151,8 +151,9 @@ struct Parser {
 
         case .hostName:
             guard let value = single() else { return nil }
+            // OpenSSH expands HostName only for the host that uses it.
             if let problem = checkExpansion(value, tokens: Expansion.hostNameTokens, environment: false) {
-                return bad(problem)
+                return unusable(problem)
             }
             return .setting(.hostName(value))
 
@@ -279,16 +280,18 @@ struct Parser {
             do {
                 return .setting(.proxyJump(try ProxyJumpSyntax.parse(args[0])))
             } catch {
-                return bad(error.message)
+                return error.unusable ? unusable(error.message) : bad(error.message)
             }
 
         case .connectionAttempts:
             guard let value = single() else { return nil }
             // OpenSSH also takes a leading '+'; 0 is refused when connecting.
             let digits = value.hasPrefix("+") ? String(value.dropFirst()) : value
-            guard let count = ValueSyntax.count(digits), count > 0 else {
+            guard let count = ValueSyntax.count(digits) else {
                 return bad("bad number \(value.quotedForMessage) (expected a whole number, 1 or more)")
             }
+            // OpenSSH reads 0 and refuses it when connecting to the host that uses it.
+            if count == 0 { return unusable("bad number \(value.quotedForMessage) (expected a whole number, 1 or more)") }
             return .setting(.connectionAttempts(count))
 
         case .hashKnownHosts, .passwordAuthentication, .kbdInteractiveAuthentication:
@@ -313,13 +316,14 @@ struct Parser {
             guard let value = single() else { return nil }
             var methods: [AuthenticationMethod] = []
             for name in value.split(separator: ",", omittingEmptySubsequences: false) {
+                // OpenSSH skips names it does not know; tunnel will not guess
+                // what was meant, but only the hosts using the line are affected.
                 guard !name.isEmpty else {
-                    return bad("empty method name in \(value.quotedForMessage) (a comma-separated list, no spaces)")
+                    return unusable("empty method name in \(value.quotedForMessage) (a comma-separated list, no spaces)")
                 }
-                // OpenSSH compares method names exactly and skips names it does not know.
                 guard let method = AuthenticationMethod(rawValue: String(name)) else {
                     let known = AuthenticationMethod.allCases.map(\.rawValue).joined(separator: ", ")
-                    return bad("unknown method \(String(name).quotedForMessage) (known: \(known))")
+                    return unusable("unknown method \(String(name).quotedForMessage) (known: \(known))")
                 }
                 methods.append(method)
             }
@@ -327,8 +331,9 @@ struct Parser {
 
         case .bindAddress:
             guard let value = single() else { return nil }
+            // OpenSSH keeps any text and fails when connecting from it.
             guard Self.isBindAddress(value) else {
-                return bad("bad address \(value.quotedForMessage) (expected an IPv4 or IPv6 address, without brackets or port, or a host name)")
+                return unusable("bad address \(value.quotedForMessage) (expected an IPv4 or IPv6 address, without brackets or port, or a host name)")
             }
             return .setting(.bindAddress(value))
 

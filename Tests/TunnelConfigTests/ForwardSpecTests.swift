@@ -95,7 +95,6 @@ struct ForwardSpecTests {
         ("LocalForward 8080 db:80 extra", "too many arguments"),
         ("LocalForward [::1:8080 db:80", "missing \"]\""),
         ("LocalForward [::1]x:8080 db:80", "after \"]\""),
-        ("LocalForward 8080 :80", "missing target host"),
         ("LocalForward ${NOPE} db:80", "environment variable ${NOPE} is not set"),
         ("RemoteForward 9000 db:0", "bad target port"),
         ("DynamicForward 0", "bad listen port \"0\""),
