@@ -159,6 +159,29 @@ struct MatchTests {
         #expect(config.resolve(host: "web").connectTimeout == nil)
     }
 
+    /// The command runs with `$SHELL -c`, as OpenSSH runs it: a bash-only test holds under bash, not under dash.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/bin/bash")
+                   && (try? FileManager.default.destinationOfSymbolicLink(atPath: "/bin/sh")) == "dash",
+                   "needs /bin/bash and /bin/sh being dash"))
+    func execUsesTheUsersShell() throws {
+        let lines = ["Match exec \"[[ a == a ]]\"", "  Port 2"]
+        var bash = testContext
+        bash.environment["SHELL"] = "/bin/bash"
+        let underBash = try TunnelConfigFile.parse(text: lines.joined(separator: "\n"), file: "t.conf", context: bash)
+        #expect(underBash.resolve(host: "x").port == 2)
+        var none = testContext
+        none.environment["SHELL"] = nil  // OpenSSH's fallback: /bin/sh
+        let underSh = try TunnelConfigFile.parse(text: lines.joined(separator: "\n"), file: "t.conf", context: none)
+        #expect(underSh.resolve(host: "x").port == 22)
+        var broken = testContext
+        broken.environment["SHELL"] = "/nonexistent/shell"
+        let problems = try TunnelConfigFile.parse(text: lines.joined(separator: "\n"), file: "t.conf", context: broken)
+            .resolve(host: "x").problems
+        #expect(problems.map(\.description) == [
+            "t.conf:1: Match exec \"[[ a == a ]]\": shell \"/nonexistent/shell\" (from SHELL) is not executable",
+        ])
+    }
+
     /// One load of a file runs each command (as expanded) once, however
     /// often its hosts are resolved: as one `ssh` run would.
     @Test func execRunsOncePerLoad() throws {
