@@ -34,7 +34,8 @@ struct MatchFuzzOracleTests {
         case 7: return "Match final host \(r.pick(patterns))"
         case 8: return r.pick(["Match canonical", "Match final", "Match !final", "Match all"])
         case 9: return "Match host \(r.pick(patterns)) user \(r.pick(users))"
-        case 10: return "Match originalhost \(r.pick(patterns)) !user \(r.pick(users))"
+        case 10: return r.next() % 2 == 0 ? "Match originalhost \(r.pick(patterns)) !user \(r.pick(users))"
+            : "Match \(r.pick(["", "!"]))exec @DIR@/\(r.pick(["yes", "no"])).sh \(r.pick(["", "host \(r.pick(patterns))"]))"
         default: return "Host \(r.pick(patterns)) \(r.pick(patterns))"
         }
     }
@@ -53,28 +54,41 @@ struct MatchFuzzOracleTests {
         }
     }
 
-    static func file(seed: UInt64) -> [String] {
-        var r = Random(state: seed)
+    /// A file; `include`: the name of a file its blocks may include.
+    static func file(_ r: inout Random, include: String?) -> [String] {
         var lines: [String] = []
         for _ in 0..<(r.next() % 3) { lines.append(setting(&r)) }
         for _ in 0..<(2 + r.next() % 6) {
             lines.append(header(&r))
-            for _ in 0..<(1 + r.next() % 3) { lines.append("  " + setting(&r)) }
+            for _ in 0..<(1 + r.next() % 3) {
+                if let include, r.next() % 5 == 0 {
+                    lines.append("  Include @DIR@/\(include)")
+                } else {
+                    lines.append("  " + setting(&r))
+                }
+            }
         }
         return lines
     }
 
     @Test(arguments: 0..<60)
     func randomFileMatchesOpenSSH(_ seed: Int) throws {
-        let lines = Self.file(seed: UInt64(seed) &* 7919 &+ 17)
+        var r = Random(state: UInt64(seed) &* 7919 &+ 17)
         let dir = try TemporaryDirectory()
-        let path = dir.write("fuzz.conf", lines.joined(separator: "\n") + "\n")
+        let fill = { (lines: [String]) in lines.joined(separator: "\n").replacingOccurrences(of: "@DIR@", with: dir.path) + "\n" }
+        for (name, status) in [("yes.sh", 0), ("no.sh", 1)] {
+            chmod(dir.write(name, "#!/bin/sh\nexit \(status)\n"), 0o755)
+        }
+        let included = Self.file(&r, include: nil)
+        dir.write("inc.conf", fill(included))
+        let lines = Self.file(&r, include: "inc.conf")
+        let path = dir.write("fuzz.conf", fill(lines))
         let config = try TunnelConfigFile.load(path: path, context: .current)
         for host in ["a", "b", "c", "A", "a.example.com"] {
             let ssh = try OpenSSH.dump(config: path, host: host)
             let ours = Dictionary(grouping: config.resolvedSettings(host: host), by: \.keyword).mapValues { $0.map(\.value) }
             for keyword in TunnelConfigFile.resolvedKeywords where ours[keyword] != ssh[keyword] {
-                let file = lines.joined(separator: "\n")
+                let file = lines.joined(separator: "\n") + "\n--- inc.conf\n" + included.joined(separator: "\n")
                 Issue.record("seed \(seed), host \(host), \(keyword): tunnel \(ours[keyword] ?? []) ssh \(ssh[keyword] ?? [])\n\(file)")
             }
         }
