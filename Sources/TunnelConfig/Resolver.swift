@@ -164,9 +164,16 @@ struct Resolver {
     /// twice when the file asks for OpenSSH's final pass (a `Match final`
     /// line anywhere, or CanonicalizeHostname on for this host).
     func collect(_ statements: [Statement], finalPass wantsFinalPass: Bool = false) -> CollectedSettings {
+        collect(finalPass: wantsFinalPass) { resolver, settings in
+            var active = true  // lines before the first Host apply to every host
+            resolver.walk(statements, active: &active, neverMatch: false, into: &settings)
+        }
+    }
+
+    /// The two passes around `pass` (the walk, or `BlockIndex.collect`).
+    func collect(finalPass wantsFinalPass: Bool, pass: (Resolver, inout CollectedSettings) -> Void) -> CollectedSettings {
         var settings = CollectedSettings()
-        var active = true  // lines before the first Host apply to every host
-        walk(statements, active: &active, neverMatch: false, into: &settings)
+        pass(self, &settings)
         guard wantsFinalPass || settings.canonicalizeHostname == true else { return settings }
         // OpenSSH (ssh.c) fixes the host name, then reads the files again
         // with it: Host lines now match the host name, settings already set
@@ -176,8 +183,7 @@ struct Resolver {
         settings.hostName = name
         let second = Resolver(host: name, originalHost: originalHost, finalPass: true, context: context,
                               matchExec: matchExec, execResults: execResults)
-        active = true
-        second.walk(statements, active: &active, neverMatch: false, into: &settings)
+        pass(second, &settings)
         return settings
     }
 

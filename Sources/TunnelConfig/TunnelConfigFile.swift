@@ -23,8 +23,7 @@ public struct TunnelConfigFile: Sendable {
     let index: BlockIndex
     let context: ConfigContext
     let concreteLocations: [String: SourceLocation]
-    /// Some file has a Match line: settings depend on more than the name, so
-    /// resolving walks the statements instead of using `index`.
+    /// Some file has a Match line: settings depend on more than the name.
     let hasMatch: Bool
     /// Some Match line says `final`: resolve in two passes, as OpenSSH does.
     let wantsFinalPass: Bool
@@ -109,11 +108,12 @@ public struct TunnelConfigFile: Sendable {
         return config
     }
 
-    /// The settings that apply to `host`, before defaults: from the index
-    /// when the file has no Match line, by walking the file otherwise.
+    /// The settings that apply to `host`, before defaults, from the index
+    /// (in two passes when the file asks for OpenSSH's final pass).
     func collectSettings(host: String) -> CollectedSettings {
-        if !hasMatch && !hasCanonicalizeHostname { return index.settings(for: host) }
-        return resolver(host).collect(statements, finalPass: wantsFinalPass)
+        resolver(host).collect(finalPass: wantsFinalPass) { resolver, settings in
+            index.collect(resolver, into: &settings)
+        }
     }
 
     func resolver(_ host: String) -> Resolver {

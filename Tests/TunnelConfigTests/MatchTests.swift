@@ -58,6 +58,24 @@ struct MatchTests {
         #expect(config.resolve(host: "c").connectTimeout == 4)
     }
 
+    /// A Match line is decided once, where it stands: a User set inside its
+    /// block does not switch the rest of the block off.
+    @Test func aMatchLineIsDecidedWhereItStands() throws {
+        let dir = try TemporaryDirectory()
+        let inner = dir.write("inner.conf", "Port 2\n")
+        let config = try Self.config([
+            "Match user alice",
+            "  User bob",
+            "  Include \(inner)",
+            "  ConnectTimeout 3",
+        ])
+        let host = config.resolve(host: "x")
+        #expect(host.user == "bob")
+        #expect(host.port == 2)
+        #expect(host.connectTimeout == 3)
+        #expect(host == config.referenceResolve(host: "x"))
+    }
+
     @Test func allNegationAndSyntaxErrors() throws {
         let config = try Self.config(["Match !all", "  Port 2", "Match all", "  Port 3"])
         #expect(config.resolve(host: "x").port == 3)
@@ -240,8 +258,8 @@ struct MatchTests {
         #expect(config.tunnelHostNames == ["db"])
     }
 
-    /// Files with Match take the walk; the reference resolver agrees with it.
-    @Test func filesWithMatchTakeTheWalk() throws {
+    /// The index answers for files with Match as the walk does (see also FastPathTests).
+    @Test func filesWithMatchResolveLikeTheWalk() throws {
         let config = try Self.config(["Host a", "  Port 1", "Match host a", "  User m"])
         #expect(config.hasMatch)
         #expect(config.resolve(host: "a") == config.referenceResolve(host: "a"))
