@@ -25,12 +25,10 @@ struct Parser {
     private var ignoreUnknown: [PatternList] = []
     /// Files being parsed, outermost first, to catch an Include cycle early.
     private var includeStack: [String] = []
-    /// Some file has a Match line: resolving takes the walk, not `BlockIndex`.
+    /// Some file has a Match line (settings depend on more than the name).
     var hasMatch = false
     /// Some Match line says `final`: OpenSSH reads the file twice.
     var wantsFinalPass = false
-    /// Some line sets CanonicalizeHostname: whether there is a second pass depends on the host.
-    var hasCanonicalizeHostname = false
     /// Where `Match exec` lines are, first one first.
     var execLocations: [SourceLocation] = []
 
@@ -375,7 +373,6 @@ struct Parser {
             fail("CanonicalizeHostname: bad value \(value.quotedForMessage) (expected yes, no or always)", at: location)
             return nil
         }
-        hasCanonicalizeHostname = true
         return Statement(location: location, directive: .setting(.canonicalizeHostname(on)))
     }
 

@@ -1,7 +1,8 @@
 // Computes one host's settings from the statements, as OpenSSH does when
-// connecting to it: walk the file in order; a Host line decides whether the
-// lines after it apply; the first value of a single-value keyword wins;
-// forwards and identity files accumulate.
+// connecting to it: walk the file in order; a Host or Match line decides
+// whether the lines after it apply; the first value of a single-value keyword
+// wins; forwards and identity files accumulate; and when the file asks for it,
+// a second ("final") pass goes over the file again with the host name settled.
 //
 // `walk` is the straightforward definition (and the reference the tests check
 // against); `TunnelConfigFile` collects settings with `BlockIndex`, which

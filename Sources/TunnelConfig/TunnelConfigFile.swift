@@ -27,8 +27,6 @@ public struct TunnelConfigFile: Sendable {
     let hasMatch: Bool
     /// Some Match line says `final`: resolve in two passes, as OpenSSH does.
     let wantsFinalPass: Bool
-    /// Some line sets CanonicalizeHostname, which can also ask for the second pass.
-    let hasCanonicalizeHostname: Bool
     /// `Match exec` results of this load (see `ExecResults`).
     let execResults = ExecResults()
     /// Whether resolving runs `Match exec` commands.
@@ -77,7 +75,6 @@ public struct TunnelConfigFile: Sendable {
             concreteLocations: Dictionary(parser.concreteNames.map { ($0.name, $0.location) }, uniquingKeysWith: { a, _ in a }),
             hasMatch: parser.hasMatch,
             wantsFinalPass: parser.wantsFinalPass,
-            hasCanonicalizeHostname: parser.hasCanonicalizeHostname,
             matchExec: matchExec
         )
         if matchExec == .skip {
