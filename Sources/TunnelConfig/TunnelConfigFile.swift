@@ -98,7 +98,10 @@ public struct TunnelConfigFile: Sendable {
         // Errors stay with the hosts they concern: the file stays usable.
         for problem in problemOrder {
             let names = problemHosts[problem] ?? []
-            let which = names.count == 1 ? "host \(names[0]) uses it and" : "hosts \(names.joined(separator: ", ")) use it and"
+            // A line under `Host *` can concern every host: name a few.
+            let shown = names.count > 5 ? names.prefix(4).joined(separator: ", ") + " and \(names.count - 4) more"
+                                        : names.joined(separator: ", ")
+            let which = names.count == 1 ? "host \(shown) uses it and" : "hosts \(shown) use it and"
             config.warnings.append(ConfigError(location: problem.location,
                                                message: "\(problem.message) (\(which) cannot be brought up)"))
         }

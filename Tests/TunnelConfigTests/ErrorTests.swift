@@ -87,6 +87,12 @@ struct ErrorTests {
         #expect(config.warnings.map(\.description).contains(
             "t.conf:4: Port: bad port \"http\": service names are not supported, give the port number (1-65535) (host db uses it and cannot be brought up)"))
         #expect(config.warnings.count == 10)
+        // A line every host uses names a few of them.
+        let lines = ["Host *", "  Port http"] + (1...9).map { "Host h\($0)" }
+        let many = try TunnelConfigFile.parse(text: lines.joined(separator: "\n"), file: "t.conf", context: testContext)
+        #expect(many.warnings.map(\.description) == [
+            "t.conf:2: Port: bad port \"http\": service names are not supported, give the port number (1-65535) (hosts h1, h2, h3, h4 and 5 more use it and cannot be brought up)",
+        ])
     }
 
     @Test func descriptionIsOneProblemPerLine() {
