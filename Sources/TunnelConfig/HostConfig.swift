@@ -67,6 +67,17 @@ public struct HostConfig: Sendable, Hashable {
     public var bindAddress: String?
     /// Default `.any`. (Parsed; not used yet.)
     public var addressFamily: AddressFamily
+    /// `Tag` (what `Match tagged` tests); nil when unset.
+    public var tag: String?
+    /// Permission bits cleared on Unix sockets we create for forwards; default 0o177.
+    public var streamLocalBindMask: Int
+    /// Remove an existing socket file before listening on it; default false.
+    public var streamLocalBindUnlink: Bool
+    /// Lines that apply to this host that tunnel cannot act on (a service
+    /// name for a port, a path whose `${VAR}` is unset) and `Match exec`
+    /// commands that failed or timed out, each with its file:line. Such a host
+    /// must not be brought up: its settings are not what the file says.
+    public var problems: [ConfigError]
 
     /// OpenSSH's default identity files, in the order it tries them.
     public static let defaultIdentityFiles = [
@@ -75,6 +86,8 @@ public struct HostConfig: Sendable, Hashable {
     ]
     public static let defaultUserKnownHostsFiles = ["~/.ssh/known_hosts", "~/.ssh/known_hosts2"]
     public static let defaultGlobalKnownHostsFiles = ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]
+    /// OpenSSH's default StreamLocalBindMask (0177: only the owner may use the socket).
+    public static let defaultStreamLocalBindMask = 0o177
 
     /// A host with OpenSSH's defaults; paths given here are used as is.
     public init(
@@ -106,7 +119,11 @@ public struct HostConfig: Sendable, Hashable {
         kbdInteractiveAuthentication: Bool = true,
         preferredAuthentications: [AuthenticationMethod]? = nil,
         bindAddress: String? = nil,
-        addressFamily: AddressFamily = .any
+        addressFamily: AddressFamily = .any,
+        tag: String? = nil,
+        streamLocalBindMask: Int = HostConfig.defaultStreamLocalBindMask,
+        streamLocalBindUnlink: Bool = false,
+        problems: [ConfigError] = []
     ) {
         self.name = name
         self.hostName = hostName ?? name.lowercased()
@@ -137,10 +154,21 @@ public struct HostConfig: Sendable, Hashable {
         self.preferredAuthentications = preferredAuthentications
         self.bindAddress = bindAddress
         self.addressFamily = addressFamily
+        self.tag = tag
+        self.streamLocalBindMask = streamLocalBindMask
+        self.streamLocalBindUnlink = streamLocalBindUnlink
+        self.problems = problems
     }
 
     /// True when the host has something to forward (what `tunnel up` brings up).
     public var hasForwards: Bool {
         !localForwards.isEmpty || !remoteForwards.isEmpty || !dynamicForwards.isEmpty
+    }
+
+    /// Local, remote and dynamic forwards that involve a Unix socket (an
+    /// engine that only forwards TCP skips these, saying so).
+    public var unixSocketForwardCount: Int {
+        localForwards.filter(\.isUnixSocket).count + remoteForwards.filter(\.isUnixSocket).count
+            + dynamicForwards.filter(\.isUnixSocket).count
     }
 }

@@ -38,6 +38,9 @@ enum Keyword: String, CaseIterable, Sendable {
     case preferredAuthentications = "PreferredAuthentications"
     case bindAddress = "BindAddress"
     case addressFamily = "AddressFamily"
+    case tag = "Tag"
+    case streamLocalBindMask = "StreamLocalBindMask"
+    case streamLocalBindUnlink = "StreamLocalBindUnlink"
 
     /// Lowercased spelling → keyword; OpenSSH also accepts a few aliases.
     static let byLowercasedName: [String: Keyword] = {
@@ -83,7 +86,7 @@ enum KnownOpenSSHKeywords {
             "ProxyUseFdpass", "PubkeyAcceptedAlgorithms",
             "RekeyLimit", "RemoteCommand", "RequestTTY", "RequiredRSASize", "RevokedHostKeys",
             "SecurityKeyProvider", "SendEnv", "SessionType", "SetEnv", "StdinNull",
-            "StreamLocalBindMask", "StreamLocalBindUnlink", "SyslogFacility", "Tag",
+            "SyslogFacility",
             "TCPKeepAlive", "Tunnel", "TunnelDevice", "UpdateHostKeys", "VerifyHostKeyDNS",
             "VisualHostKey", "XAuthLocation",
             // Aliases and old names OpenSSH still accepts.

@@ -25,6 +25,12 @@ struct Parser {
     private var ignoreUnknown: [PatternList] = []
     /// Files being parsed, outermost first, to catch an Include cycle early.
     private var includeStack: [String] = []
+    /// Some file has a Match line (settings depend on more than the name).
+    var hasMatch = false
+    /// Some Match line says `final`: OpenSSH reads the file twice.
+    var wantsFinalPass = false
+    /// Where `Match exec` lines are, first one first.
+    var execLocations: [SourceLocation] = []
 
     init(context: ConfigContext) {
         self.context = context
@@ -87,6 +93,9 @@ struct Parser {
                 diagnostics.warnOnce(key: lowered, "\(name) is an OpenSSH option tunnel does not use; ignored", at: location)
                 // Ignored, but a ProxyJump after it does not apply (OpenSSH takes the first of the two).
                 if lowered == "proxycommand" { return Statement(location: location, directive: .setting(.proxyCommand)) }
+                // Ignored too (tunnel does no DNS canonicalisation), but when on,
+                // OpenSSH reads the file a second time, as for `Match final`.
+                if lowered == "canonicalizehostname" { return canonicalizeHostname(line.arguments, at: location) }
             } else {
                 unknownKeyword(line.keyword, at: location)
             }
@@ -97,6 +106,7 @@ struct Parser {
             fail("\(keyword.name): missing argument", at: location)
             return nil
         }
+        if keyword == .match { return match(rawLine, at: location) }
         guard let directive = directive(for: keyword, line.arguments, at: location, depth: depth) else { return nil }
         return Statement(location: location, directive: directive)
     }
@@ -108,6 +118,11 @@ struct Parser {
         func bad(_ message: String) -> Directive? {
             fail("\(keyword.name): \(message)", at: location)
             return nil
+        }
+        /// A line OpenSSH accepts but tunnel cannot act on: kept, to make the
+        /// hosts that use it unusable (errors stay with the hosts they concern).
+        func unusable(_ message: String) -> Directive? {
+            .setting(.unusable(ConfigError(location: location, message: "\(keyword.name): \(message)")))
         }
         /// The single argument of a one-value keyword, or nil after reporting.
         func single() -> String? {
@@ -127,16 +142,16 @@ struct Parser {
             return .host(args.map(HostPattern.init))
 
         case .match:
-            fail("Match is not supported yet", at: location)
-            return .match
+            return nil  // read from the raw line, in `match(_:at:)`
 
         case .include:
             return .include(include(args, at: location, depth: depth))
 
         case .hostName:
             guard let value = single() else { return nil }
+            // OpenSSH expands HostName only for the host that uses it.
             if let problem = checkExpansion(value, tokens: Expansion.hostNameTokens, environment: false) {
-                return bad(problem)
+                return unusable(problem)
             }
             return .setting(.hostName(value))
 
@@ -145,7 +160,7 @@ struct Parser {
             do {
                 return .setting(.port(try ForwardSyntax.parsePort(value, allowZero: false, what: "port")))
             } catch {
-                return bad(error.message)
+                return error.unusable ? unusable(error.message) : bad(error.message)
             }
 
         case .user:
@@ -154,7 +169,7 @@ struct Parser {
 
         case .identityFile:
             guard let value = single() else { return nil }
-            if let problem = checkPath(value) { return bad(problem) }
+            if let problem = checkPath(value) { return unusable(problem) }
             return .setting(.identityFile(value))
 
         case .userKnownHostsFile:
@@ -164,7 +179,7 @@ struct Parser {
                 return .setting(.userKnownHostsFiles([]))
             }
             for path in args {
-                if let problem = checkPath(path) { return bad(problem) }
+                if let problem = checkPath(path) { return unusable(problem) }
             }
             return .setting(.userKnownHostsFiles(args))
 
@@ -179,21 +194,21 @@ struct Parser {
             do {
                 return .setting(.localForward(try ForwardSyntax.parseLocal(args, environment: context.environment, at: location)))
             } catch {
-                return bad(error.message)
+                return error.unusable ? unusable(error.message) : bad(error.message)
             }
 
         case .remoteForward:
             do {
                 return .setting(.remoteForward(try ForwardSyntax.parseRemote(args, environment: context.environment, at: location)))
             } catch {
-                return bad(error.message)
+                return error.unusable ? unusable(error.message) : bad(error.message)
             }
 
         case .dynamicForward:
             do {
                 return .setting(.dynamicForward(try ForwardSyntax.parseDynamic(args, environment: context.environment, at: location)))
             } catch {
-                return bad(error.message)
+                return error.unusable ? unusable(error.message) : bad(error.message)
             }
 
         case .serverAliveInterval, .connectTimeout:
@@ -241,7 +256,7 @@ struct Parser {
                 }
                 return .setting(.identityAgent(value))
             }
-            if let problem = checkPath(value) { return bad(problem) }
+            if let problem = checkPath(value) { return unusable(problem) }
             return .setting(.identityAgent(value))
 
         case .globalKnownHostsFile:
@@ -263,16 +278,18 @@ struct Parser {
             do {
                 return .setting(.proxyJump(try ProxyJumpSyntax.parse(args[0])))
             } catch {
-                return bad(error.message)
+                return error.unusable ? unusable(error.message) : bad(error.message)
             }
 
         case .connectionAttempts:
             guard let value = single() else { return nil }
             // OpenSSH also takes a leading '+'; 0 is refused when connecting.
             let digits = value.hasPrefix("+") ? String(value.dropFirst()) : value
-            guard let count = ValueSyntax.count(digits), count > 0 else {
+            guard let count = ValueSyntax.count(digits) else {
                 return bad("bad number \(value.quotedForMessage) (expected a whole number, 1 or more)")
             }
+            // OpenSSH reads 0 and refuses it when connecting to the host that uses it.
+            if count == 0 { return unusable("bad number \(value.quotedForMessage) (expected a whole number, 1 or more)") }
             return .setting(.connectionAttempts(count))
 
         case .hashKnownHosts, .passwordAuthentication, .kbdInteractiveAuthentication:
@@ -297,13 +314,14 @@ struct Parser {
             guard let value = single() else { return nil }
             var methods: [AuthenticationMethod] = []
             for name in value.split(separator: ",", omittingEmptySubsequences: false) {
+                // OpenSSH skips names it does not know; tunnel will not guess
+                // what was meant, but only the hosts using the line are affected.
                 guard !name.isEmpty else {
-                    return bad("empty method name in \(value.quotedForMessage) (a comma-separated list, no spaces)")
+                    return unusable("empty method name in \(value.quotedForMessage) (a comma-separated list, no spaces)")
                 }
-                // OpenSSH compares method names exactly and skips names it does not know.
                 guard let method = AuthenticationMethod(rawValue: String(name)) else {
                     let known = AuthenticationMethod.allCases.map(\.rawValue).joined(separator: ", ")
-                    return bad("unknown method \(String(name).quotedForMessage) (known: \(known))")
+                    return unusable("unknown method \(String(name).quotedForMessage) (known: \(known))")
                 }
                 methods.append(method)
             }
@@ -311,8 +329,9 @@ struct Parser {
 
         case .bindAddress:
             guard let value = single() else { return nil }
+            // OpenSSH keeps any text and fails when connecting from it.
             guard Self.isBindAddress(value) else {
-                return bad("bad address \(value.quotedForMessage) (expected an IPv4 or IPv6 address, without brackets or port, or a host name)")
+                return unusable("bad address \(value.quotedForMessage) (expected an IPv4 or IPv6 address, without brackets or port, or a host name)")
             }
             return .setting(.bindAddress(value))
 
@@ -322,6 +341,55 @@ struct Parser {
                 return bad("bad value \(value.quotedForMessage) (expected any, inet or inet6)")
             }
             return .setting(.addressFamily(family))
+
+        case .tag:
+            guard let value = single() else { return nil }
+            return .setting(.tag(value))
+
+        case .streamLocalBindMask:
+            guard let value = single() else { return nil }
+            guard let mask = ValueSyntax.octalMask(value) else {
+                return bad("bad mask \(value.quotedForMessage) (expected octal permission bits, 0 to 0777)")
+            }
+            return .setting(.streamLocalBindMask(mask))
+
+        case .streamLocalBindUnlink:
+            guard let value = single() else { return nil }
+            guard let flag = ValueSyntax.flag(value) else {
+                return bad("bad value \(value.quotedForMessage) (expected yes or no)")
+            }
+            return .setting(.streamLocalBindUnlink(flag))
+        }
+    }
+
+    /// `CanonicalizeHostname yes|always|no` (OpenSSH's values), for its second pass only.
+    private mutating func canonicalizeHostname(_ args: [String], at location: SourceLocation) -> Statement? {
+        let value = args.first?.lowercased() ?? ""
+        let on: Bool
+        switch value {
+        case "yes", "true", "always": on = true
+        case "no", "false": on = false
+        default:
+            fail("CanonicalizeHostname: bad value \(value.quotedForMessage) (expected yes, no or always)", at: location)
+            return nil
+        }
+        return Statement(location: location, directive: .setting(.canonicalizeHostname(on)))
+    }
+
+    /// A Match line, split from the raw text as OpenSSH splits it (its
+    /// criteria follow different quoting rules from other keywords).
+    private mutating func match(_ rawLine: Substring, at location: SourceLocation) -> Statement? {
+        do {
+            let condition = try MatchSyntax.parse(MatchSyntax.tokens(afterKeywordOf: rawLine), at: location)
+            hasMatch = true
+            if condition.requestsFinalPass { wantsFinalPass = true }
+            if condition.hasExec { execLocations.append(location) }
+            return Statement(location: location, directive: .match(condition))
+        } catch {
+            fail(error.message, at: location)
+            // Its block must still apply to nothing, not to the block before it.
+            hasMatch = true
+            return Statement(location: location, directive: .match(MatchCondition(criteria: [MatchCriterion(kind: .all, negated: true)], location: location)))
         }
     }
 

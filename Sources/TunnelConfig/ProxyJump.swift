@@ -5,6 +5,8 @@
 enum ProxyJumpSyntax {
     struct Failure: Error {
         var message: String
+        /// OpenSSH accepts it (a service name as the port).
+        var unusable = false
     }
 
     /// `value` is the single argument as split from the line.
@@ -123,7 +125,7 @@ enum ProxyJumpSyntax {
         do {
             return try ForwardSyntax.parsePort(String(text), allowZero: false, what: "port")
         } catch {
-            throw Failure(message: "bad jump host \(String(written).quotedForMessage): \(error.message)")
+            throw Failure(message: "bad jump host \(String(written).quotedForMessage): \(error.message)", unusable: error.unusable)
         }
     }
 

@@ -25,7 +25,7 @@ extension TunnelConfigFile {
         "connecttimeout", "gatewayports", "exitonforwardfailure", "identitiesonly",
         "identityagent", "globalknownhostsfile", "hashknownhosts", "proxyjump", "connectionattempts",
         "passwordauthentication", "pubkeyauthentication", "kbdinteractiveauthentication",
-        "preferredauthentications", "bindaddress", "addressfamily",
+        "preferredauthentications", "bindaddress", "addressfamily", "streamlocalbindmask", "streamlocalbindunlink",
     ]
 
     /// What `ssh -F path -G host` prints for the keywords tunnel acts on, in the
@@ -35,10 +35,9 @@ extension TunnelConfigFile {
     /// `identityagent`, `proxyjump`, `preferredauthentications` and
     /// `bindaddress` appear only when set.
     public func resolvedSettings(host: String) -> [ResolvedSetting] {
-        let resolved = resolve(host: host)
-        var written = CollectedSettings()
-        var active = true
-        Resolver(host: host).walk(statements, active: &active, neverMatch: false, into: &written)
+        // Collected once: with `Match exec` lines, collecting runs commands.
+        let written = collectSettings(host: host)
+        let resolved = resolver(host).resolve(written, context: context, location: concreteLocations[host])
 
         var out: [ResolvedSetting] = []
         func add(_ keyword: String, _ value: String) { out.append(ResolvedSetting(keyword: keyword, value: value)) }
@@ -53,20 +52,30 @@ extension TunnelConfigFile {
         add("userknownhostsfile",
             resolved.userKnownHostsFiles.isEmpty ? "none" : resolved.userKnownHostsFiles.joined(separator: " "))
         add("stricthostkeychecking", SSHDashG.strictHostKeyChecking(resolved.strictHostKeyChecking))
+        // ssh -G keeps Local and Dynamic forwards in one list and prints it
+        // twice. Its DynamicForward pass also prints every LocalForward to a
+        // socket path (OpenSSH 9.2's dump_cfg_forwards only skips entries
+        // with a target host): reproduced so the output stays diffable.
+        for entry in written.localList {
+            switch entry {
+            case .dynamic(let forward):
+                add("dynamicforward", SSHDashG.listener(forward.listener))
+            case .local(let forward):
+                if case .unixSocket = forward.target { add("dynamicforward", SSHDashG.listener(forward.listener)) }
+            }
+        }
         for forward in written.localForwards {
-            add("localforward", SSHDashG.listener(forward.bind, forward.listenPort) + " "
-                + SSHDashG.target(forward.targetHost, forward.targetPort))
+            add("localforward", SSHDashG.listener(forward.listener) + " " + SSHDashG.target(forward.target))
         }
         for forward in written.remoteForwards {
             let target: String
             switch forward.target {
             case .host(let host, let port): target = SSHDashG.target(host, port)
             case .socks: target = SSHDashG.target("socks", 0)  // how OpenSSH stores a remote dynamic forward
+            case .unixSocket(let path): target = path
             }
-            add("remoteforward", SSHDashG.listener(forward.bindAsWritten, forward.listenPort) + " " + target)
-        }
-        for forward in written.dynamicForwards {
-            add("dynamicforward", SSHDashG.listener(forward.bind, forward.listenPort))
+            let listener = forward.listenSocketPath ?? SSHDashG.listener(forward.bindAsWritten, forward.listenPort)
+            add("remoteforward", listener + " " + target)
         }
         add("serveraliveinterval", String(resolved.serverAliveInterval))
         add("serveralivecountmax", String(resolved.serverAliveCountMax))
@@ -98,6 +107,8 @@ extension TunnelConfigFile {
         }
         if let bind = resolved.bindAddress { add("bindaddress", bind) }
         add("addressfamily", resolved.addressFamily.rawValue)
+        add("streamlocalbindmask", "0" + String(resolved.streamLocalBindMask, radix: 8))
+        add("streamlocalbindunlink", flag(resolved.streamLocalBindUnlink))
         return out
     }
 }
@@ -122,6 +133,21 @@ enum SSHDashG {
     static func target(_ host: String, _ port: Int) -> String {
         "[\(host)]:\(port)"
     }
+
+    /// A socket path as written, or a TCP listener as `listener(_:_:)` prints it.
+    static func listener(_ listener: WrittenListener) -> String {
+        switch listener {
+        case .tcp(let bind, let port): return self.listener(bind, port)
+        case .unixSocket(let path): return path
+        }
+    }
+
+    static func target(_ target: ForwardTarget) -> String {
+        switch target {
+        case .tcp(let host, let port): return self.target(host, port)
+        case .unixSocket(let path): return path
+        }
+    }
 }
 
 // OpenSSH's forward_equals: two forwards are the same when written the same
@@ -129,19 +155,19 @@ enum SSHDashG {
 
 extension WrittenLocalForward {
     func sameForward(as other: WrittenLocalForward) -> Bool {
-        bind == other.bind && listenPort == other.listenPort
-            && targetHost == other.targetHost && targetPort == other.targetPort
+        listener == other.listener && target == other.target
     }
 }
 
 extension WrittenDynamicForward {
     func sameForward(as other: WrittenDynamicForward) -> Bool {
-        bind == other.bind && listenPort == other.listenPort
+        listener == other.listener
     }
 }
 
 extension RemoteForwardSpec {
     func sameForward(as other: RemoteForwardSpec) -> Bool {
-        bindAsWritten == other.bindAsWritten && listenPort == other.listenPort && target == other.target
+        bindAsWritten == other.bindAsWritten && listenPort == other.listenPort
+            && listenSocketPath == other.listenSocketPath && target == other.target
     }
 }

@@ -1,7 +1,8 @@
 // Computes one host's settings from the statements, as OpenSSH does when
-// connecting to it: walk the file in order; a Host line decides whether the
-// lines after it apply; the first value of a single-value keyword wins;
-// forwards and identity files accumulate.
+// connecting to it: walk the file in order; a Host or Match line decides
+// whether the lines after it apply; the first value of a single-value keyword
+// wins; forwards and identity files accumulate; and when the file asks for it,
+// a second ("final") pass goes over the file again with the host name settled.
 //
 // `walk` is the straightforward definition (and the reference the tests check
 // against); `TunnelConfigFile` collects settings with `BlockIndex`, which
@@ -15,9 +16,9 @@ struct CollectedSettings {
     var identityFiles: [String] = []
     var userKnownHostsFiles: [String]?
     var strictHostKeyChecking: StrictHostKeyChecking?
-    var localForwards: [WrittenLocalForward] = []
+    /// Local and Dynamic forwards in one list, as OpenSSH keeps them (`ssh -G` prints that order).
+    var localList: [LocalListEntry] = []
     var remoteForwards: [RemoteForwardSpec] = []
-    var dynamicForwards: [WrittenDynamicForward] = []
     var serverAliveInterval: Int?
     var serverAliveCountMax: Int?
     var connectTimeout: Int?
@@ -30,6 +31,7 @@ struct CollectedSettings {
     var proxyJump: WrittenProxyJump?
     /// A ProxyCommand line applied: a later ProxyJump does not.
     var proxyCommandSeen = false
+    var canonicalizeHostname: Bool?
     var connectionAttempts: Int?
     var passwordAuthentication: Bool?
     var pubkeyAuthentication: PubkeyAuthenticationMode?
@@ -37,10 +39,30 @@ struct CollectedSettings {
     var preferredAuthentications: [AuthenticationMethod]?
     var bindAddress: String?
     var addressFamily: AddressFamily?
+    var tag: String?
+    var streamLocalBindMask: Int?
+    var streamLocalBindUnlink: Bool?
+    /// Lines that apply but that tunnel cannot act on, and `Match exec` failures.
+    var problems: [ConfigError] = []
+    /// Set before OpenSSH's second ("final") pass: the host name is fixed from then on.
+    var finalHostName: String?
+
+    enum LocalListEntry {
+        case local(WrittenLocalForward)
+        case dynamic(WrittenDynamicForward)
+    }
+
+    var localForwards: [WrittenLocalForward] {
+        localList.compactMap { if case .local(let f) = $0 { return f } else { return nil } }
+    }
+
+    var dynamicForwards: [WrittenDynamicForward] {
+        localList.compactMap { if case .dynamic(let f) = $0 { return f } else { return nil } }
+    }
 
     /// Some Local, Remote or Dynamic forward applies (`HostConfig.hasForwards`).
     var hasForwards: Bool {
-        !localForwards.isEmpty || !remoteForwards.isEmpty || !dynamicForwards.isEmpty
+        !localList.isEmpty || !remoteForwards.isEmpty
     }
 
     mutating func apply(_ setting: Setting) {
@@ -56,11 +78,11 @@ struct CollectedSettings {
         // OpenSSH (add_local_forward, add_remote_forward) drops a forward equal
         // to an earlier one, compared as written (bind address, ports, target).
         case .localForward(let v):
-            if !localForwards.contains(where: { $0.sameForward(as: v) }) { localForwards.append(v) }
+            if !localForwards.contains(where: { $0.sameForward(as: v) }) { localList.append(.local(v)) }
         case .remoteForward(let v):
             if !remoteForwards.contains(where: { $0.sameForward(as: v) }) { remoteForwards.append(v) }
         case .dynamicForward(let v):
-            if !dynamicForwards.contains(where: { $0.sameForward(as: v) }) { dynamicForwards.append(v) }
+            if !dynamicForwards.contains(where: { $0.sameForward(as: v) }) { localList.append(.dynamic(v)) }
         case .serverAliveInterval(let v): serverAliveInterval = serverAliveInterval ?? v
         case .serverAliveCountMax(let v): serverAliveCountMax = serverAliveCountMax ?? v
         case .connectTimeout(let v): connectTimeout = connectTimeout ?? v
@@ -74,6 +96,7 @@ struct CollectedSettings {
         // `ProxyJump none` does not stop a later ProxyCommand).
         case .proxyJump(let v): if proxyJump == nil && !proxyCommandSeen { proxyJump = v }
         case .proxyCommand: proxyCommandSeen = true
+        case .canonicalizeHostname(let v): canonicalizeHostname = canonicalizeHostname ?? v
         case .connectionAttempts(let v): connectionAttempts = connectionAttempts ?? v
         case .passwordAuthentication(let v): passwordAuthentication = passwordAuthentication ?? v
         case .pubkeyAuthentication(let v): pubkeyAuthentication = pubkeyAuthentication ?? v
@@ -81,23 +104,49 @@ struct CollectedSettings {
         case .preferredAuthentications(let v): preferredAuthentications = preferredAuthentications ?? v
         case .bindAddress(let v): bindAddress = bindAddress ?? v
         case .addressFamily(let v): addressFamily = addressFamily ?? v
+        case .tag(let v): tag = tag ?? v
+        case .streamLocalBindMask(let v): streamLocalBindMask = streamLocalBindMask ?? v
+        case .streamLocalBindUnlink(let v): streamLocalBindUnlink = streamLocalBindUnlink ?? v
+        case .unusable(let problem): if !problems.contains(problem) { problems.append(problem) }
         }
     }
 }
 
 struct Resolver {
+    /// The name `Host` lines are matched against: the name asked for, or in
+    /// the final pass the host name the first pass settled on (as OpenSSH does).
     let host: String
+    /// The name asked for (`Match originalhost`, `%n`).
+    var originalHost: String
+    /// OpenSSH's second pass (`Match final`, `Match canonical`).
+    var finalPass = false
+    var context: ConfigContext
+    var matchExec: MatchExecPolicy
+    /// Where `Match exec` outcomes are kept; nil: run every time.
+    var execResults: ExecResults?
+
+    init(host: String, originalHost: String? = nil, finalPass: Bool = false,
+         context: ConfigContext = ConfigContext(homeDirectory: "/", userName: ""), matchExec: MatchExecPolicy = .skip,
+         execResults: ExecResults? = nil) {
+        self.host = host
+        self.originalHost = originalHost ?? host
+        self.finalPass = finalPass
+        self.context = context
+        self.matchExec = matchExec
+        self.execResults = execResults
+    }
 
     /// `active`: whether the current block applies. `neverMatch`: inside a
-    /// file included from a block that does not apply, where no Host line
-    /// can switch settings on (OpenSSH's SSHCONF_NEVERMATCH).
+    /// file included from a block that does not apply, where no Host or
+    /// Match line can switch settings on (OpenSSH's SSHCONF_NEVERMATCH).
     func walk(_ statements: [Statement], active: inout Bool, neverMatch: Bool, into settings: inout CollectedSettings) {
         for statement in statements {
             switch statement.directive {
             case .host(let patterns):
                 active = !neverMatch && patterns.matches(host: host)
-            case .match:
-                active = false
+            case .match(let condition):
+                // Not evaluated where it cannot apply: no `exec` runs for nothing.
+                active = !neverMatch && MatchEvaluator(resolver: self).holds(condition, settings: &settings)
             case .include(let files):
                 // An included file starts in the includer's state and cannot
                 // change it: after the Include line the includer's block goes on.
@@ -112,22 +161,50 @@ struct Resolver {
         }
     }
 
-    /// The settings that apply to the host, by walking every statement.
-    func collect(_ statements: [Statement]) -> CollectedSettings {
+    /// The settings that apply to the host, by walking every statement;
+    /// twice when the file asks for OpenSSH's final pass (a `Match final`
+    /// line anywhere, or CanonicalizeHostname on for this host).
+    func collect(_ statements: [Statement], finalPass wantsFinalPass: Bool = false) -> CollectedSettings {
+        collect(finalPass: wantsFinalPass) { resolver, settings in
+            var active = true  // lines before the first Host apply to every host
+            resolver.walk(statements, active: &active, neverMatch: false, into: &settings)
+        }
+    }
+
+    /// The two passes around `pass` (the walk, or `BlockIndex.collect`).
+    func collect(finalPass wantsFinalPass: Bool, pass: (Resolver, inout CollectedSettings) -> Void) -> CollectedSettings {
         var settings = CollectedSettings()
-        var active = true  // lines before the first Host apply to every host
-        walk(statements, active: &active, neverMatch: false, into: &settings)
+        pass(self, &settings)
+        guard wantsFinalPass || settings.canonicalizeHostname == true else { return settings }
+        // OpenSSH (ssh.c) fixes the host name, then reads the files again
+        // with it: Host lines now match the host name, settings already set
+        // keep their first value, forwards and identities accumulate.
+        let name = Resolver.hostName(settings, host: host)
+        settings.finalHostName = name
+        settings.hostName = name
+        let second = Resolver(host: name, originalHost: originalHost, finalPass: true, context: context,
+                              matchExec: matchExec, execResults: execResults)
+        pass(second, &settings)
         return settings
+    }
+
+    /// The host name to connect to: HostName with `%h` expanded (or the name
+    /// asked for), a numeric address in canonical form, anything else lowercased.
+    static func hostName(_ settings: CollectedSettings, host: String) -> String {
+        if let fixed = settings.finalHostName { return fixed }
+        let raw = settings.hostName.map { raw in
+            (try? Expansion.expand(raw, tokens: Expansion.hostNameTokens, value: { _ in host }, environment: nil)) ?? raw
+        } ?? host
+        return NumericHost.canonical(raw, family: settings.addressFamily ?? .any)
     }
 
     /// The host's configuration from the settings that apply to it (from
     /// `collect` or `BlockIndex.settings(for:)`): defaults, then expansions.
     func resolve(_ settings: CollectedSettings, context: ConfigContext, location: SourceLocation?) -> HostConfig {
 
-        // OpenSSH expands %h in HostName, then lowercases the result.
-        let hostName = (settings.hostName.map { raw in
-            (try? Expansion.expand(raw, tokens: Expansion.hostNameTokens, value: { _ in host }, environment: nil)) ?? raw
-        } ?? host).lowercased()
+        // OpenSSH expands %h in HostName, then lowercases the result (or
+        // canonicalises it when it is a numeric address).
+        let hostName = Resolver.hostName(settings, host: host)
         let port = settings.port ?? 22
         let user = settings.user ?? context.userName
 
@@ -193,7 +270,11 @@ struct Resolver {
             kbdInteractiveAuthentication: settings.kbdInteractiveAuthentication ?? true,
             preferredAuthentications: settings.preferredAuthentications,
             bindAddress: settings.bindAddress,
-            addressFamily: settings.addressFamily ?? .any
+            addressFamily: settings.addressFamily ?? .any,
+            tag: settings.tag,
+            streamLocalBindMask: settings.streamLocalBindMask ?? HostConfig.defaultStreamLocalBindMask,
+            streamLocalBindUnlink: settings.streamLocalBindUnlink ?? false,
+            problems: settings.problems
         )
     }
 }

@@ -10,8 +10,8 @@ struct Statement: Sendable {
 enum Directive: Sendable {
     /// Starts a block: following settings apply when the patterns match.
     case host([HostPattern])
-    /// Unsupported: its block applies to no host.
-    case match
+    /// Starts a block: following settings apply when every criterion holds.
+    case match(MatchCondition)
     /// Files an `Include` line expanded to, each parsed on its own.
     case include([IncludedFile])
     case setting(Setting)
@@ -49,6 +49,8 @@ enum Setting: Sendable {
     case proxyJump(WrittenProxyJump)
     /// A `ProxyCommand` line (otherwise ignored): a ProxyJump after it does not apply, as in OpenSSH.
     case proxyCommand
+    /// `CanonicalizeHostname` (otherwise ignored): when on, OpenSSH reads the file a second time.
+    case canonicalizeHostname(Bool)
     case connectionAttempts(Int)
     case passwordAuthentication(Bool)
     case pubkeyAuthentication(PubkeyAuthenticationMode)
@@ -56,4 +58,12 @@ enum Setting: Sendable {
     case preferredAuthentications([AuthenticationMethod])
     case bindAddress(String)
     case addressFamily(AddressFamily)
+    case tag(String)
+    /// Octal permission bits cleared on socket files we create (OpenSSH default 0177).
+    case streamLocalBindMask(Int)
+    case streamLocalBindUnlink(Bool)
+    /// A line OpenSSH accepts but tunnel cannot act on (a service name for a
+    /// port, a path whose expansion fails): it makes the hosts that use it
+    /// unusable instead of the whole file (`HostConfig.problems`).
+    case unusable(ConfigError)
 }

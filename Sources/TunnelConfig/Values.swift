@@ -40,6 +40,16 @@ enum ValueSyntax {
         return value
     }
 
+    /// OpenSSH's StreamLocalBindMask: octal digits (strtol base 8; trailing
+    /// text is ignored, as there), at most 0777.
+    static func octalMask(_ text: String) -> Int? {
+        var digits = Substring(text.drop { $0 == " " || $0 == "\t" })
+        if digits.first == "+" { digits = digits.dropFirst() }
+        let octal = digits.prefix { $0 >= "0" && $0 <= "7" }
+        guard !octal.isEmpty, octal.count <= 12, let value = Int(octal, radix: 8), value <= 0o777 else { return nil }
+        return value
+    }
+
     /// OpenSSH time format (convtime): `90`, `90s`, `1m30s`, `2h`, `1d`, `1w`;
     /// units in either case; seconds when none. `nil` when malformed or too big.
     static func seconds(_ text: String) -> Int? {

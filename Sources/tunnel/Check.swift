@@ -26,7 +26,8 @@ extension Tunnel {
         func run() throws {
             let config: TunnelConfigFile
             do {
-                config = try TunnelConfigFile.load(path: file)
+                // A plain check has no side effects: `Match exec` commands run only with --resolve.
+                config = try TunnelConfigFile.load(path: file, matchExec: resolve == nil ? .skip : .standard)
             } catch {
                 for problem in error.errors { printProblem(problem) }
                 throw ExitCode(1)
@@ -36,6 +37,10 @@ extension Tunnel {
             if let host = resolve {
                 let text = config.resolvedSettings(host: host).map { "\($0)\n" }.joined()
                 FileHandle.standardOutput.write(Data(text.utf8))
+                // Lines this host uses that tunnel cannot act on, failed `Match exec` commands.
+                let problems = config.resolve(host: host).problems
+                for problem in problems { printProblem(problem) }
+                if !problems.isEmpty { throw ExitCode(1) }
                 return
             }
             FileHandle.standardOutput.write(Data(CheckSummary.text(config, file: file).utf8))
@@ -59,6 +64,10 @@ enum CheckSummary {
         for host in hosts {
             out += "\(host.name): \(host.user)@\(bracketed(host.hostName)):\(host.port)\n"
             for forward in host.localForwards {
+                if forward.isUnixSocket {
+                    out += "  LocalForward \(forward.listener) -> \(forward.target) (Unix socket: parsed, not active yet)\n"
+                    continue
+                }
                 out += "  LocalForward \(forward.bind):\(forward.listenPort) -> \(bracketed(forward.targetHost)):\(forward.targetPort)\n"
             }
             for forward in host.remoteForwards {
@@ -66,12 +75,15 @@ enum CheckSummary {
                 switch forward.target {
                 case .host(let name, let port): target = "\(bracketed(name)):\(port)"
                 case .socks: target = "SOCKS proxy here"
+                case .unixSocket(let path): target = path
                 }
-                let chosen = forward.listenPort == 0 ? " (port chosen by the server)" : ""
-                out += "  RemoteForward \(forward.bind):\(forward.listenPort) on the server\(chosen) -> \(target) (parsed, not active yet)\n"
+                let chosen = forward.listenPort == 0 && forward.listenSocketPath == nil ? " (port chosen by the server)" : ""
+                let listener = forward.listenSocketPath ?? "\(forward.bind):\(forward.listenPort)"
+                out += "  RemoteForward \(listener) on the server\(chosen) -> \(target) (parsed, not active yet)\n"
             }
             for forward in host.dynamicForwards {
-                out += "  DynamicForward \(forward.bind):\(forward.listenPort) SOCKS proxy (parsed, not active yet)\n"
+                let listener = forward.listenSocketPath ?? "\(forward.bind):\(forward.listenPort)"
+                out += "  DynamicForward \(listener) SOCKS proxy (parsed, not active yet)\n"
             }
             forwards += host.localForwards.count + host.remoteForwards.count + host.dynamicForwards.count
         }

@@ -18,7 +18,7 @@ struct ErrorTests {
             "  StrictHostKeyChecking maybe", // 10
             "  User \"unterminated", // 11
             "  HostName",           // 12
-            "  HostName a%x",       // 13
+            "  HostName a%x",       // 13: a problem of the hosts that use it
             "  UserKnownHostsFile a none", // 14
             "  ServerAliveInterval 5 minutes", // 15
             "  ServerAliveInterval 5x",        // 16
@@ -37,15 +37,61 @@ struct ErrorTests {
             "t.conf:10: StrictHostKeyChecking: bad value \"maybe\" (expected yes, no, ask, accept-new or off)",
             "t.conf:11: unbalanced quotes",
             "t.conf:12: HostName: missing argument",
-            "t.conf:13: HostName: unknown token %x (allowed here: %% %h)",
             "t.conf:14: UserKnownHostsFile: \"none\" must appear alone",
             "t.conf:15: ServerAliveInterval: takes one argument, found 2: \"5 minutes\"",
             "t.conf:16: ServerAliveInterval: bad time value \"5x\" (seconds, or e.g. 30s, 5m, 1h30m; or none)",
             "t.conf:17: ServerAliveCountMax: bad number \"-1\" (expected a whole number, 0 or more)",
             "t.conf:18: GatewayPorts: bad value \"maybe\" (expected yes or no)",
-            "t.conf:19: IdentityFile: environment variable ${UNSET_VAR} is not set",
-            "t.conf:20: IdentityFile: unknown token %z (allowed here: %% %C %L %d %h %i %k %l %n %p %r %u)",
-            "t.conf:21: Port: bad port \"http\": service names are not supported, give the port number (1-65535)",
+        ])
+    }
+
+    /// Lines OpenSSH accepts but tunnel cannot act on (OpenSSH itself only
+    /// fails on them when connecting to a host that uses them) stay with the
+    /// hosts that use them: the rest of the file resolves, and the check warns.
+    @Test func linesTunnelCannotActOnStayWithTheirHosts() throws {
+        let config = try parse(
+            "Host db",                         // 1
+            "  IdentityFile ${UNSET_VAR}/id",  // 2
+            "  IdentityFile %z",               // 3
+            "  Port http",                     // 4
+            "  LocalForward 8080 db:http",     // 5
+            "  HostName a%x",                  // 6
+            "  ConnectionAttempts 0",          // 7
+            "  PreferredAuthentications publickey,pasword", // 8
+            "  BindAddress 1.2.3.4:22",        // 9
+            "  ProxyJump a:ssh",               // 10
+            "  LocalForward 8081 :80",         // 11
+            "Host web",                        // 12
+            "  LocalForward 8081 web:80",      // 13
+            "Host db web",                     // 14
+            "  LocalForward 8082 x:80"         // 15
+        )
+        let db = config.resolve(host: "db")
+        #expect(db.problems.map(\.description) == [
+            "t.conf:2: IdentityFile: environment variable ${UNSET_VAR} is not set",
+            "t.conf:3: IdentityFile: unknown token %z (allowed here: %% %C %L %d %h %i %k %l %n %p %r %u)",
+            "t.conf:4: Port: bad port \"http\": service names are not supported, give the port number (1-65535)",
+            "t.conf:5: LocalForward: bad target port \"http\": service names are not supported, give the port number (1-65535)",
+            "t.conf:6: HostName: unknown token %x (allowed here: %% %h)",
+            "t.conf:7: ConnectionAttempts: bad number \"0\" (expected a whole number, 1 or more)",
+            "t.conf:8: PreferredAuthentications: unknown method \"pasword\" (known: gssapi-with-mic, gssapi-keyex, hostbased, publickey, keyboard-interactive, password, none)",
+            "t.conf:9: BindAddress: bad address \"1.2.3.4:22\" (expected an IPv4 or IPv6 address, without brackets or port, or a host name)",
+            "t.conf:10: ProxyJump: bad jump host \"a:ssh\": bad port \"ssh\": service names are not supported, give the port number (1-65535)",
+            "t.conf:11: LocalForward: missing target host",
+        ])
+        let web = config.resolve(host: "web")
+        #expect(web.problems.isEmpty)
+        #expect(web.localForwards.map(\.listenPort) == [8081, 8082])
+        // `tunnel up FILE` leaves db out; the warnings name it.
+        #expect(config.tunnelHostNames == ["web"])
+        #expect(config.warnings.map(\.description).contains(
+            "t.conf:4: Port: bad port \"http\": service names are not supported, give the port number (1-65535) (host db uses it and cannot be brought up)"))
+        #expect(config.warnings.count == 10)
+        // A line every host uses names a few of them.
+        let lines = ["Host *", "  Port http"] + (1...9).map { "Host h\($0)" }
+        let many = try TunnelConfigFile.parse(text: lines.joined(separator: "\n"), file: "t.conf", context: testContext)
+        #expect(many.warnings.map(\.description) == [
+            "t.conf:2: Port: bad port \"http\": service names are not supported, give the port number (1-65535) (hosts h1, h2, h3, h4 and 5 more use it and cannot be brought up)",
         ])
     }
 
@@ -124,8 +170,8 @@ struct ErrorTests {
             "  PreferredAuthentications publickey,,password", // 17
             "  BindAddress [::1]",                           // 18
             "  BindAddress 1.2.3.4:22",                      // 19
-            "  IdentityAgent %z",                            // 20
-            "  IdentityAgent ${UNSET_VAR}/agent",            // 21
+            "  IdentityAgent %z",                            // 20: a problem of the host, not of the file
+            "  IdentityAgent ${UNSET_VAR}/agent",            // 21: the same
             "  IdentityAgent $not-a-name",                   // 22
             "  GlobalKnownHostsFile /a none",                // 23
             "  GlobalKnownHostsFile " + (1...33).map { "/k\($0)" }.joined(separator: " "), // 24
@@ -141,19 +187,11 @@ struct ErrorTests {
             "t.conf:6: ProxyJump: empty jump host in \"a,,b\" (separate hosts with single commas, no spaces)",
             "t.conf:7: ProxyJump: bad jump host \"ssh://h/path\": a path is not allowed \(jumpForms)",
             "t.conf:8: ProxyJump: bad jump host \"ssh://-h\": invalid host name \"-h\" \(jumpForms)",
-            "t.conf:9: ProxyJump: bad jump host \"a:ssh\": bad port \"ssh\": service names are not supported, give the port number (1-65535)",
-            "t.conf:10: ConnectionAttempts: bad number \"0\" (expected a whole number, 1 or more)",
             "t.conf:11: ConnectionAttempts: bad number \"many\" (expected a whole number, 1 or more)",
             "t.conf:12: AddressFamily: bad value \"ipv4\" (expected any, inet or inet6)",
             "t.conf:13: PubkeyAuthentication: bad value \"off\" (expected yes, no, unbound or host-bound)",
             "t.conf:14: HashKnownHosts: bad value \"ask\" (expected yes or no)",
             "t.conf:15: PasswordAuthentication: bad value \"1\" (expected yes or no)",
-            "t.conf:16: PreferredAuthentications: unknown method \"pasword\" (known: gssapi-with-mic, gssapi-keyex, hostbased, publickey, keyboard-interactive, password, none)",
-            "t.conf:17: PreferredAuthentications: empty method name in \"publickey,,password\" (a comma-separated list, no spaces)",
-            "t.conf:18: BindAddress: bad address \"[::1]\" (expected an IPv4 or IPv6 address, without brackets or port, or a host name)",
-            "t.conf:19: BindAddress: bad address \"1.2.3.4:22\" (expected an IPv4 or IPv6 address, without brackets or port, or a host name)",
-            "t.conf:20: IdentityAgent: unknown token %z (allowed here: %% %C %L %d %h %i %k %l %n %p %r %u)",
-            "t.conf:21: IdentityAgent: environment variable ${UNSET_VAR} is not set",
             "t.conf:22: IdentityAgent: invalid environment variable name in \"$not-a-name\"",
             "t.conf:23: GlobalKnownHostsFile: \"none\" must appear alone",
             "t.conf:24: GlobalKnownHostsFile: too many files (at most 32)",

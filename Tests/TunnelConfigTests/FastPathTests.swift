@@ -57,13 +57,28 @@ struct FastPathTests {
         return "Host " + patterns.joined(separator: " ")
     }
 
-    /// Lines of one file: settings before the first Host line, Host blocks,
-    /// and Include lines (in matching and non-matching blocks) while `depth` allows.
-    static func fileLines(_ random: inout Random, names: [String], includes: [String], blocks: Int) -> [String] {
+    /// A Match line (no `exec`: this test runs nothing), testing what earlier lines set.
+    static func matchLine(_ random: inout Random, names: [String]) -> String {
+        let negation = random.chance(20) ? "!" : ""
+        switch random.below(7) {
+        case 0: return "Match \(negation)host \(random.pick(names)),*.n\(random.below(5)).example"
+        case 1: return "Match \(negation)originalhost \(random.pick(names)),h1*"
+        case 2: return "Match \(negation)user u\(random.below(20)),u1*"
+        case 3: return "Match \(random.pick(["all", "!all", "final", "canonical", "!final"]))"
+        case 4: return "Match final host *.example"
+        case 5: return "Match originalhost \(random.pick(names)) \(negation)user u\(random.below(5))*"
+        default: return "Match localuser alice host \(random.pick(names))*"
+        }
+    }
+
+    /// Lines of one file: settings before the first Host line, Host blocks
+    /// (and Match blocks, when `match`), and Include lines (in matching and
+    /// non-matching blocks) while `depth` allows.
+    static func fileLines(_ random: inout Random, names: [String], includes: [String], blocks: Int, match: Bool = false) -> [String] {
         var lines: [String] = []
         for _ in 0..<random.below(3) { lines.append(setting(&random)) }
         for _ in 0..<blocks {
-            lines.append(hostLine(&random, names: names))
+            lines.append(match && random.chance(25) ? matchLine(&random, names: names) : hostLine(&random, names: names))
             for _ in 0..<random.below(5) {
                 if !includes.isEmpty, random.chance(8) {
                     lines.append("  Include " + random.pick(includes))
@@ -109,16 +124,38 @@ struct FastPathTests {
         #expect(config.tunnelHostNames == config.concreteHostNames.filter { config.referenceResolve(host: $0).hasForwards })
     }
 
-    /// `Match` (reported as an error, so only reachable through the parser
-    /// itself), Includes from blocks that do not apply, and names that are
-    /// equal as Swift strings but not as patterns.
+    /// The same with Match blocks among the Host blocks (in every file level),
+    /// so the index's once-per-line Match answers and the final pass are
+    /// checked against the walk.
+    @Test(arguments: [7, 8, 9, 10])
+    func generatedConfigsWithMatchResolveLikeTheWalk(_ seed: UInt64) throws {
+        let dir = try TemporaryDirectory()
+        var random = Random(state: seed)
+        let names = (0..<3).flatMap { file in (0..<8).map { "h\(file)-\($0)" } } + ["db", "x.example"]
+        var nested: [String] = []
+        for i in 0..<2 {
+            nested.append(dir.write("nested/\(i).conf",
+                                    Self.fileLines(&random, names: names, includes: [], blocks: 10, match: true).joined(separator: "\n")))
+        }
+        var main = ["User top"]
+        main += Self.fileLines(&random, names: names, includes: nested, blocks: 60, match: true)
+        main += ["Host *", "  Port 2222"]
+        let config = try TunnelConfigFile.load(path: dir.write("main.conf", main.joined(separator: "\n")), context: testContext)
+        #expect(config.hasMatch)
+        for host in config.concreteHostNames + ["nobody", "h1-", "H0-1", "a.n1.example"] {
+            #expect(config.resolve(host: host) == config.referenceResolve(host: host), "seed \(seed) host \(host)")
+        }
+    }
+
+    /// Includes from blocks that do not apply, and names that are equal as
+    /// Swift strings but not as patterns.
     @Test func matchBlocksIncludesAndUnicodeNames() throws {
         let dir = try TemporaryDirectory()
-        let inc = dir.write("inc.conf", "Port 1\nHost a b\n  User inc-ab\nHost *\n  User inc-any\nMatch all\n  Port 3\n")
+        let inc = dir.write("inc.conf", "Port 1\nHost a b\n  User inc-ab\nHost *\n  User inc-any\nHost c\n  Port 3\n")
         let text = """
             Host a
               Include \(inc)
-            Match host a
+            Host a c
               Port 4
               Include \(inc)
             Host b caf\u{E9}
@@ -134,7 +171,8 @@ struct FastPathTests {
             """
         var parser = Parser(context: testContext)
         let statements = parser.parse(text: text, file: "t.conf", identity: "t.conf", depth: 0)
-        #expect(parser.diagnostics.hasErrors)  // Match is not supported
+        #expect(!parser.diagnostics.hasErrors)
+        #expect(!parser.hasMatch)
         let index = BlockIndex(statements)
         for host in ["a", "b", "c", "caf\u{E9}", "cafe\u{301}", "x"] {
             let resolver = Resolver(host: host)

@@ -86,28 +86,22 @@ struct ForwardSpecTests {
         ("LocalForward 8080", "missing target"),
         ("LocalForward 80x db:80", "bad port \"80x\""),
         ("LocalForward 8080 db:80x", "bad port \"80x\""),
-        ("LocalForward http db:80", "service names are not supported"),
-        ("LocalForward 8080 db:http", "service names are not supported"),
         ("LocalForward 0 db:80", "bad listen port \"0\""),
         ("LocalForward 8080 db:0", "bad target port \"0\""),
         ("LocalForward 65536 db:80", "bad listen port \"65536\""),
         ("LocalForward 8080 db:99999999999999999999999", "bad target port"),
-        ("LocalForward /tmp/sock db:80", "unix socket forwards are not supported"),
-        ("LocalForward 8080 /run/db.sock", "unix socket forwards are not supported"),
-        ("LocalForward 8080 db/5432", "unix socket forwards are not supported"),
-        ("LocalForward 8080 [/run/x]:1", "unix socket forwards are not supported"),
         ("LocalForward 8080 db", "bad forwarding specification"),
         ("LocalForward a:b:c:8080 db:80", "too many"),
         ("LocalForward 8080 db:80 extra", "too many arguments"),
         ("LocalForward [::1:8080 db:80", "missing \"]\""),
         ("LocalForward [::1]x:8080 db:80", "after \"]\""),
-        ("LocalForward 8080 :80", "missing target host"),
         ("LocalForward ${NOPE} db:80", "environment variable ${NOPE} is not set"),
         ("RemoteForward 9000 db:0", "bad target port"),
-        ("RemoteForward 9000 /sock", "unix socket"),
         ("DynamicForward 0", "bad listen port \"0\""),
         ("DynamicForward 1080 1081", "too many arguments"),
-        ("DynamicForward a:b:1080", "bad listener"),
+        ("DynamicForward a:b:1080", "bad forwarding specification"),
+        ("LocalForward /a.sock b:/c.sock", "bad port"),
+        ("LocalForward 8080 /\(String(repeating: "s", count: 120))", "too long"),
     ]
 
     @Test(arguments: badForms)
@@ -116,5 +110,79 @@ struct ForwardSpecTests {
         #expect(found.count == 1)
         #expect(found.first?.hasPrefix("t.conf:2: ") == true, "\(found)")
         #expect(found.first?.contains(expected) == true, "\(found)")
+    }
+
+    // MARK: Unix-socket forwards (OpenSSH's positional rules: a field with "/" outside brackets is a path)
+
+    @Test func socketForwardsAreRead() throws {
+        let config = try parse(
+            "Host h",
+            "  LocalForward /path/local.sock host:80",
+            "  LocalForward 8080 /var/run/docker.sock",
+            "  LocalForward 127.0.0.1:8081 /var/run/b.sock",
+            "  LocalForward /a.sock /b.sock",
+            "  LocalForward 8082 db/5432",
+            "  LocalForward 8083 [/run/x]:1",
+            "  RemoteForward /run/user/1000/gnupg/S.gpg-agent /home/u/.gnupg/S.gpg-agent.extra",
+            "  RemoteForward /r.sock localhost:22",
+            "  RemoteForward 9000 /l.sock",
+            "  RemoteForward /rd.sock",
+            "  DynamicForward /tmp/socks.sock",
+            "  StreamLocalBindMask 0077",
+            "  StreamLocalBindUnlink yes"
+        )
+        let host = config.resolve(host: "h")
+        let at = { (line: Int) in SourceLocation(file: "t.conf", line: line) }
+        #expect(host.localForwards == [
+            ForwardSpec(listener: .unixSocket(path: "/path/local.sock"), target: .tcp(host: "host", port: 80), location: at(2)),
+            ForwardSpec(listener: .tcp(bind: .loopback, port: 8080), target: .unixSocket(path: "/var/run/docker.sock"), location: at(3)),
+            ForwardSpec(listener: .tcp(bind: .address("127.0.0.1"), port: 8081), target: .unixSocket(path: "/var/run/b.sock"), location: at(4)),
+            ForwardSpec(listener: .unixSocket(path: "/a.sock"), target: .unixSocket(path: "/b.sock"), location: at(5)),
+            // A relative path is a path too; a bracketed field never is.
+            ForwardSpec(listener: .tcp(bind: .loopback, port: 8082), target: .unixSocket(path: "db/5432"), location: at(6)),
+            ForwardSpec(bind: .loopback, listenPort: 8083, targetHost: "/run/x", targetPort: 1, location: at(7)),
+        ])
+        #expect(host.localForwards.map(\.isUnixSocket) == [true, true, true, true, true, false])
+        #expect(host.remoteForwards.map(\.description) == [
+            "remote /run/user/1000/gnupg/S.gpg-agent -> /home/u/.gnupg/S.gpg-agent.extra",
+            "remote /r.sock -> localhost:22",
+            "remote localhost:9000 -> /l.sock",
+            "remote /rd.sock -> socks",
+        ])
+        let allSockets = host.remoteForwards.allSatisfy { $0.isUnixSocket }
+        #expect(allSockets)
+        #expect(host.remoteForwards[0].listenSocketPath == "/run/user/1000/gnupg/S.gpg-agent")
+        #expect(host.remoteForwards[0].target == .unixSocket("/home/u/.gnupg/S.gpg-agent.extra"))
+        #expect(host.dynamicForwards.map(\.listenSocketPath) == ["/tmp/socks.sock"])
+        #expect(host.unixSocketForwardCount == 10)
+        #expect(host.streamLocalBindMask == 0o077)
+        #expect(host.streamLocalBindUnlink)
+    }
+
+    /// The TCP views the engine reads stay as they were for TCP forwards,
+    /// and read as placeholders (not crashes) for socket sides.
+    @Test func tcpViewsOfSocketForwards() throws {
+        var tcp = ForwardSpec(bind: .any, listenPort: 1, targetHost: "db", targetPort: 2, location: SourceLocation(file: "f", line: 1))
+        #expect(!tcp.isUnixSocket)
+        tcp.listenPort = 3
+        tcp.targetHost = "web"
+        #expect(tcp.listener == .tcp(bind: .any, port: 3))
+        #expect(tcp.target == .tcp(host: "web", port: 2))
+        let socket = ForwardSpec(listener: .unixSocket(path: "/l"), target: .unixSocket(path: "/t"), location: SourceLocation(file: "f", line: 1))
+        #expect(socket.isUnixSocket)
+        #expect(socket.listenPort == 0 && socket.targetPort == 0 && socket.bind == .loopback)
+        #expect(socket.targetHost == "/t")
+        #expect(socket.description == "/l -> /t")
+    }
+
+    @Test func streamLocalBindDefaultsAndBadMasks() throws {
+        let host = try parse("Host h").resolve(host: "h")
+        #expect(host.streamLocalBindMask == 0o177)
+        #expect(!host.streamLocalBindUnlink)
+        let seven = try parse("StreamLocalBindMask 7").resolve(host: "h")
+        #expect(seven.streamLocalBindMask == 7)
+        #expect(errors("StreamLocalBindMask 999") == ["t.conf:1: StreamLocalBindMask: bad mask \"999\" (expected octal permission bits, 0 to 0777)"])
+        #expect(errors("StreamLocalBindMask 01000").count == 1)
+        #expect(errors("StreamLocalBindUnlink maybe").count == 1)
     }
 }

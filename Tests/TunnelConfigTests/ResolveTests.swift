@@ -199,9 +199,26 @@ struct ResolveTests {
         #expect(config.tunnelHosts.map(\.name) == ["beta", "delta"])
     }
 
-    @Test func matchBlocksApplyToNothing() {
-        // Match is an error for now; but it must not make other lines fail too.
-        #expect(errors("Match host x", "  Port 1", "Host y", "  Port 2") == ["t.conf:1: Match is not supported yet"])
+    @Test func numericHostNamesAreCanonicalisedAsOpenSSHDoes() throws {
+        // inet_aton forms (what `ssh -G` prints for each was checked by hand
+        // against OpenSSH 9.2; OpenSSHOracleTests compares them live).
+        let forms: [(String, String)] = [
+            ("1", "0.0.0.1"), ("10.1", "10.0.0.1"), ("0x7f.1", "127.0.0.1"), ("010.1", "8.0.0.1"),
+            ("1.2.3", "1.2.0.3"), ("4294967295", "255.255.255.255"), ("017700000001", "127.0.0.1"),
+            // Not addresses: lowercased like any name.
+            ("4294967296", "4294967296"), ("08", "08"), ("0x1G", "0x1g"), ("1.2.3.4.", "1.2.3.4."),
+            // IPv6 kept as written when only the case differs, else canonical.
+            ("FE80::1", "FE80::1"), ("::FFFF:1.2.3.4", "::FFFF:1.2.3.4"), ("0:0::1", "::1"),
+            ("Web.Example.COM", "web.example.com"),
+        ]
+        for (written, expected) in forms {
+            let host = try parse("Host x", "  HostName \(written)").resolve(host: "x")
+            #expect(host.hostName == expected, "HostName \(written)")
+        }
+        // The name asked for is canonicalised too when there is no HostName.
+        #expect(try parse("Host x").resolve(host: "127.1").hostName == "127.0.0.1")
+        // With AddressFamily inet6, an IPv4 form is not an address.
+        #expect(try parse("AddressFamily inet6", "HostName 10.1").resolve(host: "x").hostName == "10.1")
     }
 
     @Test func defaultsOfTheNewerKeywords() throws {
