@@ -109,7 +109,7 @@ public final class TunnelService: Sendable {
                     }
                     settings.passphrases = passphrases
                 }
-                let tunnel = HostTunnel(settings: settings, localForwards: host.localForwards,
+                let tunnel = HostTunnel(settings: settings, localForwards: host.localForwards.filter { !$0.isUnixSocket },
                                         eventLoop: group.next(), logger: logger)
                 let stopping = started.withLockedValue { state in
                     state.tunnels.append(tunnel)
@@ -173,11 +173,16 @@ public final class TunnelService: Sendable {
     static func unsupportedSetting(_ host: HostConfig) -> String? {
         let place = host.location.map { " (Host at \($0))" } ?? ""
         let file = host.location?.file ?? "FILE"
+        if let problem = host.problems.first {
+            // The file is fine for the other hosts; this one has a line that cannot be acted on.
+            let more = host.problems.count > 1 ? " (and \(host.problems.count - 1) more problem\(host.problems.count > 2 ? "s" : ""); see tunnel check)" : ""
+            return "\(problem)\(more); not brought up"
+        }
         if let jumps = host.proxyJump, !jumps.isEmpty {
             return "ProxyJump is set\(place) but not supported yet; not connecting directly instead. Until then use: ssh -F \(file) -N \(host.name)"
         }
-        if host.localForwards.isEmpty && host.hasForwards {
-            return "only RemoteForward or DynamicForward\(place), which are not supported yet; nothing to bring up. Until then use: ssh -F \(file) -N \(host.name)"
+        if host.localForwards.allSatisfy(\.isUnixSocket) && host.hasForwards {
+            return "only RemoteForward, DynamicForward or Unix-socket forwards\(place), which are not supported yet; nothing to bring up. Until then use: ssh -F \(file) -N \(host.name)"
         }
         if !host.pubkeyAuthentication {
             return "PubkeyAuthentication no\(place): public keys are the only authentication tunnel supports so far"
@@ -196,11 +201,16 @@ public final class TunnelService: Sendable {
     }
 
     private func warnAboutInactiveForwards(_ host: HostConfig, _ log: Logger) {
+        // Printed as TUNNEL: FILE:LINE: warning: ..., like the config's own warnings.
+        for spec in host.localForwards where spec.isUnixSocket {
+            log.warning("LocalForward \(spec) uses a Unix socket, which is not supported yet; skipped (the host's other forwards are up)",
+                        metadata: ["location": "\(spec.location)"])
+        }
         for spec in host.remoteForwards {
-            log.warning("\(spec.location): RemoteForward \(spec) is not supported yet; ignored")
+            log.warning("RemoteForward \(spec) is not supported yet; ignored", metadata: ["location": "\(spec.location)"])
         }
         for spec in host.dynamicForwards {
-            log.warning("\(spec.location): DynamicForward \(spec) is not supported yet; ignored")
+            log.warning("DynamicForward \(spec) is not supported yet; ignored", metadata: ["location": "\(spec.location)"])
         }
     }
 }

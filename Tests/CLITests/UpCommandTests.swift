@@ -177,4 +177,21 @@ struct UpCommandTests {
         #expect(Date().timeIntervalSince(signalled) < 5)
         #expect(!TCPTestClient.isAccepting(port: localPort), "the listener must be closed after stop")
     }
+
+    @Test("a Unix-socket forward is skipped with a one-line warning; the host's other forwards come up")
+    func socketForwardSkipped() throws {
+        let sshd = try SSHDFixture()
+        let http = try TCPTestServer(behavior: .http(body: "still served\n"))
+        let localPort = try freeTCPPort()
+        let socketPath = sshd.directory + "/docker.sock"
+        let config = try Self.writeConfig(sshd, localPort: localPort, target: http.port,
+                                          extra: ["LocalForward \(socketPath) /var/run/docker.sock"])
+        let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", config]).start()
+        defer { _ = tunnel.terminate() }
+        try tunnel.waitForLine(containing: "connected to", timeout: 20)
+        #expect(try Self.httpGet(port: localPort).hasSuffix("still served\n"))
+        try waitUntil(timeout: 5, "the socket forward's warning") { tunnel.stderr.contains("uses a Unix socket") }
+        #expect(tunnel.stderr.contains("\(config):9: warning: LocalForward"), "\(tunnel.outputSummary())")
+        #expect(!FileManager.default.fileExists(atPath: socketPath), "nothing may listen on the skipped socket")
+    }
 }
