@@ -32,16 +32,29 @@ struct InputWatch {
         return slots
     }
 
-    enum Sweep: Equatable { case none, now, soon }
+    /// When to sweep every channel after a burst.
+    enum Sweep: Equatable {
+        /// The burst had far more bytes than the busy channels took: data for another channel.
+        case now
+        /// A few bytes more than SSH's framing of what was taken: a small message (EOF, close, a little data)
+        /// for another channel, most likely.
+        case soon
+        /// Everything is accounted for; a sweep within `backstopDelay` makes sure of it.
+        case backstop
+    }
 
-    /// After the busy channels took `delivered` bytes of the `received` bytes of a burst: whether a sweep is due.
-    /// Every SSH packet adds framing, padding and a MAC (at most about 100 bytes with the largest MAC), so bytes
-    /// beyond the data delivered plus that per-packet allowance must belong to a channel that was not asked.
-    static func sweep(received: Int, delivered: Int) -> Sweep {
-        guard received > 0 else { return .none }
-        // Data packets are at most 32 KiB, so a burst holds at least received/32 KiB of them.
-        let framing = 256 + received / 128
-        if received > delivered + framing { return .now }
-        return received > delivered ? .soon : .none
+    /// The longest anything for an idle channel can wait unnoticed, when the bytes of every burst were accounted for.
+    static let backstopDelay = TimeAmount.milliseconds(100)
+    /// SSH framing of one packet, at most: length, padding length, type, channel, data length (14 bytes), up to 19
+    /// bytes of padding, and a MAC of up to 64 bytes (hmac-sha2-512).
+    static let framingPerPacket = 100
+
+    /// After the busy channels took `delivered` bytes in `reads` reads of the `received` bytes of a burst.
+    static func sweep(received: Int, delivered: Int, reads: Int) -> Sweep {
+        // A read takes at most two 32 KiB packets of one channel; a burst of N bytes holds at most N/32 KiB full ones.
+        let packets = max(reads, 1) + received / 32_768
+        let unexplained = received - delivered - packets * framingPerPacket
+        if unexplained > 4 * framingPerPacket { return .now }
+        return unexplained > 0 ? .soon : .backstop
     }
 }

@@ -84,6 +84,7 @@ final class SSHConnection: SessionLinkEvents {
     private var watch = InputWatch()
     private var sweepDue = false
     private var sweepTimer: Scheduled<Void>?
+    private var sweepDeadline = NIODeadline.distantPast
     /// libssh2 runs one channel-open at a time per session, so opens wait here in arrival order.
     private var openQueue = CircularBuffer<OpenRequest>()
     private var openInFlight = false
@@ -456,16 +457,16 @@ final class SSHConnection: SessionLinkEvents {
                 try channels.drain(session: session)
                 sweepAllChannels()
             }
-            let delivered = try stepScheduled(now: now)
+            let (delivered, reads) = try stepScheduled(now: now)
             if received > 0 {
-                switch InputWatch.sweep(received: received, delivered: delivered) {
+                switch InputWatch.sweep(received: received, delivered: delivered, reads: reads) {
                 case .now:
                     sweepAllChannels()
                     _ = try stepScheduled(now: now)
                 case .soon:
-                    scheduleSweep()
-                case .none:
-                    break
+                    scheduleSweep(in: InputWatch.sweepDelay, now: now)
+                case .backstop:
+                    scheduleSweep(in: InputWatch.backstopDelay, now: now)
                 }
             }
         case .disconnecting(let disconnectSent):
@@ -511,9 +512,12 @@ final class SSHConnection: SessionLinkEvents {
         }
     }
 
-    private func scheduleSweep() {
-        guard sweepTimer == nil else { return }
-        sweepTimer = eventLoop.scheduleTask(in: InputWatch.sweepDelay) { [this = onLoop] in
+    /// Make sure a sweep runs within `delay` (an earlier one already scheduled will do).
+    private func scheduleSweep(in delay: TimeAmount, now: NIODeadline) {
+        if sweepTimer != nil, sweepDeadline <= now + delay { return }
+        sweepTimer?.cancel()
+        sweepDeadline = now + delay
+        sweepTimer = eventLoop.scheduleTask(in: delay) { [this = onLoop] in
             let connection = this.value
             connection.sweepTimer = nil
             guard case .ready = connection.state else { return }
@@ -522,9 +526,9 @@ final class SSHConnection: SessionLinkEvents {
         }
     }
 
-    /// Step every scheduled connection; returns the bytes they took from the server.
-    private func stepScheduled(now: NIODeadline) throws -> Int {
-        var delivered = 0
+    /// Step every scheduled connection; returns the bytes they took from the server, and in how many reads.
+    private func stepScheduled(now: NIODeadline) throws -> (delivered: Int, reads: Int) {
+        var delivered = 0, reads = 0
         while !scheduled.isEmpty {
             let batch = scheduled
             scheduled.removeAll(keepingCapacity: true)
@@ -532,6 +536,7 @@ final class SSHConnection: SessionLinkEvents {
                 forward.isScheduled = false
                 try forward.step(outboundCongested: outboundCongested, scratch: scratch)
                 delivered += forward.stepReceived
+                reads += forward.stepReads
                 if forward.isClosed {
                     retire(forward)
                     continue
@@ -541,7 +546,7 @@ final class SSHConnection: SessionLinkEvents {
                 if forward.waits.contains(.sessionOutput) { waitingForOutput[forward.id] = forward }
             }
         }
-        return delivered
+        return (delivered, reads)
     }
 
     private func driveOpens(_ session: SSHSession) throws {

@@ -18,6 +18,9 @@ public final class TCPTestServer: @unchecked Sendable {
         case sink
         /// Minimal HTTP/1.0 and 1.1 responder: read the request head, answer 200 with `body`, Connection: close.
         case http(body: String)
+        /// Say nothing for `delay` seconds, then send `message` unasked and close: a server push to a connection
+        /// that has been idle (a notification, a timeout's goodbye).
+        case pushAfter(delay: Double, message: String)
     }
 
     /// The seed of the bytes a `.source` server sends.
@@ -173,6 +176,10 @@ public final class TCPTestServer: @unchecked Sendable {
                 left -= n
             }
             finish(fd)
+        case .pushAfter(let delay, let message):
+            Thread.sleep(forTimeInterval: delay)
+            let bytes = Array(message.utf8)
+            if sendAll(fd, bytes, count: bytes.count) { finish(fd) }
         case .sink:
             var total = 0
             while true {

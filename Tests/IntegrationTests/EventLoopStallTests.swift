@@ -101,3 +101,45 @@ private final class StallProbe: @unchecked Sendable {
     func fail() { lock.withLock { failed = true; stopped = true } }
     func finish() { lock.withLock { done = true } }
 }
+
+/// After a burst from the server only recently busy channels are asked for input (asking costs a cache miss per
+/// channel); everything else must still arrive, found by the sweeps.
+@Suite("Input for idle connections is never missed", .serialized)
+struct IdleInputTests {
+    @Test("20 idle connections get an unasked message and EOF from their servers while another connection is busy")
+    func pushesToIdleConnections() async throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let pusher = try TCPTestServer(behavior: .pushAfter(delay: 1.0, message: "pushed\n"))
+        try await withTunnel(sshd, forwards: [echo.port, pusher.port]) { _, ports in
+            // Open the idle ones first; they stay silent for a second, long past the 50 ms of being "busy".
+            let idle = try (0..<20).map { _ in try TCPTestClient.connect(port: ports[1]) }
+            let busy = try TCPTestClient.connect(port: ports[0])
+            let stop = Date().addingTimeInterval(2.5)
+            let payload = [UInt8](repeating: 0x62, count: 64)
+            while Date() < stop {
+                try busy.send(payload)
+                #expect(try busy.receive(exactly: payload.count, timeout: 10) == payload)
+            }
+            for (index, connection) in idle.enumerated() {
+                // Message and EOF: receiveAll returns only after the EOF crossed the tunnel.
+                let got = String(decoding: try connection.receiveAll(timeout: 10), as: UTF8.self)
+                #expect(got == "pushed\n", "idle connection \(index) got \(got.debugDescription)")
+                connection.close()
+            }
+            busy.close()
+        }
+    }
+
+    @Test("a message to the only, long idle, connection arrives with nothing else going on")
+    func pushWithNoOtherTraffic() async throws {
+        let sshd = try SSHDFixture()
+        let pusher = try TCPTestServer(behavior: .pushAfter(delay: 0.5, message: "alone\n"))
+        try await withTunnel(sshd, forwards: [pusher.port]) { _, ports in
+            let connection = try TCPTestClient.connect(port: ports[0])
+            let got = String(decoding: try connection.receiveAll(timeout: 10), as: UTF8.self)
+            #expect(got == "alone\n")
+            connection.close()
+        }
+    }
+}
