@@ -48,7 +48,7 @@ final class BenchContext {
                 precondition(figures.count == metrics.count, "\(caseName) returned \(figures.count) figures for \(metrics.count) metrics")
                 values[index] += figures
                 let shown = zip(metrics, figures).map { "\($0.name) \(ComparisonTable.format($1)) \($0.unit)" }
-                print("  run \(run)/\(runs) \(kind.label): " + shown.joined(separator: ", "))
+                printNow("  run \(run)/\(runs) \(kind.label): " + shown.joined(separator: ", "))
             }
         }
         let rows = metrics.enumerated().map { index, metric in

@@ -22,7 +22,7 @@ struct IdleConnectionsCase {
     var filesNeeded: Int { 2 * idle + 512 }
 
     func run(_ context: BenchContext) throws {
-        print("\n== idle connections: forwarder CPU (utime+stime) for \(roundTrips) sequential \(RoundTrip.size)-byte round trips, "
+        printNow("\n== idle connections: forwarder CPU (utime+stime) for \(roundTrips) sequential \(RoundTrip.size)-byte round trips, "
             + "with 0 and with \(idle) idle forwarded connections open")
         try context.compare(caseName: "CPU with idle connections", metrics: metrics) { forwarder in
             try measure(forwarder, echo: context.echo)

@@ -10,7 +10,7 @@ struct ParseCase {
 
     /// Loads the generated config `loads` times; throws if it does not find every host.
     func run() throws {
-        print("\n== config parsing")
+        printNow("\n== config parsing")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tunnel-bench-parse-\(getpid())").path
         try FileManager.default.createDirectory(atPath: directory + "/conf.d", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -57,7 +57,7 @@ struct ParseCase {
             _ = config.tunnelHosts
             resolveTimings.append(Double(monotonicNanoseconds() - start) / 1e6)
         }
-        print(String(format: "config: %d lines in %d files, %d tunnel hosts: load+check %.1f ms (median of %d), resolving every host %.1f ms",
+        printNow(String(format: "config: %d lines in %d files, %d tunnel hosts: load+check %.1f ms (median of %d), resolving every host %.1f ms",
                      lineCount, files + 1, hosts, Stats.median(timings), loads, Stats.median(resolveTimings)))
     }
 }

@@ -1,6 +1,13 @@
 // Figures and the tables they are printed in.
 import Foundation
 
+/// Prints a line and flushes at once, so progress shows also when the output goes to a file or pipe (stdout is
+/// block-buffered there, and Swift 6 will not let us touch the C `stdout` to change that).
+func printNow(_ line: String) {
+    print(line)
+    fflush(nil)
+}
+
 enum Stats {
     static func median(_ values: [Double]) -> Double { percentile(values, 50) }
 
@@ -48,6 +55,7 @@ enum ComparisonTable {
             Swift.print("| \(row.caseName) | \(row.metric) (\(row.unit)) | \(format(row.tunnel)) | \(format(row.openSSH)) | "
                 + String(format: "%.2f", row.ratio) + " (\(better)) |")
         }
+        fflush(nil)
     }
 
     static func format(_ value: Double) -> String {

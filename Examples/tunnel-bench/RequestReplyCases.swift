@@ -12,16 +12,20 @@ struct ManyClientsCase {
 
     static let metrics = [Metric(name: "requests/s", unit: "1/s", higherIsBetter: true),
                           Metric(name: "median round trip", unit: "µs", higherIsBetter: false),
-                          Metric(name: "p99 round trip", unit: "µs", higherIsBetter: false)]
+                          Metric(name: "p99 round trip", unit: "µs", higherIsBetter: false),
+                          Metric(name: "forwarder CPU per request", unit: "µs", higherIsBetter: false)]
 
     func run(_ context: BenchContext) throws {
-        print("\n== many clients: \(clients) concurrent clients, \(RoundTrip.size)-byte request/reply, \(formatted(seconds)) s each")
+        printNow("\n== many clients: \(clients) concurrent clients, \(RoundTrip.size)-byte request/reply, \(formatted(seconds)) s each")
         try context.compare(caseName: "\(clients) clients, 64 B request/reply", metrics: Self.metrics) { forwarder in
-            try measure(port: forwarder.localPort)
+            try measure(forwarder)
         }
     }
 
-    func measure(port: Int) throws -> [Double] {
+    /// requests/s, median and p99 latency in µs, and the forwarder's CPU µs per request (which depends less on
+    /// what else the machine is doing than the rate does).
+    func measure(_ forwarder: Forwarder) throws -> [Double] {
+        let port = forwarder.localPort
         // Connect everyone first (each with one round trip, so the channel is open) and only then start the clock.
         var sockets: [BlockingSocket] = []
         defer { sockets.forEach { $0.close() } }
@@ -57,15 +61,17 @@ struct ManyClientsCase {
                 results.add(samples, failure)
             }
         }
+        let cpuBefore = try forwarder.cpuMilliseconds()
         let start = monotonicNanoseconds()
         gate.open()
         try results.wait(for: clients, timeout: seconds + 30)
         let elapsed = Double(monotonicNanoseconds() - start) / 1e9
+        let cpu = try forwarder.cpuMilliseconds() - cpuBefore
         var samples = try results.samples()
         guard !samples.isEmpty else { throw BenchError("no round trip completed through port \(port)") }
         let requestsPerSecond = Double(samples.count) / elapsed
         let latency = Stats.percentiles(ofNanoseconds: &samples, [50, 99]).map { $0 / 1000 }
-        return [requestsPerSecond, latency[0], latency[1]]
+        return [requestsPerSecond, latency[0], latency[1], cpu * 1000 / Double(samples.count)]
     }
 }
 
@@ -77,7 +83,7 @@ struct OneClientLatencyCase {
                           Metric(name: "p99 round trip", unit: "µs", higherIsBetter: false)]
 
     func run(_ context: BenchContext) throws {
-        print("\n== one client latency: \(roundTrips) round trips of \(RoundTrip.size) bytes on one connection")
+        printNow("\n== one client latency: \(roundTrips) round trips of \(RoundTrip.size) bytes on one connection")
         try context.compare(caseName: "1 client, 64 B round trip", metrics: Self.metrics) { forwarder in
             let socket = try BlockingSocket.connect(port: forwarder.localPort)
             defer { socket.close() }
@@ -100,16 +106,19 @@ struct OneClientLatencyCase {
 struct ConnectionRateCase {
     var seconds: Double
 
-    static let metrics = [Metric(name: "connections/s", unit: "1/s", higherIsBetter: true)]
+    static let metrics = [Metric(name: "connections/s", unit: "1/s", higherIsBetter: true),
+                          Metric(name: "forwarder CPU per connection", unit: "µs", higherIsBetter: false)]
 
     func run(_ context: BenchContext) throws {
-        print("\n== connection rate: sequential connect, \(RoundTrip.size)-byte round trip, close; \(formatted(seconds)) s each")
+        printNow("\n== connection rate: sequential connect, \(RoundTrip.size)-byte round trip, close; \(formatted(seconds)) s each")
         try context.compare(caseName: "new connections, sequential", metrics: Self.metrics) { forwarder in
-            try measure(port: forwarder.localPort)
+            try measure(forwarder)
         }
     }
 
-    func measure(port: Int) throws -> [Double] {
+    /// connections/s and the forwarder's CPU µs per connection.
+    func measure(_ forwarder: Forwarder) throws -> [Double] {
+        let port = forwarder.localPort
         func once() throws {
             let socket = try BlockingSocket.connect(port: port)
             defer { socket.close() }
@@ -118,6 +127,7 @@ struct ConnectionRateCase {
         }
         for _ in 0..<10 { try once() }   // warm up
         let maxConnections = 1_000_000
+        let cpuBefore = try forwarder.cpuMilliseconds()
         let start = monotonicNanoseconds()
         let deadline = start + UInt64(seconds * 1e9)
         var count = 0
@@ -126,8 +136,9 @@ struct ConnectionRateCase {
             count += 1
         }
         let elapsed = Double(monotonicNanoseconds() - start) / 1e9
+        let cpu = try forwarder.cpuMilliseconds() - cpuBefore
         guard count > 0 else { throw BenchError("no connection completed through port \(port)") }
-        return [Double(count) / elapsed]
+        return [Double(count) / elapsed, cpu * 1000 / Double(count)]
     }
 }
 

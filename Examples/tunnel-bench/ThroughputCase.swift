@@ -28,7 +28,7 @@ struct ThroughputCase {
         let bytes = mebibytes << 20
         let server = try BulkServer(bytes: bytes)
         defer { server.stop() }
-        print("\n== throughput: sshd on \(context.sshd.hostAndPort), \(mebibytes) MiB per transfer, \(context.runs) runs, median MB/s (10^6 B/s)")
+        printNow("\n== throughput: sshd on \(context.sshd.hostAndPort), \(mebibytes) MiB per transfer, \(context.runs) runs, median MB/s (10^6 B/s)")
 
         var rows: [Row] = []
         func measureRuns(_ label: String, port: Int, upload: Bool = true, pid: () -> Int? = { nil }) throws {
@@ -39,7 +39,7 @@ struct ThroughputCase {
             }
             rows.append(Row(label: label, download: Stats.median(down), upload: upload ? Stats.median(up) : nil,
                             rss: pid().map { "\($0 / 1024) MiB" } ?? "-"))
-            print("  \(label): download \(ComparisonTable.format(Stats.median(down)))" + (upload ? ", upload \(ComparisonTable.format(Stats.median(up)))" : ""))
+            printNow("  \(label): download \(ComparisonTable.format(Stats.median(down)))" + (upload ? ", upload \(ComparisonTable.format(Stats.median(up)))" : ""))
         }
 
         try measureRuns("direct (no tunnel)", port: server.port)
@@ -53,7 +53,7 @@ struct ThroughputCase {
             }
             rows.append(Row(label: "plain libssh2 loop (blocking, one channel, aes128-ctr + hmac-sha2-256)",
                             download: Stats.median(down), upload: nil, rss: "-"))
-            print("  plain libssh2 loop: download \(ComparisonTable.format(Stats.median(down)))")
+            printNow("  plain libssh2 loop: download \(ComparisonTable.format(Stats.median(down)))")
         }
         if !skipSSH {
             for kind in Self.openSSHVariants {
@@ -82,10 +82,10 @@ struct ThroughputCase {
     }
 
     private func printRows(_ rows: [Row]) {
-        print("\n| path | download | upload | peak RSS |\n|---|---:|---:|---:|")
+        printNow("\n| path | download | upload | peak RSS |\n|---|---:|---:|---:|")
         for row in rows {
             let up = row.upload.map { String(format: "%.0f", $0) } ?? "-"
-            print("| \(row.label) | \(String(format: "%.0f", row.download)) | \(up) | \(row.rss) |")
+            printNow("| \(row.label) | \(String(format: "%.0f", row.download)) | \(up) | \(row.rss) |")
         }
     }
 }

@@ -228,8 +228,8 @@ struct BenchRun {
     func execute(_ cases: (BenchContext) -> [(name: String, run: () throws -> Void)]) throws {
         let started = monotonicNanoseconds()
         let files = try FileLimit.raise(toAtLeast: filesNeeded)
-        print("tunnel-bench \(common.smoke ? "--smoke " : "")at \(MachineLoad.utcNow()); load before: \(MachineLoad.loadAverage())")
-        print("open-file limit \(files) (inherited by sshd, ssh and tunnel); tunnel binary \(common.tunnel)")
+        printNow("tunnel-bench \(common.smoke ? "--smoke " : "")at \(MachineLoad.utcNow()); load before: \(MachineLoad.loadAverage())")
+        printNow("open-file limit \(files) (inherited by sshd, ssh and tunnel); tunnel binary \(common.tunnel)")
         var failures: [String] = []
         if parse {
             do { try ParseCase().run() } catch { failures.append("config parsing: \(error)") }
@@ -241,7 +241,7 @@ struct BenchRun {
             do {
                 try run()
             } catch {
-                print("FAILED: \(name): \(error)")
+                printNow("FAILED: \(name): \(error)")
                 failures.append("\(name): \(error)")
             }
         }
