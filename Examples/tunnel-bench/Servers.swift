@@ -27,8 +27,14 @@ final class BulkServer: Sendable {
 
     func stop() { listener.shutDown() }
 
+    /// A transfer that makes no progress for this long is dropped, so no thread waits forever.
+    static let stallLimit = 60
+
     private static func serve(_ client: Int32, bytes: Int) {
         defer { close(client) }
+        var limit = timeval(tv_sec: stallLimit, tv_usec: 0)
+        _ = setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        _ = setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         var mode: UInt8 = 0
         guard recv(client, &mode, 1, 0) == 1 else { return }
         let chunk = [UInt8](repeating: 0x5A, count: 1 << 20)

@@ -24,44 +24,67 @@ struct ThroughputCase {
         var rss: String
     }
 
+    /// One way through to the bulk server, measured once per run.
+    private final class Path {
+        enum Route {
+            case port(Int)
+            case forwarder(Forwarder)
+            case plainLibSSH2
+        }
+        let label: String
+        let route: Route
+        var down: [Double] = []
+        var up: [Double] = []
+        init(_ label: String, _ route: Route) {
+            self.label = label
+            self.route = route
+        }
+    }
+
     func run(_ context: BenchContext) throws {
         let bytes = mebibytes << 20
         let server = try BulkServer(bytes: bytes)
         defer { server.stop() }
         printNow("\n== throughput: sshd on \(context.sshd.hostAndPort), \(mebibytes) MiB per transfer, \(context.runs) runs, median MB/s (10^6 B/s)")
 
-        var rows: [Row] = []
-        func measureRuns(_ label: String, port: Int, upload: Bool = true, pid: () -> Int? = { nil }) throws {
-            var down: [Double] = [], up: [Double] = []
-            for _ in 0..<context.runs {
-                down.append(try BulkTransfer.measure(port: port, bytes: bytes, download: true))
-                if upload { up.append(try BulkTransfer.measure(port: port, bytes: bytes, download: false)) }
-            }
-            rows.append(Row(label: label, download: Stats.median(down), upload: upload ? Stats.median(up) : nil,
-                            rss: pid().map { "\($0 / 1024) MiB" } ?? "-"))
-            printNow("  \(label): download \(ComparisonTable.format(Stats.median(down)))" + (upload ? ", upload \(ComparisonTable.format(Stats.median(up)))" : ""))
+        // Every forwarder runs for the whole case and the paths take turns in each run, so a change in the
+        // machine's load hits all of them alike (an idle forwarder costs nothing meanwhile).
+        var forwarders: [Forwarder] = []
+        defer { forwarders.forEach { try? $0.stop() } }
+        func start(_ kind: ForwarderKind, label: String? = nil) throws -> Path {
+            let forwarder = try Forwarder(kind, sshd: context.sshd, targetPort: server.port)
+            forwarders.append(forwarder)
+            return Path(label ?? kind.label, .forwarder(forwarder))
         }
+        var paths = [Path("direct (no tunnel)", .port(server.port)),
+                     try start(context.tunnel, label: "tunnel up (libssh2, aes128-ctr + hmac-sha2-256)")]
+        if !skipLibSSH2 { paths.append(Path("plain libssh2 loop (blocking, one channel, aes128-ctr + hmac-sha2-256)", .plainLibSSH2)) }
+        if !skipSSH { paths += try Self.openSSHVariants.map { try start($0) } }
 
-        try measureRuns("direct (no tunnel)", port: server.port)
-        try Forwarder.with(context.tunnel, sshd: context.sshd, targetPort: server.port) { forwarder in
-            try measureRuns("tunnel up (libssh2, aes128-ctr + hmac-sha2-256)", port: forwarder.localPort, pid: { forwarder.peakRSSKiB })
-        }
-        if !skipLibSSH2 {
-            var down: [Double] = []
-            for _ in 0..<context.runs {
-                down.append(try PlainLibSSH2Download.measure(sshd: context.sshd, targetPort: server.port, bytes: bytes))
-            }
-            rows.append(Row(label: "plain libssh2 loop (blocking, one channel, aes128-ctr + hmac-sha2-256)",
-                            download: Stats.median(down), upload: nil, rss: "-"))
-            printNow("  plain libssh2 loop: download \(ComparisonTable.format(Stats.median(down)))")
-        }
-        if !skipSSH {
-            for kind in Self.openSSHVariants {
-                try Forwarder.with(kind, sshd: context.sshd, targetPort: server.port) { forwarder in
-                    try measureRuns(kind.label, port: forwarder.localPort, pid: { forwarder.peakRSSKiB })
+        for run in 1...context.runs {
+            for path in paths {
+                switch path.route {
+                case .port(let port):
+                    path.down.append(try BulkTransfer.measure(port: port, bytes: bytes, download: true))
+                    path.up.append(try BulkTransfer.measure(port: port, bytes: bytes, download: false))
+                case .forwarder(let forwarder):
+                    path.down.append(try BulkTransfer.measure(port: forwarder.localPort, bytes: bytes, download: true))
+                    path.up.append(try BulkTransfer.measure(port: forwarder.localPort, bytes: bytes, download: false))
+                case .plainLibSSH2:
+                    path.down.append(try PlainLibSSH2Download.measure(sshd: context.sshd, targetPort: server.port, bytes: bytes))
                 }
+                printNow("  run \(run)/\(context.runs) \(path.label): download \(ComparisonTable.format(path.down.last!))"
+                    + (path.up.last.map { ", upload \(ComparisonTable.format($0))" } ?? ""))
             }
         }
+        let rows = paths.map { path -> Row in
+            var rss = "-"
+            if case .forwarder(let forwarder) = path.route, let kib = forwarder.peakRSSKiB { rss = "\(kib / 1024) MiB" }
+            return Row(label: path.label, download: Stats.median(path.down),
+                       upload: path.up.isEmpty ? nil : Stats.median(path.up), rss: rss)
+        }
+        for forwarder in forwarders { try forwarder.stop() }   // throws if one died during the case
+        forwarders = []
         printRows(rows)
         recordComparisons(rows, context)
     }
