@@ -11,17 +11,15 @@ final class BenchContext {
     let echo: EchoServer
     let tunnelBinary: String
     let runs: Int
-    let smoke: Bool
     /// Every comparison measured so far, for the summary table at the end.
     private(set) var comparisons: [Comparison] = []
 
-    init(tunnelBinary: String, sshdOptions: [String], runs: Int, smoke: Bool) throws {
+    init(tunnelBinary: String, sshdOptions: [String], runs: Int) throws {
         guard access(tunnelBinary, X_OK) == 0 else {
             throw BenchError("\(tunnelBinary) is not an executable: build it first (swift build -c release) or pass --tunnel PATH")
         }
         self.tunnelBinary = tunnelBinary
         self.runs = max(1, runs)
-        self.smoke = smoke
         var options = SSHDFixture.Options()
         options.logLevel = "ERROR"
         options.extraConfig = sshdOptions

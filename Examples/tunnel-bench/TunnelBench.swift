@@ -7,7 +7,9 @@
 //
 // Everything stays on 127.0.0.1. Needs root (sshd) and the OpenSSH client and server.
 import ArgumentParser
+import CLibSSH2
 import Foundation
+import TunnelTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -230,12 +232,13 @@ struct BenchRun {
         let files = try FileLimit.raise(toAtLeast: filesNeeded)
         printNow("tunnel-bench \(common.smoke ? "--smoke " : "")at \(MachineLoad.utcNow()); load before: \(MachineLoad.loadAverage())")
         printNow("open-file limit \(files) (inherited by sshd, ssh and tunnel); tunnel binary \(common.tunnel)")
+        printNow("libssh2 \(Versions.libssh2), \(Versions.openSSH)")
         var failures: [String] = []
         if parse {
             do { try ParseCase().run() } catch { failures.append("config parsing: \(error)") }
         }
         let context = try BenchContext(tunnelBinary: common.tunnel, sshdOptions: common.sshdOptions,
-                                       runs: common.smoke ? 1 : common.runs, smoke: common.smoke)
+                                       runs: common.smoke ? 1 : common.runs)
         defer { context.stop() }
         for (name, run) in cases(context) {
             do {
@@ -252,6 +255,16 @@ struct BenchRun {
             print("\(failures.count) case(s) failed:\n" + failures.map { "  \($0)" }.joined(separator: "\n"))
             throw ExitCode.failure
         }
+    }
+}
+
+/// What was measured against, printed with every run.
+enum Versions {
+    static var libssh2: String { libssh2_version(0).map { String(cString: $0) } ?? "?" }
+
+    static var openSSH: String {
+        let output = try? ProcessRunner("/usr/bin/ssh", ["-V"]).run(timeout: 10)
+        return output.map { $0.stderrText.trimmingCharacters(in: .whitespacesAndNewlines) } ?? "ssh -V failed"
     }
 }
 
