@@ -1,5 +1,5 @@
-// What every case shares in one run: the sshd, the echo target, the tunnel binary, the sizes (full or smoke),
-// and the loop that measures tunnel and OpenSSH alternately so slow drifts in machine load hit both alike.
+// What every case shares in one run: the sshd, the echo target, the tunnel binary, the number of runs, and the
+// loop that measures tunnel and OpenSSH alternately so slow drifts in machine load hit both alike.
 import Foundation
 import TunnelTestSupport
 #if canImport(Glibc)
