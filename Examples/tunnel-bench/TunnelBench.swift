@@ -1,7 +1,7 @@
 // tunnel-bench: `tunnel up` against OpenSSH's `ssh -N -L` on the same throwaway sshd, in the same run, plus the
 // config parser's speed. Every case starts its forwarders fresh and prints a table with the ratio tunnel/OpenSSH.
 //
-//   swift build -c release && .build/release/tunnel-bench             # every case, full size (about 10 minutes)
+//   swift build -c release && .build/release/tunnel-bench             # every case, full size (5 to 7 minutes)
 //   .build/release/tunnel-bench many-clients --clients 100             # one case
 //   .build/debug/tunnel-bench --smoke                                  # every case, tiny sizes (Tests/run)
 //
@@ -20,8 +20,9 @@ struct TunnelBench: ParsableCommand {
         commandName: "tunnel-bench",
         abstract: "Compare `tunnel up` with `ssh -N -L` against the same sshd, in the same run.",
         discussion: """
-            Without a subcommand every case runs (`all`). Only ratios from the same run mean anything: \
-            the figures move with the machine's load, which is printed before and after.
+            Without a subcommand every case runs (`all`); `tunnel-bench --smoke` runs each with tiny sizes and \
+            fails if one does not move its bytes. Only ratios from the same run mean anything: the figures move \
+            with the machine's load, which is printed before and after.
             """,
         subcommands: [All.self, Parse.self, Throughput.self, ManyClients.self, Latency.self, Idle.self, ConnectRate.self],
         defaultSubcommand: All.self
