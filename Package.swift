@@ -71,7 +71,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "tunnel-bench",
-            dependencies: ["TunnelTestSupport", "TunnelConfig"],
+            dependencies: ["TunnelTestSupport", "TunnelConfig", "CLibSSH2", "Digests",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/tunnel-bench"
         ),
 

@@ -1,0 +1,133 @@
+// The two programs compared: `tunnel up` and OpenSSH's `ssh -N -L`, each started fresh against the same sshd,
+// forwarding one local port to one target on 127.0.0.1.
+import Foundation
+import TunnelTestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Which forwarding program, and how to start it.
+enum ForwarderKind: Sendable {
+    case tunnel(binary: String)
+    /// `ssh -N -L` with extra client options (e.g. `-c aes128-ctr`); `label` names it in tables.
+    case openSSH(label: String, options: [String])
+
+    var label: String {
+        switch self {
+        case .tunnel: return "tunnel up"
+        case .openSSH(let label, _): return label
+        }
+    }
+
+    static let defaultOpenSSH = ForwarderKind.openSSH(label: "ssh -L", options: [])
+}
+
+/// A running forwarder: 127.0.0.1:`localPort` -> 127.0.0.1:`targetPort` through the sshd. Stop it with `stop()`.
+final class Forwarder {
+    let kind: ForwarderKind
+    let localPort: Int
+    private let process: RunningProcess
+    static let startTimeout: Double = 20
+
+    /// The forwarding process: the one whose CPU time counts.
+    var pid: pid_t { process.pid }
+
+    init(_ kind: ForwarderKind, sshd: SSHDFixture, targetPort: Int) throws {
+        self.kind = kind
+        let localPort = try freeTCPPort()
+        self.localPort = localPort
+        switch kind {
+        case .tunnel(let binary):
+            let config = sshd.directory + "/bench-\(localPort).conf"
+            try """
+                Host bench
+                    HostName \(sshd.host)
+                    Port \(sshd.port)
+                    User \(sshd.user)
+                    IdentityFile \(sshd.clientKeyPath)
+                    UserKnownHostsFile \(sshd.knownHostsPath)
+                    LocalForward \(loopback):\(localPort) \(loopback):\(targetPort)
+
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            // Log only warnings: a line per connection would be captured in memory for thousands of connections.
+            process = try ProcessRunner(binary, ["up", "--log-level", "warning", config]).start()
+            // At warning level the "connected" line is not printed: wait for the port instead, then for the
+            // session (a client accepted before it is ready waits, so a round trip proves the whole path).
+        case .openSSH(_, let options):
+            process = try ProcessRunner("/usr/bin/ssh", sshd.sshOptions() + options
+                + ["-N", "-o", "ExitOnForwardFailure=yes",
+                   "-L", "\(loopback):\(localPort):\(loopback):\(targetPort)", sshd.destination]).start()
+        }
+        let process = self.process
+        do {
+            try waitUntil(timeout: Self.startTimeout, "\(kind.label) to listen on \(loopback):\(localPort)") {
+                !process.isRunning || TCPTestClient.isAccepting(host: loopback, port: localPort)
+            }
+            guard process.isRunning else {
+                throw BenchError("\(kind.label) exited (\(process.exitStatus!)) before listening\n" + process.outputSummary())
+            }
+        } catch {
+            _ = process.terminate()
+            throw error
+        }
+    }
+
+    /// CPU time (user + system, all threads) the forwarding process has used so far, in milliseconds, from
+    /// /proc/PID/stat. Its resolution is one clock tick (10 ms at the usual 100 Hz).
+    func cpuMilliseconds() throws -> Double {
+        try ProcessCPU.milliseconds(pid)
+    }
+
+    /// Peak resident memory of the forwarding process so far.
+    var peakRSSKiB: Int? { ProcessCPU.peakRSSKiB(pid) }
+
+    /// Stops it (SIGTERM, SIGKILL after 5 s); throws if it had already exited, since then the figures are void.
+    func stop() throws {
+        let alreadyDead = !process.isRunning
+        _ = process.terminate()
+        if alreadyDead {
+            throw BenchError("\(kind.label) exited during the measurement (\(process.exitStatus.map { "\($0)" } ?? "?"))\n"
+                + process.outputSummary())
+        }
+    }
+
+    /// Starts a forwarder, runs `body` with it and stops it, also when `body` throws.
+    static func with<R>(_ kind: ForwarderKind, sshd: SSHDFixture, targetPort: Int, _ body: (Forwarder) throws -> R) throws -> R {
+        let forwarder = try Forwarder(kind, sshd: sshd, targetPort: targetPort)
+        let result: R
+        do {
+            result = try body(forwarder)
+        } catch {
+            try? forwarder.stop()
+            throw error
+        }
+        try forwarder.stop()
+        return result
+    }
+}
+
+/// Reads a process's CPU time and memory from /proc.
+enum ProcessCPU {
+    static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+
+    static func milliseconds(_ pid: pid_t) throws -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else {
+            throw BenchError("cannot read /proc/\(pid)/stat (did the process exit?)")
+        }
+        // After "pid (comm)": field 3 (state) is index 0, so utime (field 14) is index 11 and stime index 12.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else {
+            throw BenchError("unexpected /proc/\(pid)/stat: \(stat)")
+        }
+        return (user + system) / ticksPerSecond * 1000
+    }
+
+    static func peakRSSKiB(_ pid: pid_t) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        }
+        return nil
+    }
+}
