@@ -450,7 +450,6 @@ final class SSHConnection: SessionLinkEvents {
                 burstBytes = 0
                 try channels.drain(session: session)
                 askBusyChannels(now: now)
-                driveRetiring()
             }
             if sweepDue {
                 sweepDue = false
@@ -458,6 +457,8 @@ final class SSHConnection: SessionLinkEvents {
                 sweepAllChannels()
             }
             let (delivered, reads) = try stepScheduled(now: now)
+            // Channels closed just now send their CLOSE at once; others finish when the server's reply arrives.
+            if !retiring.isEmpty { driveRetiring() }
             if received > 0 {
                 switch InputWatch.sweep(received: received, delivered: delivered, reads: reads) {
                 case .now:
