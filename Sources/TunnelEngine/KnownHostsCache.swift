@@ -33,9 +33,6 @@ final class KnownHostsCache: Sendable {
         return knownHosts
     }
 
-    /// Forget what was read (after we appended a key ourselves the stamps change anyway; this is for tests).
-    func removeAll() { entries.withLockedValue { $0.removeAll() } }
-
     private static func stamp(_ path: String) -> FileStamp? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
