@@ -29,6 +29,14 @@ static inline LIBSSH2_CHANNEL *tunnel_ssh2_direct_tcpip(LIBSSH2_SESSION *session
     return libssh2_channel_direct_tcpip_ex(session, host, port, shost, sport);
 }
 
+// A channel of any type with libssh2's default window and packet sizes; `message` is the type-specific part of
+// SSH_MSG_CHANNEL_OPEN (RFC 4254 5.1), which libssh2 copies on the first call.
+static inline LIBSSH2_CHANNEL *tunnel_ssh2_channel_open(LIBSSH2_SESSION *session, const char *type, unsigned int type_len,
+                                                        const char *message, unsigned int message_len) {
+    return libssh2_channel_open_ex(session, type, type_len, LIBSSH2_CHANNEL_WINDOW_DEFAULT,
+                                   LIBSSH2_CHANNEL_PACKET_DEFAULT, message, message_len);
+}
+
 static inline ssize_t tunnel_ssh2_channel_read(LIBSSH2_CHANNEL *channel, char *buf, size_t buflen) {
     return libssh2_channel_read_ex(channel, 0, buf, buflen);
 }

@@ -146,6 +146,35 @@ public final class SSHSession {
         throw lastError(code, operation: "open a channel to \(host):\(port)")
     }
 
+    /// Ask the server to connect to the Unix-domain socket at `path` (a `direct-streamlocal@openssh.com` channel, as
+    /// `ssh -L 8080:/var/run/docker.sock` does; OpenSSH's PROTOCOL file, section 2.4). libssh2 has no call for this
+    /// type, so the request is built here: string socket path, string reserved (""), uint32 reserved (0).
+    /// Same one-open-at-a-time rule as `openDirectTCPIP`.
+    public func openDirectStreamLocal(path: String) throws(SSH2Error) -> SSHStep<SSHChannel> {
+        try checkUsable()
+        var message: [UInt8] = []
+        func appendString(_ bytes: [UInt8]) {
+            let count = UInt32(bytes.count)
+            message += [UInt8(count >> 24), UInt8((count >> 16) & 0xff), UInt8((count >> 8) & 0xff), UInt8(count & 0xff)]
+            message += bytes
+        }
+        appendString(Array(path.utf8))
+        appendString([])
+        message += [0, 0, 0, 0]
+        let type = "direct-streamlocal@openssh.com"
+        let channel = type.withCString { typePointer in
+            message.withUnsafeBufferPointer { body in
+                body.baseAddress!.withMemoryRebound(to: CChar.self, capacity: body.count) { bodyPointer in
+                    tunnel_ssh2_channel_open(raw, typePointer, UInt32(type.utf8.count), bodyPointer, UInt32(body.count))
+                }
+            }
+        }
+        if let channel { return .done(SSHChannel(raw: channel, session: self)) }
+        let code = libssh2_session_last_errno(raw)
+        if code == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+        throw lastError(code, operation: "open a channel to \(path)")
+    }
+
     // MARK: - Keepalive, teardown
 
     /// Politely end the session (SSH_MSG_DISCONNECT). Repeat after `.wouldBlock`.

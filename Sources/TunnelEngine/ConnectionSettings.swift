@@ -18,6 +18,11 @@ public struct ConnectionSettings: Sendable {
     public var connectTimeoutSeconds: Int64
     /// Passphrases for encrypted identity files, by path (asked for by the front end before connecting).
     public var passphrases: [String: String] = [:]
+    /// Permission bits taken away from Unix-domain socket listeners (`StreamLocalBindMask`; OpenSSH's default
+    /// 0177 leaves 0600).
+    public var streamLocalBindMask: Int = 0o177
+    /// Replace an existing socket file when binding a Unix-domain socket listener (`StreamLocalBindUnlink`).
+    public var streamLocalBindUnlink = false
 
     public init(name: String, hostName: String, port: Int, user: String, identityFiles: [String],
                 identityFilesGiven: Bool = true, hostKeyPolicy: HostKeyPolicy, connectTimeoutSeconds: Int64 = 30) {
@@ -46,6 +51,8 @@ public struct ConnectionSettings: Sendable {
                                                globalKnownHostsFiles: host.globalKnownHostsFiles,
                                                hashNewEntries: host.hashKnownHosts),
                   connectTimeoutSeconds: Int64(host.connectTimeout ?? 30))
+        streamLocalBindMask = host.streamLocalBindMask
+        streamLocalBindUnlink = host.streamLocalBindUnlink
     }
 
     /// "root@127.0.0.1:2222", for messages.

@@ -19,6 +19,8 @@ public final class HostTunnel: Sendable {
     /// State confined to `eventLoop`.
     private final class LoopState {
         var listeners: [Channel] = []
+        /// Unix-domain socket files we created, removed on stop.
+        var socketFiles: [String] = []
         var connection: SSHConnection?
         var stopped = false
     }
@@ -88,7 +90,11 @@ public final class HostTunnel: Sendable {
             state.stopped = true
             let closing = state.listeners.map { $0.close() } + [state.connection?.close()].compactMap { $0 }
             state.listeners = []
-            return EventLoopFuture.andAllComplete(closing, on: self.eventLoop)
+            let files = state.socketFiles
+            state.socketFiles = []
+            return EventLoopFuture.andAllComplete(closing, on: self.eventLoop).map {
+                for path in files { unlink(path) }
+            }
         }.get()
     }
 
@@ -100,12 +106,13 @@ public final class HostTunnel: Sendable {
     // MARK: - Listeners
 
     private func bind(_ spec: ForwardSpec) async throws {
+        if case .unixSocket(let path) = spec.listener { return try await bindSocket(spec, path: path) }
         let addresses = bindAddresses(for: spec)
         var boundOne = false
         for (index, host) in addresses.enumerated() {
             let required = index == 0
             do {
-                let channel = try await makeServerBootstrap(spec: spec, v6Only: host.contains(":"))
+                let channel = try await makeServerBootstrap(spec: spec, tcp: true, v6Only: host.contains(":"))
                     .bind(host: host, port: spec.listenPort).get()
                 let local = channel.localAddress.map(describe) ?? "\(host):\(spec.listenPort)"
                 try await eventLoop.submit {
@@ -122,6 +129,40 @@ public final class HostTunnel: Sendable {
         }
     }
 
+    /// A Unix-domain socket listener (`LocalForward /path/app.sock host:port`), with OpenSSH's rules: an existing
+    /// file is an error unless `StreamLocalBindUnlink yes`, and the socket's permissions are 0666 less
+    /// `StreamLocalBindMask` (default 0177: only the owner may connect). The file is removed again on stop.
+    private func bindSocket(_ spec: ForwardSpec, path: String) async throws {
+        let channel: Channel
+        do {
+            channel = try await makeServerBootstrap(spec: spec, tcp: false)
+                .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: settings.streamLocalBindUnlink).get()
+        } catch {
+            let reason: String
+            if let io = error as? IOError, io.errnoCode == EADDRINUSE {
+                reason = "\(path) already exists (remove it, or set StreamLocalBindUnlink yes)"
+            } else if error is UnixDomainSocketPathWrongType {
+                // NIO replaces only a socket file: anything else at the path is left alone, whatever the setting.
+                reason = "\(path) exists and is not a socket; not replacing it"
+            } else {
+                reason = plainReason(error)
+            }
+            throw TunnelError.bindFailed(address: path, reason: reason)
+        }
+        // NIO binds with the process umask; narrow the mode at once, before the first client can matter (with
+        // the usual umask 022 nobody but the owner can connect in between: connecting needs write permission).
+        guard chmod(path, mode_t(0o666 & ~settings.streamLocalBindMask & 0o777)) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? await channel.close()
+            throw TunnelError.bindFailed(address: path, reason: "cannot set the socket's permissions: \(reason)")
+        }
+        try await eventLoop.submit {
+            self.state.value.listeners.append(channel)
+            self.state.value.socketFiles.append(path)
+            self.published.withLockedValue { $0.boundAddresses.append(path) }
+        }.get()
+    }
+
     private func bindAddresses(for spec: ForwardSpec) -> [String] {
         switch spec.bind {
         case .loopback: return ["127.0.0.1", "::1"]
@@ -130,11 +171,9 @@ public final class HostTunnel: Sendable {
         }
     }
 
-    private func makeServerBootstrap(spec: ForwardSpec, v6Only: Bool) -> ServerBootstrap {
+    private func makeServerBootstrap(spec: ForwardSpec, tcp: Bool, v6Only: Bool = false) -> ServerBootstrap {
         var bootstrap = ServerBootstrap(group: eventLoop, childGroup: eventLoop)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.autoRead, value: false)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
@@ -144,6 +183,11 @@ public final class HostTunnel: Sendable {
                     try channel.pipeline.syncOperations.addHandler(LocalClientHandler(tunnel: self, spec: spec))
                 }
             }
+        if tcp {
+            // Not for Unix-domain sockets: setting a TCP option there fails, and NIO then closes the client.
+            bootstrap = bootstrap.serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        }
         if v6Only {
             // So "::" does not also claim the IPv4 port that "0.0.0.0" holds.
             bootstrap = bootstrap.serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
@@ -164,7 +208,12 @@ public final class HostTunnel: Sendable {
         let forward = connection.makeForward(label: "\(spec.listenText) -> \(spec.targetText)")
         forward.attach(client: client)
         handler.attach(forward, connection)
-        connection.open(forward, to: .tcp(host: spec.targetHost, port: spec.targetPort)) { [logger = forward.logger, counters] result in
+        let target: ChannelTarget
+        switch spec.target {
+        case .tcp(let host, let port): target = .tcp(host: host, port: port)
+        case .unixSocket(let path): target = .unixSocket(path: path)
+        }
+        connection.open(forward, to: target) { [logger = forward.logger, counters] result in
             switch result {
             case .success:
                 break  // the session steps it from here: it starts reading the client
@@ -242,8 +291,9 @@ final class LocalClientHandler: ChannelInboundHandler {
 }
 
 extension ForwardSpec {
-    /// "127.0.0.1:8080", "[::1]:8080", "*:8080".
+    /// "127.0.0.1:8080", "[::1]:8080", "*:8080", "/run/app.sock".
     var listenText: String {
+        if case .unixSocket(let path) = listener { return path }
         switch bind {
         case .loopback: return "127.0.0.1:\(listenPort)"
         case .any: return "*:\(listenPort)"
@@ -251,9 +301,10 @@ extension ForwardSpec {
         }
     }
 
-    /// "db.internal:5432", "[fe80::1]:80".
+    /// "db.internal:5432", "[fe80::1]:80", "/var/run/docker.sock".
     var targetText: String {
-        targetHost.contains(":") ? "[\(targetHost)]:\(targetPort)" : "\(targetHost):\(targetPort)"
+        if case .unixSocket(let path) = target { return path }
+        return targetHost.contains(":") ? "[\(targetHost)]:\(targetPort)" : "\(targetHost):\(targetPort)"
     }
 }
 

@@ -17,6 +17,8 @@ public struct SessionInfo: Sendable {
 enum ChannelTarget {
     /// `direct-tcpip`: the server connects to `host:port` (ssh -L, and the proxy's targets).
     case tcp(host: String, port: Int)
+    /// `direct-streamlocal@openssh.com`: the server connects to a Unix-domain socket (ssh -L PORT:/path).
+    case unixSocket(path: String)
 }
 
 /// Why the server did not open a channel (only that one connection is affected).
@@ -564,6 +566,8 @@ final class SSHConnection: SessionLinkEvents {
                 case .tcp(let host, let port):
                     step = try session.openDirectTCPIP(host: host, port: port,
                                                        originHost: forward.originHost, originPort: forward.originPort)
+                case .unixSocket(let path):
+                    step = try session.openDirectStreamLocal(path: path)
                 }
             } catch {
                 openInFlight = false

@@ -109,7 +109,7 @@ public final class TunnelService: Sendable {
                     }
                     settings.passphrases = passphrases
                 }
-                let tunnel = HostTunnel(settings: settings, localForwards: host.localForwards.filter { !$0.isUnixSocket },
+                let tunnel = HostTunnel(settings: settings, localForwards: host.localForwards,
                                         eventLoop: group.next(), logger: logger)
                 let stopping = started.withLockedValue { state in
                     state.tunnels.append(tunnel)
@@ -181,8 +181,8 @@ public final class TunnelService: Sendable {
         if let jumps = host.proxyJump, !jumps.isEmpty {
             return "ProxyJump is set\(place) but not supported yet; not connecting directly instead. Until then use: ssh -F \(file) -N \(host.name)"
         }
-        if host.localForwards.allSatisfy(\.isUnixSocket) && host.hasForwards {
-            return "only RemoteForward, DynamicForward or Unix-socket forwards\(place), which are not supported yet; nothing to bring up. Until then use: ssh -F \(file) -N \(host.name)"
+        if host.localForwards.isEmpty && host.hasForwards {
+            return "only RemoteForward or DynamicForward\(place), which are not supported yet; nothing to bring up. Until then use: ssh -F \(file) -N \(host.name)"
         }
         if !host.pubkeyAuthentication {
             return "PubkeyAuthentication no\(place): public keys are the only authentication tunnel supports so far"
@@ -202,12 +202,14 @@ public final class TunnelService: Sendable {
 
     private func warnAboutInactiveForwards(_ host: HostConfig, _ log: Logger) {
         // Printed as TUNNEL: FILE:LINE: warning: ..., like the config's own warnings.
-        for spec in host.localForwards where spec.isUnixSocket {
-            log.warning("LocalForward \(spec) uses a Unix socket, which is not supported yet; skipped (the host's other forwards are up)",
-                        metadata: ["location": "\(spec.location)"])
-        }
         for spec in host.remoteForwards {
-            log.warning("RemoteForward \(spec) is not supported yet; ignored", metadata: ["location": "\(spec.location)"])
+            if spec.isUnixSocket {
+                // The server would open forwarded-streamlocal@openssh.com channels, which libssh2 cannot accept.
+                log.warning("RemoteForward \(spec) listens on a Unix socket on the server, which libssh2 cannot serve (it cannot accept forwarded-streamlocal@openssh.com channels); skipped",
+                            metadata: ["location": "\(spec.location)"])
+            } else {
+                log.warning("RemoteForward \(spec) is not supported yet; ignored", metadata: ["location": "\(spec.location)"])
+            }
         }
         for spec in host.dynamicForwards {
             log.warning("DynamicForward \(spec) is not supported yet; ignored", metadata: ["location": "\(spec.location)"])

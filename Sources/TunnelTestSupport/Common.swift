@@ -153,12 +153,30 @@ struct SocketAddress {
         }
     }
 
+    /// A Unix-domain socket path (at most 107 bytes, as sockaddr_un allows).
+    init(unixPath path: String) throws {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard bytes.count < capacity else { throw TestSupportError("socket path too long (\(bytes.count) bytes): \(path)") }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
+        withUnsafeMutableBytes(of: &storage) { dst in
+            withUnsafeBytes(of: &address) { dst.copyMemory(from: $0) }
+        }
+    }
+
     init(storage: sockaddr_storage, length: socklen_t) {
         self.storage = storage
         self.length = length
     }
 
     var port: Int {
+        if family == AF_UNIX { return 0 }
         var copy = storage
         return withUnsafePointer(to: &copy) { raw in
             if family == AF_INET6 {

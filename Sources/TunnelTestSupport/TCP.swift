@@ -45,14 +45,24 @@ public final class TCPTestServer: @unchecked Sendable {
     /// Connections whose handler is still running.
     public var activeConnections: Int { state.withLock { $0.handlers } }
 
-    public init(behavior: Behavior, address: String = "127.0.0.1", port: Int = 0) throws {
+    public convenience init(behavior: Behavior, address: String = "127.0.0.1", port: Int = 0) throws {
+        try self.init(behavior: behavior, address: address, sockaddr: try SocketAddress(host: address, port: port),
+                      name: hostPort(address, port))
+    }
+
+    /// The same server on a Unix-domain socket at `path` (as a service behind sshd listens, e.g. docker.sock).
+    /// `address` is then the path and `port` 0.
+    public convenience init(behavior: Behavior, unixSocketPath path: String) throws {
+        try self.init(behavior: behavior, address: path, sockaddr: try SocketAddress(unixPath: path), name: path)
+    }
+
+    private init(behavior: Behavior, address: String, sockaddr: SocketAddress, name: String) throws {
         self.behavior = behavior
         self.address = address
-        let sockaddr = try SocketAddress(host: address, port: port)
         let fd = try makeStreamSocket(family: sockaddr.family)
-        setReuseAddress(fd)
+        if sockaddr.family != AF_UNIX { setReuseAddress(fd) }
         guard sockaddr.withSockAddr({ bind(fd, $0, $1) }) == 0 else {
-            let e = TestSupportError.errno("TCPTestServer: bind \(hostPort(address, port))")
+            let e = TestSupportError.errno("TCPTestServer: bind \(name)")
             close(fd)
             throw e
         }
@@ -63,7 +73,7 @@ public final class TCPTestServer: @unchecked Sendable {
         }
         setNonBlocking(fd)
         listenFD = fd
-        self.port = try SocketAddress.local(of: fd).port
+        self.port = sockaddr.family == AF_UNIX ? 0 : try SocketAddress.local(of: fd).port
         do {
             wakeup = try makePipe(flags: O_CLOEXEC | O_NONBLOCK)
         } catch {
@@ -240,10 +250,17 @@ public final class TCPTestServer: @unchecked Sendable {
 public enum TCPTestClient {
     /// Connects with a timeout; throws a clear error ("connect to 127.0.0.1:1234: Connection refused").
     public static func connect(host: String = "127.0.0.1", port: Int, timeout: Double = 10) throws -> TCPTestConnection {
-        let address = try SocketAddress(host: host, port: port)
+        try connect(to: try SocketAddress(host: host, port: port), name: hostPort(host, port), timeout: timeout)
+    }
+
+    /// Connects to a Unix-domain socket.
+    public static func connect(unixSocketPath path: String, timeout: Double = 10) throws -> TCPTestConnection {
+        try connect(to: try SocketAddress(unixPath: path), name: path, timeout: timeout)
+    }
+
+    private static func connect(to address: SocketAddress, name: String, timeout: Double) throws -> TCPTestConnection {
         let fd = try makeStreamSocket(family: address.family)
         setNonBlocking(fd)
-        let name = hostPort(host, port)
         do {
             let rc = address.withSockAddr { Glibc.connect(fd, $0, $1) }
             if rc != 0 {

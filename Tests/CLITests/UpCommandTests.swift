@@ -178,20 +178,31 @@ struct UpCommandTests {
         #expect(!TCPTestClient.isAccepting(port: localPort), "the listener must be closed after stop")
     }
 
-    @Test("a Unix-socket forward is skipped with a one-line warning; the host's other forwards come up")
-    func socketForwardSkipped() throws {
+    @Test("Unix-socket forwards both ways through the binary; a remote socket listener is skipped with a one-line warning while the rest comes up")
+    func socketForwards() throws {
         let sshd = try SSHDFixture()
-        let http = try TCPTestServer(behavior: .http(body: "still served\n"))
+        let http = try TCPTestServer(behavior: .http(body: "from a socket\n"), unixSocketPath: sshd.directory + "/app.sock")
+        let echo = try TCPTestServer(behavior: .echo)
         let localPort = try freeTCPPort()
-        let socketPath = sshd.directory + "/docker.sock"
-        let config = try Self.writeConfig(sshd, localPort: localPort, target: http.port,
-                                          extra: ["LocalForward \(socketPath) /var/run/docker.sock"])
+        let localSocket = sshd.directory + "/local.sock"
+        let config = try Self.writeConfig(sshd, localPort: localPort, target: 80, extra: [
+            "LocalForward \(localSocket) 127.0.0.1:\(echo.port)",
+            "RemoteForward /tmp/never-\(localPort).sock /tmp/x.sock",
+        ])
+        // The writeConfig forward (to port 80) is replaced by one to the socket behind sshd.
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+            .replacingOccurrences(of: "LocalForward \(localPort) 127.0.0.1:80", with: "LocalForward \(localPort) \(http.address)")
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
         let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", config]).start()
         defer { _ = tunnel.terminate() }
         try tunnel.waitForLine(containing: "connected to", timeout: 20)
-        #expect(try Self.httpGet(port: localPort).hasSuffix("still served\n"))
-        try waitUntil(timeout: 5, "the socket forward's warning") { tunnel.stderr.contains("uses a Unix socket") }
-        #expect(tunnel.stderr.contains("\(config):9: warning: LocalForward"), "\(tunnel.outputSummary())")
-        #expect(!FileManager.default.fileExists(atPath: socketPath), "nothing may listen on the skipped socket")
+        #expect(try Self.httpGet(port: localPort).hasSuffix("from a socket\n"), "TCP port to a socket behind sshd")
+        let payload = Array("through our own socket".utf8)
+        #expect(try TCPTestClient.connect(unixSocketPath: localSocket).exchange(payload) == payload)
+        try waitUntil(timeout: 5, "the remote socket forward's warning") { tunnel.stderr.contains("cannot accept forwarded-streamlocal") }
+        #expect(tunnel.stderr.contains("\(config):10: warning: RemoteForward"), "\(tunnel.outputSummary())")
+        tunnel.signal(SIGTERM)
+        #expect(try tunnel.waitForExit(timeout: 10) == .exited(0))
+        #expect(!FileManager.default.fileExists(atPath: localSocket), "the socket file is removed on stop")
     }
 }

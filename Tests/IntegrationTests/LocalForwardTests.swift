@@ -274,3 +274,92 @@ func withTunnel(_ sshd: SSHDFixture, forwards targets: [Int],
     await tunnel.stop()
     try await group.shutdownGracefully()
 }
+
+/// Unix-domain sockets on either side of a local forward (OpenSSH's `LocalForward /a.sock host:port` and
+/// `LocalForward port /path.sock`, the second as a `direct-streamlocal@openssh.com` channel).
+@Suite("Unix-socket forwards against a real sshd", .serialized)
+struct SocketForwardTests {
+    func socketTunnel(_ sshd: SSHDFixture, _ specs: [ForwardSpec], group: MultiThreadedEventLoopGroup,
+                      mask: Int? = nil, unlink: Bool = false) -> HostTunnel {
+        var settings = settings(sshd)
+        if let mask { settings.streamLocalBindMask = mask }
+        settings.streamLocalBindUnlink = unlink
+        return HostTunnel(settings: settings, localForwards: specs, eventLoop: group.next(), logger: testLogger)
+    }
+
+    func spec(_ listener: ForwardListener, _ target: ForwardTarget) -> ForwardSpec {
+        ForwardSpec(listener: listener, target: target, location: SourceLocation(file: "test", line: 1))
+    }
+
+    @Test("a TCP port to a socket behind sshd carries several MB both ways, and half-close")
+    func tcpToSocket() async throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo, unixSocketPath: sshd.directory + "/echo.sock")
+        let sink = try TCPTestServer(behavior: .replyAfterEOF, unixSocketPath: sshd.directory + "/sink.sock")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let tunnel = socketTunnel(sshd, [spec(.tcp(bind: .address("127.0.0.1"), port: 0), .unixSocket(path: echo.address)),
+                                         spec(.tcp(bind: .address("127.0.0.1"), port: 0), .unixSocket(path: sink.address))], group: group)
+        _ = try await tunnel.start()
+        let ports = try boundPorts(tunnel)
+        let payload = TestData.pseudoRandom(count: 3_000_000, seed: 11)
+        let echoed = try TCPTestClient.connect(port: ports[0]).exchange(payload)
+        #expect(TestData.sha256Hex(echoed) == TestData.sha256Hex(payload))
+        let reply = String(decoding: try TCPTestClient.connect(port: ports[1]).exchange(payload), as: UTF8.self)
+        #expect(reply == "bytes=\(payload.count) sha256=\(TestData.sha256Hex(payload))\n")
+        await tunnel.stop()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("a socket of our own: mode 0666 less StreamLocalBindMask, an existing file refused unless StreamLocalBindUnlink, removed on stop")
+    func socketListener() async throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let path = sshd.directory + "/ours.sock"
+        let forward = spec(.unixSocket(path: path), .tcp(host: "127.0.0.1", port: echo.port))
+
+        let tunnel = socketTunnel(sshd, [forward], group: group)  // OpenSSH's default mask 0177
+        _ = try await tunnel.start()
+        #expect(tunnel.boundAddresses == [path])
+        #expect(try mode(path) == 0o600)
+        let payload = Array("over a socket we listen on".utf8)
+        #expect(try TCPTestClient.connect(unixSocketPath: path).exchange(payload) == payload)
+        await tunnel.stop()
+        #expect(!FileManager.default.fileExists(atPath: path), "removed on stop")
+
+        // A socket file left behind (by a program that died): refused by default, as OpenSSH does; replaced with
+        // StreamLocalBindUnlink yes.
+        let previous = try TCPTestServer(behavior: .echo, unixSocketPath: path)
+        previous.stop()
+        #expect(FileManager.default.fileExists(atPath: path))
+        let refused = socketTunnel(sshd, [forward], group: group)
+        do {
+            _ = try await refused.start()
+            Issue.record("bound over an existing file without StreamLocalBindUnlink")
+        } catch let error as TunnelError {
+            #expect("\(error)".contains("StreamLocalBindUnlink"), "\(error)")
+        }
+        let replacing = socketTunnel(sshd, [forward], group: group, mask: 0o022, unlink: true)
+        _ = try await replacing.start()
+        #expect(try mode(path) == 0o644)
+        #expect(try TCPTestClient.connect(unixSocketPath: path).exchange(payload) == payload)
+        await replacing.stop()
+
+        // Something that is not a socket is never removed, whatever StreamLocalBindUnlink says.
+        try "precious".write(toFile: path, atomically: true, encoding: .utf8)
+        let notSocket = socketTunnel(sshd, [forward], group: group, unlink: true)
+        do {
+            _ = try await notSocket.start()
+            Issue.record("bound over a regular file")
+        } catch let error as TunnelError {
+            #expect("\(error)".contains("not a socket"), "\(error)")
+        }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "precious")
+        try await group.shutdownGracefully()
+    }
+
+    private func mode(_ path: String) throws -> Int {
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        return (attributes[.posixPermissions] as? Int ?? -1) & 0o777
+    }
+}

@@ -53,15 +53,8 @@ struct UnsupportedSettingTests {
 
     @Test func onlyInactiveForwardsAreRefused() throws {
         let reason = TunnelService.unsupportedSetting(try host("Host h\n  RemoteForward 9000 localhost:3000\n"))
-        #expect(reason?.contains("only RemoteForward, DynamicForward or Unix-socket forwards (Host at t.conf:1)") == true)
+        #expect(reason?.contains("only RemoteForward or DynamicForward (Host at t.conf:1)") == true)
         #expect(reason?.contains("ssh -F t.conf -N h") == true)
-    }
-
-    @Test func onlySocketForwardsAreRefused() throws {
-        let reason = TunnelService.unsupportedSetting(try host("Host h\n  LocalForward /tmp/a.sock db:5432\n"))
-        #expect(reason?.contains("Unix-socket forwards") == true)
-        // Beside a TCP forward, a socket forward is skipped with a warning and the host comes up.
-        #expect(TunnelService.unsupportedSetting(try host("Host h\n  LocalForward /tmp/a.sock db:5432\n  LocalForward 1 a:1\n")) == nil)
     }
 
     @Test func aHostWithAProblemIsRefusedWithItsLine() throws {
