@@ -22,13 +22,19 @@ struct InputWatch {
 
     mutating func forget(slot: Int) { busy[slot] = nil }
 
-    /// The slots to ask after a burst; slots quiet for `quietAfter` stop being asked.
+    /// Calls `ask` with each slot to ask after a burst; slots quiet for `quietAfter` stop being asked.
+    mutating func forEachSlotToAsk(at now: NIODeadline, _ ask: (Int) -> Void) {
+        var quiet = false
+        for (slot, last) in busy {
+            if now - last > Self.quietAfter { quiet = true } else { ask(slot) }
+        }
+        if quiet { busy = busy.filter { now - $0.value <= Self.quietAfter } }
+    }
+
+    /// The slots `forEachSlotToAsk` would ask (for tests).
     mutating func slotsToAsk(at now: NIODeadline) -> [Int] {
         var slots: [Int] = []
-        slots.reserveCapacity(busy.count)
-        for (slot, last) in busy {
-            if now - last > Self.quietAfter { busy[slot] = nil } else { slots.append(slot) }
-        }
+        forEachSlotToAsk(at: now) { slots.append($0) }
         return slots
     }
 

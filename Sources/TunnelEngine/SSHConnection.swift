@@ -74,6 +74,7 @@ final class SSHConnection: SessionLinkEvents {
     private var slotOwners: [ForwardedConnection?] = []
     /// Connections to step on this pump, each once.
     private var scheduled: [ForwardedConnection] = []
+    private var stepping: [ForwardedConnection] = []
     /// Connections waiting for the server to widen their channel's window.
     private var waitingForWindow: [Int: ForwardedConnection] = [:]
     /// Connections that stopped reading their client because the session's output was congested.
@@ -495,8 +496,8 @@ final class SSHConnection: SessionLinkEvents {
     /// After a burst from the server (already parsed by libssh2): schedule the busy connections whose channel has
     /// data or reached end of stream, and those whose window the server may have widened.
     private func askBusyChannels(now: NIODeadline) {
-        for slot in watch.slotsToAsk(at: now) where channels.hasInput(slot: slot) {
-            if let owner = slotOwners[slot] { schedule(owner) }
+        watch.forEachSlotToAsk(at: now) { slot in
+            if channels.hasInput(slot: slot), let owner = slotOwners[slot] { schedule(owner) }
         }
         if !waitingForWindow.isEmpty {
             for (id, forward) in waitingForWindow where (forward.channel?.writeWindow ?? 1) > 0 {
@@ -533,9 +534,10 @@ final class SSHConnection: SessionLinkEvents {
     private func stepScheduled(now: NIODeadline) throws -> (delivered: Int, reads: Int) {
         var delivered = 0, reads = 0
         while !scheduled.isEmpty {
-            let batch = scheduled
-            scheduled.removeAll(keepingCapacity: true)
-            for forward in batch {
+            // Swap in the spare array instead of copying: stepping may schedule more, into the emptied one.
+            swap(&scheduled, &stepping)
+            defer { stepping.removeAll(keepingCapacity: true) }
+            for forward in stepping {
                 forward.isScheduled = false
                 try forward.step(outboundCongested: outboundCongested, scratch: scratch)
                 delivered += forward.stepReceived
