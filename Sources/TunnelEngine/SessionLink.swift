@@ -35,14 +35,15 @@ final class TCPLink: SessionLink, Sendable {
     /// Connect to `host:port` on `eventLoop`; events go to `events` from the moment the connection exists.
     static func connect(host: String, port: Int, timeout: TimeAmount, on eventLoop: EventLoop,
                         events: SessionLinkEvents) -> EventLoopFuture<TCPLink> {
-        // The handler holds its receiver weakly until the link exists, so a failed connect leaves nothing behind.
-        let handler = LinkHandler(events: events)
+        // The handler holds its receiver weakly, so a failed connect leaves nothing behind. It is made here, on the
+        // loop, and handed to the initializer (which runs on the same loop) in a box that checks that.
+        let handler = NIOLoopBound(LinkHandler(events: events), eventLoop: eventLoop)
         return ClientBootstrap(group: eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
             .connectTimeout(timeout)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler.value) }
             }
             .connect(host: host, port: port)
             .map { TCPLink(channel: $0) }
@@ -61,8 +62,7 @@ final class TCPLink: SessionLink, Sendable {
 }
 
 /// Feeds a TCP channel's bytes and events to the session.
-private final class LinkHandler: ChannelInboundHandler, @unchecked Sendable {
-    // @unchecked: created off the loop only to be added to the pipeline; used only on the channel's loop after.
+private final class LinkHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     private weak var events: SessionLinkEvents?
     private var closed = false
