@@ -21,21 +21,37 @@ public enum TestData {
     public static func hex(_ bytes: [UInt8]) -> String { Hex.encode(bytes) }
 }
 
-/// An endless deterministic byte stream (splitmix64); pull it in any chunk sizes, the bytes are the same.
-public struct PseudoRandomStream: Sendable {
-    private var state: UInt64
-    private var word: UInt64 = 0
-    private var wordBytesLeft = 0
+/// SplitMix64: a small generator with the same sequence on every platform, so a failure found with a seed can be
+/// reproduced. The one generator the tests, the byte stream below and the fuzz-like tests share.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    public var state: UInt64
 
-    public init(seed: UInt64) { state = seed }
+    public init(state: UInt64) { self.state = state }
 
-    private mutating func nextWord() -> UInt64 {
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+
+    /// A number in 0..<n.
+    public mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    public mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
+    /// True `percent` times in a hundred.
+    public mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
+}
+
+/// An endless deterministic byte stream (splitmix64); pull it in any chunk sizes, the bytes are the same.
+public struct PseudoRandomStream: Sendable {
+    private var generator: SplitMix64
+    private var word: UInt64 = 0
+    private var wordBytesLeft = 0
+
+    public init(seed: UInt64) { generator = SplitMix64(state: seed) }
+
+    private mutating func nextWord() -> UInt64 { generator.next() }
 
     /// Fills `buffer` with the next `buffer.count` bytes.
     public mutating func fill(_ buffer: UnsafeMutableRawBufferPointer) {

@@ -172,7 +172,7 @@ struct PrivateKeyFileTests {
             == "\(text): not a private key (expected an OpenSSH or PEM private key)")
 
         for seed in 0..<50 {
-            var generator = SeededGenerator(seed: UInt64(seed))
+            var generator = SplitMix64(state: UInt64(seed) &+ 0x9E37_79B9_7F4A_7C15)  // the seeds used before
             let length = Int.random(in: 0...4096, using: &generator)
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
             let path = dir + "/garbage\(seed)"
@@ -224,16 +224,3 @@ struct PrivateKeyFileTests {
     }
 }
 
-/// Deterministic bytes so a garbage-input failure can be reproduced.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        // splitmix64
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

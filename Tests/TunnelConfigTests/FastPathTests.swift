@@ -1,25 +1,13 @@
 import Foundation
 import Testing
+import TunnelTestSupport
 @testable import TunnelConfig
 
 /// The fast paths (BlockIndex for resolving, byte-level line splitting and
 /// pattern matching) against the straightforward definitions they replace.
 @Suite("Fast paths agree with the reference implementations")
 struct FastPathTests {
-    /// A small deterministic generator (SplitMix64), so a failure can be reproduced.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-        mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
-        mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
-    }
+    typealias Random = SplitMix64
 
     /// Settings lines to sprinkle: single-value keywords (first wins) and
     /// accumulating ones, some repeated so duplicates get dropped.

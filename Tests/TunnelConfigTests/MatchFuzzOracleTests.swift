@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TunnelTestSupport
 @testable import TunnelConfig
 
 /// Many small random files of Host and Match blocks (a fixed seed, so a
@@ -8,18 +9,7 @@ import Testing
 /// which name each criterion sees are easy to get subtly wrong.
 @Suite("Random Host/Match files: same answers as ssh -G", .enabled(if: OpenSSH.path != nil, "ssh is not installed"))
 struct MatchFuzzOracleTests {
-    /// SplitMix64: small, deterministic on every platform.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func pick<T>(_ items: [T]) -> T { items[Int(next() % UInt64(items.count))] }
-    }
+    typealias Random = SplitMix64
 
     static let patterns = ["a", "b", "a*", "*.example.com", "*", "b.example.com", "10.0.0.*", "a,b", "!a,*", "c", "A"]
     static let users = ["u1", "u2", "deploy", "u*", "!u1,*"]
