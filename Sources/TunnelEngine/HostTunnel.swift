@@ -218,6 +218,8 @@ public final class HostTunnel: Sendable {
             case .success:
                 break  // the session steps it from here: it starts reading the client
             case .failure(let failure):
+                // A connection already closed (the session ended, tunnel stopping) is not the server's refusal.
+                guard !forward.isClosed else { return }
                 counters.recordOpenFailure()
                 logger.warning("\(spec.listenText) -> \(spec.targetText): the server could not open the connection: \(failure.message)")
                 forward.close(.abort)

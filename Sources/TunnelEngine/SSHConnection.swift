@@ -314,10 +314,14 @@ final class SSHConnection: SessionLinkEvents {
 
     /// Ask the server for a channel to `target` for `forward`, and attach it. A client that arrives while the session
     /// is being set up waits in the queue; the wait is bounded by the connect timeout, after which `fail` closes it.
-    /// `completion` runs on the loop when the open succeeded (the channel is attached) or failed.
+    /// `completion` runs on the loop when the open succeeded (the channel is attached) or failed; not at all if
+    /// `forward` was closed meanwhile (its channel, if one came, is freed).
     func open(_ forward: ForwardedConnection, to target: ChannelTarget,
               completion: @escaping (Result<Void, ChannelOpenFailure>) -> Void) {
         eventLoop.assertInEventLoop()
+        guard acceptsClients else {
+            return completion(.failure(ChannelOpenFailure(message: "the SSH session has ended")))
+        }
         openQueue.append(OpenRequest(forward: forward, target: target, completion: completion))
         if case .ready = state { pump() } else { logger.debug("client waits for the SSH session") }
     }
