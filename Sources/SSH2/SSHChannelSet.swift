@@ -38,14 +38,20 @@ public final class SSHChannelSet {
         count -= 1
     }
 
-    /// Let libssh2 parse every byte the server has sent so far. Throws only when the session's transport failed.
-    public func drain(session: SSHSession) throws(SSH2Error) {
+    /// Let libssh2 parse every byte the server has sent so far: keepalive requests, key re-exchange and channel
+    /// messages are handled inside this call. Throws only when the session's transport failed.
+    ///
+    /// `through` should be a channel that is never read for data (see `SSHSession.openIdleSession`): a channel
+    /// whose own read left a window adjust half-sent (during a key re-exchange) would have that adjust finished
+    /// with the size of this zero-length read, and libssh2's idea of the window would drift from the server's.
+    /// Without one, the oldest channel of the set is used, and with no channel at all nothing is parsed.
+    public func drain(session: SSHSession, through idle: SSHChannel? = nil) throws(SSH2Error) {
         try session.checkUsable()
-        guard let any = handles.first(where: { $0 != nil }) ?? nil else { return }
+        guard let handle = idle?.handle ?? handles.first(where: { $0 != nil }) ?? nil else { return }
         var scratch: CChar = 0
         // A zero-length read: libssh2 drains the transport into its packet list and copies nothing. It reports
         // "would block", or 0 when this one channel is at end of stream; real errors are transport failures.
-        let rc = tunnel_ssh2_channel_read(any, &scratch, 0)
+        let rc = tunnel_ssh2_channel_read(handle, &scratch, 0)
         if rc < 0 && rc != Int(LIBSSH2_ERROR_EAGAIN) {
             let error = session.lastError(Int32(truncatingIfNeeded: rc), operation: "read from the server")
             if SSH2Error.transportCodes.contains(error.code) { throw error }

@@ -105,6 +105,11 @@ public final class SSHSession {
         return .done(())
     }
 
+    /// The MAC algorithm the server uses for what it sends (after the handshake), as libssh2 names it.
+    public var inboundMAC: String? {
+        libssh2_session_methods(raw, LIBSSH2_METHOD_MAC_SC).map { String(cString: $0) }
+    }
+
     /// The server's host key after the handshake.
     public var hostKey: SSHHostKey? {
         var length = 0
@@ -144,6 +149,19 @@ public final class SSHSession {
         let code = libssh2_session_last_errno(raw)
         if code == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
         throw lastError(code, operation: "open a channel to \(host):\(port)")
+    }
+
+    /// Open a `session` channel (RFC 4254 6.1) and request nothing on it: the channel exists only so the owner has
+    /// a channel through which to let libssh2 read the transport when no other channel is open. Same
+    /// one-open-at-a-time rule as `openDirectTCPIP`.
+    public func openIdleSession() throws(SSH2Error) -> SSHStep<SSHChannel> {
+        try checkUsable()
+        let type = "session"
+        let channel = type.withCString { tunnel_ssh2_channel_open(raw, $0, UInt32(type.utf8.count), nil, 0) }
+        if let channel { return .done(SSHChannel(raw: channel, session: self)) }
+        let code = libssh2_session_last_errno(raw)
+        if code == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+        throw lastError(code, operation: "open a session channel")
     }
 
     /// Ask the server to connect to the Unix-domain socket at `path` (a `direct-streamlocal@openssh.com` channel, as

@@ -143,8 +143,9 @@ final class ForwardedConnection {
             }
             toServer = pending.readableBytes > 0 ? pending : nil
         }
-        if flow.shouldSendEOF(pendingUpstream: toServer != nil), case .done = try channel.sendEOF() {
-            flow.eofSent()
+        if flow.shouldSendEOF(pendingUpstream: toServer != nil) {
+            // Would block only while keys are re-exchanged; retried with the connections waiting for the window.
+            if case .done = try channel.sendEOF() { flow.eofSent() } else { waits.insert(.serverWindow) }
         }
     }
 

@@ -154,6 +154,7 @@ public final class HostTunnel: Sendable {
         guard chmod(path, mode_t(0o666 & ~settings.streamLocalBindMask & 0o777)) == 0 else {
             let reason = String(cString: strerror(errno))
             try? await channel.close()
+            unlink(path)
             throw TunnelError.bindFailed(address: path, reason: "cannot set the socket's permissions: \(reason)")
         }
         try await eventLoop.submit {

@@ -85,6 +85,19 @@ final class SSHConnection: SessionLinkEvents {
     private var burstBytes = 0
     /// Which channels to ask after a burst; a sweep asks them all.
     private var watch = InputWatch()
+    /// The idle `session` channel libssh2 reads the transport through (see `SSHChannelSet.drain`): it makes the
+    /// session answer the server's keepalives and key re-exchanges when no forwarded connection is open, and it is
+    /// never read for data, so a half-sent window adjust of a real channel cannot be finished with a wrong size.
+    private enum DrainChannel {
+        case notOpened, opening(since: NIODeadline), open(SSHChannel)
+        /// Not opened (the server refused a session channel, e.g. `MaxSessions 0`; or the session is ending):
+        /// the oldest forwarded channel is read through instead.
+        case unavailable
+    }
+    private var drainChannel = DrainChannel.notOpened
+    private var drainThrough: SSHChannel? { if case .open(let channel) = drainChannel { return channel } else { return nil } }
+    /// When the open at the head of the queue was first sent (a round-trip sample when it is answered).
+    private var openSentAt: NIODeadline?
     private var sweepDue = false
     private var sweepTimer: Scheduled<Void>?
     private var sweepDeadline = NIODeadline.distantPast
@@ -245,6 +258,8 @@ final class SSHConnection: SessionLinkEvents {
     private func startAuthenticationStep(_ authenticator: PublicKeyAuthenticator, _ session: SSHSession) {
         // Whatever libssh2 queued before goes out first: the step may wait for the server's answer to it.
         flushToServer()
+        // The write can fail at once and end the session (the link reports it synchronously).
+        guard case .authenticating = state else { return }
         serverBytesPending = false
         state = .authenticating(authenticator, inFlight: true)
         let lent = Lent((authenticator, session))
@@ -391,6 +406,7 @@ final class SSHConnection: SessionLinkEvents {
         waitingForOutput.removeAll()
         slotOwners.removeAll()
         retiring.removeAll()
+        drainChannel = .unavailable
         link?.close()
         link = nil
         session = nil
@@ -441,6 +457,9 @@ final class SSHConnection: SessionLinkEvents {
             } catch {
                 throw TunnelError.ssh(SSHFailure(error))
             }
+            if let mac = session.inboundMAC, let length = InputWatch.macLength(mac) {
+                watch.framingPerPacket = 14 + 19 + length
+            }
             try verifyHostKey(session)
         case .authenticating(let authenticator, inFlight: false):
             // A step that would block waits for the server's next bytes (the first step starts at once).
@@ -455,19 +474,17 @@ final class SSHConnection: SessionLinkEvents {
                 serverBytesPending = false
                 received = burstBytes
                 burstBytes = 0
-                try channels.drain(session: session)
+                try channels.drain(session: session, through: drainThrough)
                 askBusyChannels(now: now)
             }
             if sweepDue {
                 sweepDue = false
-                try channels.drain(session: session)
+                try channels.drain(session: session, through: drainThrough)
                 sweepAllChannels()
             }
             let (delivered, reads) = try stepScheduled(now: now)
-            // Channels closed just now send their CLOSE at once; others finish when the server's reply arrives.
-            if !retiring.isEmpty { driveRetiring() }
             if received > 0 {
-                switch InputWatch.sweep(received: received, delivered: delivered, reads: reads) {
+                switch watch.sweep(received: received, delivered: delivered, reads: reads) {
                 case .now:
                     sweepAllChannels()
                     _ = try stepScheduled(now: now)
@@ -477,15 +494,25 @@ final class SSHConnection: SessionLinkEvents {
                     scheduleSweep(in: InputWatch.backstopDelay, now: now)
                 }
             }
+            // Channels closed just now send their CLOSE at once; others finish when the server's reply arrives.
+            if !retiring.isEmpty { driveRetiring() }
         case .disconnecting(let disconnectSent):
             for forward in forwards.values { retire(forward) }
             // An open already handed to libssh2 must be driven to its end; the others never started.
             while openQueue.count > (openInFlight ? 1 : 0) {
                 openQueue.removeLast().completion(.failure(ChannelOpenFailure(message: "the tunnel is stopping")))
             }
+            if case .notOpened = drainChannel { drainChannel = .unavailable }
+            if case .opening = drainChannel { try driveOpens(session) }
             if openInFlight { try driveOpens(session) }
+            if case .open(let channel) = drainChannel {
+                drainChannel = .unavailable
+                retiring.append(channel)
+            }
             driveRetiring()
-            guard retiring.isEmpty, !openInFlight, !disconnectSent else { return }
+            var drainOpening = false
+            if case .opening = drainChannel { drainOpening = true }
+            guard retiring.isEmpty, !openInFlight, !drainOpening, !disconnectSent else { return }
             guard case .done = session.disconnect(reason: "tunnel stopping") else { return }
             state = .disconnecting(disconnectSent: true)
             flushToServer()
@@ -550,7 +577,10 @@ final class SSHConnection: SessionLinkEvents {
                     retire(forward)
                     continue
                 }
-                if forward.stepMoved > 0, let slot = forward.slot { watch.noteBusy(slot: slot, at: now) }
+                if let slot = forward.slot {
+                    if forward.stepReceived > 0 { watch.noteReceived(slot: slot, at: now) }
+                    if forward.stepMoved > forward.stepReceived { watch.noteSent(slot: slot, at: now) }
+                }
                 if forward.waits.contains(.serverWindow) { waitingForWindow[forward.id] = forward }
                 if forward.waits.contains(.sessionOutput) { waitingForOutput[forward.id] = forward }
             }
@@ -559,6 +589,19 @@ final class SSHConnection: SessionLinkEvents {
     }
 
     private func driveOpens(_ session: SSHSession) throws {
+        // The idle drain channel first, once per session (libssh2 opens one channel at a time).
+        if case .notOpened = drainChannel { drainChannel = .opening(since: .now()) }
+        if case .opening(let since) = drainChannel {
+            do {
+                guard case .done(let channel) = try session.openIdleSession() else { return }
+                drainChannel = .open(channel)
+                watch.noteRoundTrip(.now() - since)
+            } catch {
+                if error.isSessionFatal { throw error }
+                drainChannel = .unavailable
+                logger.debug("the server refused an idle session channel (\(error.message)); reading through the oldest forwarded channel instead")
+            }
+        }
         while let request = openQueue.first {
             let forward = request.forward
             if forward.isClosed && !openInFlight {
@@ -577,12 +620,23 @@ final class SSHConnection: SessionLinkEvents {
                 }
             } catch {
                 openInFlight = false
+                openSentAt = nil
                 openQueue.removeFirst()
                 if error.isSessionFatal { throw error }
                 request.completion(.failure(ChannelOpenFailure(message: error.message.isEmpty ? error.description : error.message)))
+                // The completion may have closed it (a client already gone does not step again): forget it.
+                if forward.isClosed { retire(forward) }
                 continue
             }
-            guard case .done(let channel) = step else { return }
+            guard case .done(let channel) = step else {
+                if openSentAt == nil { openSentAt = .now() }
+                return
+            }
+            if let sent = openSentAt {
+                // Includes the server's connect to the target: an upper bound of the round trip, hence clamped.
+                watch.noteRoundTrip(.now() - sent)
+                openSentAt = nil
+            }
             openInFlight = false
             openQueue.removeFirst()
             let slot = channels.insert(channel)
@@ -593,7 +647,7 @@ final class SSHConnection: SessionLinkEvents {
             }
             while slotOwners.count <= slot { slotOwners.append(nil) }
             slotOwners[slot] = forward
-            watch.noteBusy(slot: slot, at: .now())
+            watch.noteReceived(slot: slot, at: .now())
             request.completion(.success(()))
             // The server may already have sent data on it.
             schedule(forward)

@@ -37,3 +37,25 @@ struct SessionCloseTests {
         try await group.shutdownGracefully()
     }
 }
+
+/// A session with no forwarded connection open must still read what the server sends: keepalive requests
+/// (`ClientAliveInterval`, common on cloud images), key re-exchanges.
+@Suite("An idle session stays up", .serialized)
+struct IdleSessionTests {
+    @Test("with no client connected, the server's keepalives are answered and the session stays up")
+    func keepalivesAnsweredWithNoChannel() async throws {
+        var options = SSHDFixture.Options()
+        options.extraConfig = ["ClientAliveInterval 1", "ClientAliveCountMax 2"]
+        let sshd = try SSHDFixture(options: options)
+        let echo = try TCPTestServer(behavior: .echo)
+        try await withTunnel(sshd, forwards: [echo.port]) { _, ports in
+            // sshd gives up on a client after 2 unanswered keepalives, 1 s apart. It has given up by 7 s when nobody answers (measured: within 6 s).
+            let askedBy = Date().addingTimeInterval(7)
+            try waitUntil(timeout: 10, "7 s to pass with the session idle") {
+                Date() >= askedBy || sshd.log.contains("Timeout, client not responding")
+            }
+            #expect(!sshd.log.contains("Timeout, client not responding"), "sshd dropped the idle session")
+            #expect(try TCPTestClient.connect(port: ports[0]).exchange(Array("still up".utf8)) == Array("still up".utf8))
+        }
+    }
+}
