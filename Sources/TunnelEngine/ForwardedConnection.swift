@@ -49,8 +49,9 @@ final class ForwardedConnection {
     /// Bytes the last step moved from the server to the client, and in both directions.
     private(set) var stepReceived = 0
     private(set) var stepMoved = 0
-    /// Reads from the channel that returned bytes in the last step.
-    private(set) var stepReads = 0
+    /// Packets from the server the last step is known to have taken: data reads, and EOF and close (counted as
+    /// two when the end of the stream was seen).
+    private(set) var stepPackets = 0
 
     init(id: Int, label: String, counters: TunnelCounters, logger: Logger) {
         self.id = id
@@ -95,7 +96,7 @@ final class ForwardedConnection {
         waits = []
         stepReceived = 0
         stepMoved = 0
-        stepReads = 0
+        stepPackets = 0
         guard case .open(let channel, _) = phase, let client else { return }
         do throws(SSH2Error) {
             try moveToServer(channel, outboundCongested: outboundCongested)
@@ -157,7 +158,7 @@ final class ForwardedConnection {
                 counters.addReceived(count)
                 stepReceived += count
                 stepMoved += count
-                stepReads += 1
+                stepPackets += 1
                 // Copy out only what arrived, into a buffer of that size.
                 let buffer = client.allocator.buffer(bytes: UnsafeRawBufferPointer(rebasing: scratch[0..<count]))
                 lastClientWrite = client.write(buffer)
@@ -166,6 +167,7 @@ final class ForwardedConnection {
                 break reading
             case .endOfStream:
                 flow.serverSentEOF()
+                stepPackets += 2
             }
         }
         if wrote { client.flush() }

@@ -79,13 +79,16 @@ struct InputWatch {
         case backstop
     }
 
-    /// After the asked channels took `delivered` bytes in `reads` reads of the `received` bytes of a burst.
-    func sweep(received: Int, delivered: Int, reads: Int) -> Sweep {
-        // A read takes at most two 32 KiB packets of one channel; a burst of N bytes holds at most N/32 KiB full ones.
-        let packets = max(reads, 1) + received / 32_768
+    /// After the asked channels took `delivered` bytes of data out of the `received` bytes of a burst, and
+    /// `packets` packets are otherwise known to have been in it (data reads, open answers, EOFs and closes seen,
+    /// window adjusts that woke a connection).
+    func sweep(received: Int, delivered: Int, packets known: Int) -> Sweep {
+        guard received > 0 else { return .backstop }
+        // A burst of N bytes holds at least N/32 KiB full data packets.
+        let packets = max(known, 1) + received / 32_768
         let unexplained = received - delivered - packets * framingPerPacket
         if unexplained > 4 * framingPerPacket { return .now }
-        return unexplained > 0 || (delivered == 0 && received > 0) ? .soon : .backstop
+        return unexplained > 0 || known == 0 ? .soon : .backstop
     }
 
     /// The MAC length of a MAC algorithm name libssh2 reports, to size `framingPerPacket`; nil if unknown.

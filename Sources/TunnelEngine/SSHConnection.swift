@@ -83,6 +83,8 @@ final class SSHConnection: SessionLinkEvents {
     private var serverBytesPending = false
     /// How many, this burst.
     private var burstBytes = 0
+    /// Packets of this burst taken by other than reads: open answers, window adjusts that woke a connection.
+    private var controlPackets = 0
     /// Which channels to ask after a burst; a sweep asks them all.
     private var watch = InputWatch()
     /// The idle `session` channel libssh2 reads the transport through (see `SSHChannelSet.drain`): it makes the
@@ -467,6 +469,8 @@ final class SSHConnection: SessionLinkEvents {
             authenticationStarted = true
             startAuthenticationStep(authenticator, session)
         case .ready:
+            // Packets of a new burst that opens (and window wake-ups, below) take are counted from here.
+            if serverBytesPending { controlPackets = 0 }
             try driveOpens(session)
             let now = NIODeadline.now()
             var received = 0
@@ -482,9 +486,9 @@ final class SSHConnection: SessionLinkEvents {
                 try channels.drain(session: session, through: drainThrough)
                 sweepAllChannels()
             }
-            let (delivered, reads) = try stepScheduled(now: now)
+            let (delivered, packets) = try stepScheduled(now: now)
             if received > 0 {
-                switch watch.sweep(received: received, delivered: delivered, reads: reads) {
+                switch watch.sweep(received: received, delivered: delivered, packets: packets + controlPackets) {
                 case .now:
                     sweepAllChannels()
                     _ = try stepScheduled(now: now)
@@ -533,6 +537,7 @@ final class SSHConnection: SessionLinkEvents {
         if !waitingForWindow.isEmpty {
             for (id, forward) in waitingForWindow where (forward.channel?.writeWindow ?? 1) > 0 {
                 waitingForWindow[id] = nil
+                controlPackets += 1  // the window adjust that woke it
                 schedule(forward)
             }
         }
@@ -561,9 +566,9 @@ final class SSHConnection: SessionLinkEvents {
         }
     }
 
-    /// Step every scheduled connection; returns the bytes they took from the server, and in how many reads.
-    private func stepScheduled(now: NIODeadline) throws -> (delivered: Int, reads: Int) {
-        var delivered = 0, reads = 0
+    /// Step every scheduled connection; returns the bytes they took from the server, and how many packets.
+    private func stepScheduled(now: NIODeadline) throws -> (delivered: Int, packets: Int) {
+        var delivered = 0, packets = 0
         while !scheduled.isEmpty {
             // Swap in the spare array instead of copying: stepping may schedule more, into the emptied one.
             swap(&scheduled, &stepping)
@@ -572,7 +577,7 @@ final class SSHConnection: SessionLinkEvents {
                 forward.isScheduled = false
                 try forward.step(outboundCongested: outboundCongested, scratch: scratch)
                 delivered += forward.stepReceived
-                reads += forward.stepReads
+                packets += forward.stepPackets
                 if forward.isClosed {
                     retire(forward)
                     continue
@@ -585,7 +590,7 @@ final class SSHConnection: SessionLinkEvents {
                 if forward.waits.contains(.sessionOutput) { waitingForOutput[forward.id] = forward }
             }
         }
-        return (delivered, reads)
+        return (delivered, packets)
     }
 
     private func driveOpens(_ session: SSHSession) throws {
@@ -639,6 +644,7 @@ final class SSHConnection: SessionLinkEvents {
             }
             openInFlight = false
             openQueue.removeFirst()
+            controlPackets += 1  // the server's answer
             let slot = channels.insert(channel)
             guard forward.attach(channel: channel, slot: slot) else {
                 channels.remove(slot: slot)
