@@ -245,6 +245,24 @@ public func freeTCPPort(host: String = "127.0.0.1") throws -> Int {
     throw TestSupportError("could not find a fresh free TCP port on \(host)")
 }
 
+/// A free TCP port below the kernel's ephemeral range (32768 and up on Linux), so no `bind(0)` or outgoing
+/// connection of another test running at the same time can take it after it is released: for tests that check
+/// that nothing listens on a port any more.
+public func freeTCPPortOutsideEphemeralRange(host: String = "127.0.0.1") throws -> Int {
+    var random = SplitMix64(state: UInt64(getpid()) &* 2_654_435_761 &+ UInt64(Date().timeIntervalSince1970 * 1000))
+    for _ in 0..<200 {
+        let port = 20_000 + random.below(12_000)
+        guard handedOutPorts.withLock({ !$0.contains(port) }) else { continue }
+        let address = try SocketAddress(host: host, port: port)
+        let fd = try makeStreamSocket(family: address.family)
+        defer { close(fd) }
+        setReuseAddress(fd)
+        guard address.withSockAddr({ bind(fd, $0, $1) }) == 0 else { continue }
+        if handedOutPorts.withLock({ $0.insert(port).inserted }) { return port }
+    }
+    throw TestSupportError("could not find a free TCP port in 20000-31999 on \(host)")
+}
+
 // GNU extensions that Glibc's Swift module does not import; looked up once at run time.
 private typealias Pipe2Fn = @convention(c) (UnsafeMutablePointer<Int32>?, Int32) -> Int32
 private typealias Accept4Fn = @convention(c) (Int32, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<socklen_t>?, Int32) -> Int32

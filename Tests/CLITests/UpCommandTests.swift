@@ -37,7 +37,7 @@ struct UpCommandTests {
     func upServesAndStopsCleanly(signal: Int32) throws {
         let sshd = try SSHDFixture()
         let http = try TCPTestServer(behavior: .http(body: "hello through the tunnel\n"))
-        let localPort = try freeTCPPort()
+        let localPort = try freeTCPPortOutsideEphemeralRange()
         let config = try Self.writeConfig(sshd, localPort: localPort, target: http.port)
         let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", config]).start()
         defer { _ = tunnel.terminate() }
@@ -96,7 +96,7 @@ struct UpCommandTests {
         try "#!/bin/sh\necho \"$1\" >> \(sshd.directory)/askpass.log\necho 's3cret phrase'\n".write(toFile: askpass, atomically: true, encoding: .utf8)
         chmod(askpass, 0o755)
         let http = try TCPTestServer(behavior: .http(body: "through an encrypted key\n"))
-        let localPort = try freeTCPPort()
+        let localPort = try freeTCPPortOutsideEphemeralRange()
         var config = try String(contentsOfFile: try Self.writeConfig(sshd, localPort: localPort, target: http.port), encoding: .utf8)
         config = config.replacingOccurrences(of: sshd.clientKeyPath, with: key)
         let path = sshd.directory + "/askpass.conf"
@@ -127,7 +127,7 @@ struct UpCommandTests {
         let otherLine = try SSHDFixture.publicKeyLine(try sshd.makeUnauthorizedKey() + ".pub")
         let knownHosts = sshd.directory + "/changed_known_hosts"
         try "[127.0.0.1]:\(sshd.port) \(otherLine)\n".write(toFile: knownHosts, atomically: true, encoding: .utf8)
-        let localPort = try freeTCPPort()
+        let localPort = try freeTCPPortOutsideEphemeralRange()
         let config = try Self.writeConfig(sshd, localPort: localPort, target: 80,
                                           extra: ["StrictHostKeyChecking accept-new"])
         let text = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: sshd.knownHostsPath, with: knownHosts)
@@ -147,7 +147,7 @@ struct UpCommandTests {
     @Test("when the server goes away the tunnel says so and exits 1 (reconnect is a later feature)")
     func serverGone() throws {
         let sshd = try SSHDFixture()
-        let localPort = try freeTCPPort()
+        let localPort = try freeTCPPortOutsideEphemeralRange()
         let config = try Self.writeConfig(sshd, localPort: localPort, target: 80)
         let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", config]).start()
         defer { _ = tunnel.terminate() }
@@ -163,7 +163,7 @@ struct UpCommandTests {
         let sshd = try SSHDFixture()
         sshd.suspend()  // TCP connects (the kernel accepts), but no SSH banner ever comes
         defer { sshd.resume() }
-        let localPort = try freeTCPPort()
+        let localPort = try freeTCPPortOutsideEphemeralRange()
         let config = try Self.writeConfig(sshd, localPort: localPort, target: 80)
         let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", config]).start()
         defer { _ = tunnel.terminate() }
@@ -183,7 +183,7 @@ struct UpCommandTests {
         let sshd = try SSHDFixture()
         let http = try TCPTestServer(behavior: .http(body: "from a socket\n"), unixSocketPath: sshd.directory + "/app.sock")
         let echo = try TCPTestServer(behavior: .echo)
-        let localPort = try freeTCPPort()
+        let localPort = try freeTCPPortOutsideEphemeralRange()
         let localSocket = sshd.directory + "/local.sock"
         let config = try Self.writeConfig(sshd, localPort: localPort, target: 80, extra: [
             "LocalForward \(localSocket) 127.0.0.1:\(echo.port)",
