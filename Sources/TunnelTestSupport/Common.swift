@@ -267,6 +267,7 @@ public func freeTCPPortOutsideEphemeralRange(host: String = "127.0.0.1") throws 
 private typealias Pipe2Fn = @convention(c) (UnsafeMutablePointer<Int32>?, Int32) -> Int32
 private typealias Accept4Fn = @convention(c) (Int32, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<socklen_t>?, Int32) -> Int32
 private typealias AddChdirFn = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, UnsafePointer<CChar>?) -> Int32
+private typealias AddClosefromFn = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
 
 private func lookup<F>(_ name: String, as: F.Type) -> F? {
     guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { return nil }
@@ -297,4 +298,12 @@ func spawnActionsAddChdir(_ actions: inout posix_spawn_file_actions_t, _ dir: St
         throw TestSupportError("this C library cannot set a child's working directory (posix_spawn_file_actions_addchdir_np)")
     }
     _ = addchdir(&actions, dir)
+}
+
+/// Close every descriptor from `lowest` up in the child (glibc 2.34+). NIO does not create its sockets
+/// close-on-exec, so without this a child spawned while another test's tunnel listens would inherit the listening
+/// socket and keep its port accepting after the tunnel closed it.
+func spawnActionsCloseFrom(_ actions: inout posix_spawn_file_actions_t, _ lowest: Int32) {
+    guard let closefrom = lookup("posix_spawn_file_actions_addclosefrom_np", as: AddClosefromFn.self) else { return }
+    _ = closefrom(&actions, lowest)
 }

@@ -197,6 +197,8 @@ public final class RunningProcess: @unchecked Sendable {
         if let dir = runner.currentDirectory {
             try spawnActionsAddChdir(&actions, dir)
         }
+        // After the three standard descriptors are in place: nothing else of this process leaks into the child.
+        spawnActionsCloseFrom(&actions, 3)
 
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
