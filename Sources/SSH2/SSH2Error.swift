@@ -27,10 +27,10 @@ public struct SSH2Error: Error, Sendable, Equatable, CustomStringConvertible {
         LIBSSH2_ERROR_OUT_OF_BOUNDARY,
     ]
 
-    public var description: String {
-        let detail = message.isEmpty ? kind.summary : message
-        return "\(operation): \(detail)"
-    }
+    /// libssh2's message, or a summary of the code when libssh2 gave none.
+    public var detail: String { message.isEmpty ? kind.summary : message }
+
+    public var description: String { "\(operation): \(detail)" }
 
     /// The codes callers branch on; everything else is `.other`.
     public enum Kind: Sendable, Equatable {

@@ -52,7 +52,7 @@ public struct SSHFailure: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     init(_ error: SSH2Error) {
-        self.init(operation: error.operation, message: error.description.dropPrefix("\(error.operation): "), code: error.code)
+        self.init(operation: error.operation, message: error.detail, code: error.code)
     }
 
     public var description: String { message.isEmpty ? operation : "\(operation): \(message)" }
@@ -64,8 +64,11 @@ public struct AuthenticationFailure: Error, Sendable, Equatable, CustomStringCon
     public var peer: String
     public var attempts: [AuthenticationAttempt]
 
-    public var description: String {
-        let tried = attempts.isEmpty ? "no identity file found (set IdentityFile)" : attempts.map(\.description).joined(separator: "; ")
+    public var description: String { describe { $0.description } }
+
+    /// The message with each attempt worded by `attempt` (a front end adds its own advice to some).
+    public func describe(_ attempt: (AuthenticationAttempt) -> String) -> String {
+        let tried = attempts.isEmpty ? "no identity file found (set IdentityFile)" : attempts.map(attempt).joined(separator: "; ")
         return "authentication failed for \(peer): \(tried)"
     }
 }
@@ -103,11 +106,5 @@ public struct AuthenticationAttempt: Sendable, Equatable, CustomStringConvertibl
         case .unusable(let detail):
             return detail.hasPrefix(identityFile) ? detail : "\(identityFile): \(detail)"
         }
-    }
-}
-
-private extension String {
-    func dropPrefix(_ prefix: String) -> String {
-        hasPrefix(prefix) ? String(dropFirst(prefix.count)) : self
     }
 }

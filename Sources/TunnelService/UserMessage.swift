@@ -9,13 +9,11 @@ enum UserMessage {
         case .hostKeyRefused(let refusal):
             return HostKeyAdvice.explain(refusal)
         case .authenticationFailed(let failure):
-            let attempts = failure.attempts.map { attempt -> String in
+            return failure.describe { attempt in
                 guard attempt.problem == .encryptedWithoutPassphrase else { return attempt.description }
                 return attempt.description
                     + " (run tunnel up on a terminal to be asked, or set SSH_ASKPASS with SSH_ASKPASS_REQUIRE=force)"
             }
-            let tried = attempts.isEmpty ? "no identity file found (set IdentityFile)" : attempts.joined(separator: "; ")
-            return "authentication failed for \(failure.peer): \(tried)"
         default:
             return error.description
         }
