@@ -62,14 +62,18 @@ public final class SSHChannelSet {
     /// closes it soon, or must keep checking whether the server closed it). False for an empty slot.
     public func hasInput(slot: Int) -> Bool {
         guard slot < handles.count, let handle = handles[slot] else { return false }
-        return libssh2_poll_channel_read(handle, 0) > 0 || libssh2_channel_eof(handle) == 1
+        return Self.hasInput(handle)
     }
 
     /// Every occupied slot with input (the full sweep).
     public func forEachSlotWithInput(_ body: (Int) -> Void) {
         for slot in handles.indices {
-            guard let handle = handles[slot] else { continue }
-            if libssh2_poll_channel_read(handle, 0) > 0 || libssh2_channel_eof(handle) == 1 { body(slot) }
+            if let handle = handles[slot], Self.hasInput(handle) { body(slot) }
         }
+    }
+
+    /// Data queued for the channel, or end of stream: two walks of libssh2's (usually empty) packet list.
+    private static func hasInput(_ handle: OpaquePointer) -> Bool {
+        libssh2_poll_channel_read(handle, 0) > 0 || libssh2_channel_eof(handle) == 1
     }
 }

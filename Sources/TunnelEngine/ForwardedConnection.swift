@@ -46,9 +46,9 @@ final class ForwardedConnection {
     /// In the session's queue of connections to step (so it is queued once however many events arrive).
     var isScheduled = false
     private(set) var waits: Waits = []
-    /// Bytes the last step moved from the server to the client, and in both directions.
+    /// Bytes the last step moved from the server to the client, and from the client to the server.
     private(set) var stepReceived = 0
-    private(set) var stepMoved = 0
+    private(set) var stepSent = 0
     /// Packets from the server the last step is known to have taken: data reads, and EOF and close (counted as
     /// two when the end of the stream was seen).
     private(set) var stepPackets = 0
@@ -95,7 +95,7 @@ final class ForwardedConnection {
     func step(outboundCongested: Bool, scratch: UnsafeMutableRawBufferPointer) throws(SSH2Error) {
         waits = []
         stepReceived = 0
-        stepMoved = 0
+        stepSent = 0
         stepPackets = 0
         guard case .open(let channel, _) = phase, let client else { return }
         do throws(SSH2Error) {
@@ -140,7 +140,7 @@ final class ForwardedConnection {
                 }
                 pending.moveReaderIndex(forwardBy: written)
                 counters.addSent(written)
-                stepMoved += written
+                stepSent += written
             }
             toServer = pending.readableBytes > 0 ? pending : nil
         }
@@ -157,7 +157,6 @@ final class ForwardedConnection {
             case .bytes(let count):
                 counters.addReceived(count)
                 stepReceived += count
-                stepMoved += count
                 stepPackets += 1
                 // Copy out only what arrived, into a buffer of that size.
                 let buffer = client.allocator.buffer(bytes: UnsafeRawBufferPointer(rebasing: scratch[0..<count]))

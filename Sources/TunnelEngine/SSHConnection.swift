@@ -274,26 +274,26 @@ final class SSHConnection: SessionLinkEvents {
 
     private func authenticationStepEnded(_ result: Result<String?, Error>, authenticator: PublicKeyAuthenticator,
                                          lent session: SSHSession) {
-            // The session is back on the loop: release what arrived meanwhile to libssh2.
-            if var held = heldInbound {
-                heldInbound = nil
-                transport?.append(fromServer: &held)
-                serverBytesPending = true
-            }
-            guard case .authenticating = state else {
-                // Stopped or failed while the step ran: the session could not be invalidated then; do it now.
-                session.invalidate()
-                return
-            }
-            switch result {
-            case .success(let identity?): becomeReady(identity: identity)
-            case .success(nil):
-                state = .authenticating(authenticator, inFlight: false)
-                flushToServer()
-            case .failure(let error as TunnelError): return fail(error)
-            case .failure(let error): return fail(.connectionLost(reason: "\(error)"))
-            }
-            pump()
+        // The session is back on the loop: release what arrived meanwhile to libssh2.
+        if var held = heldInbound {
+            heldInbound = nil
+            transport?.append(fromServer: &held)
+            serverBytesPending = true
+        }
+        guard case .authenticating = state else {
+            // Stopped or failed while the step ran: the session could not be invalidated then; do it now.
+            session.invalidate()
+            return
+        }
+        switch result {
+        case .success(let identity?): becomeReady(identity: identity)
+        case .success(nil):
+            state = .authenticating(authenticator, inFlight: false)
+            flushToServer()
+        case .failure(let error as TunnelError): return fail(error)
+        case .failure(let error): return fail(.connectionLost(reason: "\(error)"))
+        }
+        pump()
     }
 
     private func becomeReady(identity: String) {
@@ -474,16 +474,16 @@ final class SSHConnection: SessionLinkEvents {
             try driveOpens(session)
             let now = NIODeadline.now()
             var received = 0
+            // libssh2 parses what arrived once, for the burst and a due sweep alike.
+            if serverBytesPending || sweepDue { try channels.drain(session: session, through: drainThrough) }
             if serverBytesPending {
                 serverBytesPending = false
                 received = burstBytes
                 burstBytes = 0
-                try channels.drain(session: session, through: drainThrough)
                 askBusyChannels(now: now)
             }
             if sweepDue {
                 sweepDue = false
-                try channels.drain(session: session, through: drainThrough)
                 sweepAllChannels()
             }
             let (delivered, packets) = try stepScheduled(now: now)
@@ -584,7 +584,7 @@ final class SSHConnection: SessionLinkEvents {
                 }
                 if let slot = forward.slot {
                     if forward.stepReceived > 0 { watch.noteReceived(slot: slot, at: now) }
-                    if forward.stepMoved > forward.stepReceived { watch.noteSent(slot: slot, at: now) }
+                    if forward.stepSent > 0 { watch.noteSent(slot: slot, at: now) }
                 }
                 if forward.waits.contains(.serverWindow) { waitingForWindow[forward.id] = forward }
                 if forward.waits.contains(.sessionOutput) { waitingForOutput[forward.id] = forward }
