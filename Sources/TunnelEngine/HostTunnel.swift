@@ -100,7 +100,7 @@ public final class HostTunnel: Sendable {
 
     /// One line per forward, "127.0.0.1:8080 -> 127.0.0.1:80", with the ports actually bound.
     public var forwardDescriptions: [String] {
-        localForwards.map { "\($0.listenText) -> \($0.targetText)" }
+        localForwards.map(\.forwardText)
     }
 
     // MARK: - Listeners
@@ -206,7 +206,7 @@ public final class HostTunnel: Sendable {
             client.close(promise: nil)
             return
         }
-        let forward = connection.makeForward(label: "\(spec.listenText) -> \(spec.targetText)")
+        let forward = connection.makeForward(label: spec.forwardText)
         forward.attach(client: client)
         handler.attach(forward, connection)
         let target: ChannelTarget
@@ -222,7 +222,7 @@ public final class HostTunnel: Sendable {
                 // A connection already closed (the session ended, tunnel stopping) is not the server's refusal.
                 guard !forward.isClosed else { return }
                 counters.recordOpenFailure()
-                logger.warning("\(spec.listenText) -> \(spec.targetText): the server could not open the connection: \(failure.message)")
+                logger.warning("\(forward.label): the server could not open the connection: \(failure.message)")
                 forward.close(.abort)
             }
         }
@@ -303,6 +303,9 @@ extension ForwardSpec {
         case .address(let address): return address.contains(":") ? "[\(address)]:\(listenPort)" : "\(address):\(listenPort)"
         }
     }
+
+    /// "127.0.0.1:8080 -> db.internal:5432", for log lines and the "connected" line.
+    var forwardText: String { "\(listenText) -> \(targetText)" }
 
     /// "db.internal:5432", "[fe80::1]:80", "/var/run/docker.sock".
     var targetText: String {
