@@ -32,8 +32,9 @@ let package = Package(
         .target(
             name: "TunnelEngine",
             dependencies: [
-                "SSH2", "TunnelConfig",
+                "SSH2", "TunnelConfig", "Digests",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -79,7 +80,11 @@ let package = Package(
         .testTarget(name: "SSH2Tests", dependencies: ["SSH2", "Digests", "TunnelTestSupport"]),
         .testTarget(name: "TunnelConfigTests", dependencies: ["TunnelConfig", "Digests", "TunnelTestSupport"]),
         // Engine logic that needs no server (host-key policy); anything with a real sshd is in IntegrationTests.
-        .testTarget(name: "TunnelEngineTests", dependencies: ["TunnelEngine", "TunnelConfig", "SSH2", "Digests"]),
+        .testTarget(name: "TunnelEngineTests", dependencies: ["TunnelEngine", "TunnelConfig", "SSH2", "Digests",
+                                                              .product(name: "NIOCore", package: "swift-nio"),
+                                                              .product(name: "NIOEmbedded", package: "swift-nio"),
+                                                              .product(name: "NIOHTTP1", package: "swift-nio"),
+                                                              .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TunnelServiceTests", dependencies: ["TunnelService", "TunnelEngine", "TunnelConfig"]),
         .testTarget(
             name: "IntegrationTests",

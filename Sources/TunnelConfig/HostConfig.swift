@@ -73,6 +73,9 @@ public struct HostConfig: Sendable, Hashable {
     public var streamLocalBindMask: Int
     /// Remove an existing socket file before listening on it; default false.
     public var streamLocalBindUnlink: Bool
+    /// `DynamicForwardAuth user:password` (tunnel's own keyword): what DynamicForward proxy clients must give.
+    /// nil (default, or `none`): no credentials asked.
+    public var dynamicForwardAuth: ProxyAuth?
     /// Lines that apply to this host that tunnel cannot act on (a service
     /// name for a port, a path whose `${VAR}` is unset) and `Match exec`
     /// commands that failed or timed out, each with its file:line. Such a host
@@ -123,6 +126,7 @@ public struct HostConfig: Sendable, Hashable {
         tag: String? = nil,
         streamLocalBindMask: Int = HostConfig.defaultStreamLocalBindMask,
         streamLocalBindUnlink: Bool = false,
+        dynamicForwardAuth: ProxyAuth? = nil,
         problems: [ConfigError] = []
     ) {
         self.name = name
@@ -157,6 +161,7 @@ public struct HostConfig: Sendable, Hashable {
         self.tag = tag
         self.streamLocalBindMask = streamLocalBindMask
         self.streamLocalBindUnlink = streamLocalBindUnlink
+        self.dynamicForwardAuth = dynamicForwardAuth
         self.problems = problems
     }
 
@@ -171,4 +176,18 @@ public struct HostConfig: Sendable, Hashable {
         localForwards.filter(\.isUnixSocket).count + remoteForwards.filter(\.isUnixSocket).count
             + dynamicForwards.filter(\.isUnixSocket).count
     }
+}
+
+/// A user name and password (`DynamicForwardAuth user:password`). The password is never printed (see
+/// `description`).
+public struct ProxyAuth: Sendable, Hashable, CustomStringConvertible {
+    public var user: String
+    public var password: String
+
+    public init(user: String, password: String) {
+        self.user = user
+        self.password = password
+    }
+
+    public var description: String { "\(user):(password hidden)" }
 }

@@ -41,6 +41,12 @@ enum Keyword: String, CaseIterable, Sendable {
     case tag = "Tag"
     case streamLocalBindMask = "StreamLocalBindMask"
     case streamLocalBindUnlink = "StreamLocalBindUnlink"
+    /// tunnel's own (OpenSSH does not know it: see `ownKeywords`).
+    case dynamicForwardAuth = "DynamicForwardAuth"
+
+    /// Keywords of tunnel's own. `ssh -F` rejects a file that uses one unless an IgnoreUnknown line before it
+    /// covers it; the README documents the line (`IgnoreUnknown DynamicForwardAuth`).
+    static let ownKeywords: Set<Keyword> = [.dynamicForwardAuth]
 
     /// Lowercased spelling → keyword; OpenSSH also accepts a few aliases.
     static let byLowercasedName: [String: Keyword] = {

@@ -359,6 +359,19 @@ struct Parser {
                 return bad("bad value \(value.quotedForMessage) (expected yes or no)")
             }
             return .setting(.streamLocalBindUnlink(flag))
+
+        case .dynamicForwardAuth:
+            guard let value = single() else { return nil }
+            if !ignoreUnknown.contains(where: { $0.matches(keyword.name) }) {
+                diagnostics.warnOnce(key: "own:" + keyword.name.lowercased(),
+                                     "\(keyword.name) is tunnel's own keyword: ssh -F rejects this file unless a line \"IgnoreUnknown \(keyword.name)\" comes before it",
+                                     at: location)
+            }
+            if value.lowercased() == "none" { return .setting(.dynamicForwardAuth(nil)) }
+            guard let colon = value.firstIndex(of: ":"), colon != value.startIndex else {
+                return bad("bad value for \(keyword.name) (expected user:password, or none)")
+            }
+            return .setting(.dynamicForwardAuth(ProxyAuth(user: String(value[..<colon]), password: String(value[value.index(after: colon)...]))))
         }
     }
 

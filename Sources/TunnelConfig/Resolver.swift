@@ -42,6 +42,8 @@ struct CollectedSettings {
     var tag: String?
     var streamLocalBindMask: Int?
     var streamLocalBindUnlink: Bool?
+    /// `.some(nil)`: set to `none`.
+    var dynamicForwardAuth: ProxyAuth??
     /// Lines that apply but that tunnel cannot act on, and `Match exec` failures.
     var problems: [ConfigError] = []
     /// Set before OpenSSH's second ("final") pass: the host name is fixed from then on.
@@ -107,6 +109,7 @@ struct CollectedSettings {
         case .tag(let v): tag = tag ?? v
         case .streamLocalBindMask(let v): streamLocalBindMask = streamLocalBindMask ?? v
         case .streamLocalBindUnlink(let v): streamLocalBindUnlink = streamLocalBindUnlink ?? v
+        case .dynamicForwardAuth(let v): dynamicForwardAuth = dynamicForwardAuth ?? .some(v)
         case .unusable(let problem): if !problems.contains(problem) { problems.append(problem) }
         }
     }
@@ -274,6 +277,7 @@ struct Resolver {
             tag: settings.tag,
             streamLocalBindMask: settings.streamLocalBindMask ?? HostConfig.defaultStreamLocalBindMask,
             streamLocalBindUnlink: settings.streamLocalBindUnlink ?? false,
+            dynamicForwardAuth: settings.dynamicForwardAuth ?? nil,
             problems: settings.problems
         )
     }

@@ -189,6 +189,13 @@ final class ForwardedConnection {
         return written
     }
 
+    /// Bytes of our own for the client, ahead of anything from the server (a proxy's answer to its client): written
+    /// in order with the server's bytes, and waited for by a draining close like them.
+    func writeToClient(_ buffer: ByteBuffer) {
+        guard let client else { return }
+        lastClientWrite = client.writeAndFlush(buffer)
+    }
+
     // MARK: - Events from the client socket
 
     func clientRead(_ buffer: inout ByteBuffer) {

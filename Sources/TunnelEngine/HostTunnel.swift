@@ -12,6 +12,12 @@ import TunnelConfig
 public final class HostTunnel: Sendable {
     public let settings: ConnectionSettings
     public let localForwards: [ForwardSpec]
+    /// `DynamicForward` proxy ports (SOCKS 4/4a/5 and HTTP on each).
+    public let dynamicForwards: [DynamicForwardSpec]
+    /// Credentials the proxy ports require (`DynamicForwardAuth`); nil: none.
+    public let proxyCredentials: ProxyCredentials?
+    /// How long a proxy client has to say where it wants to go.
+    public let proxyHandshakeTimeout: TimeAmount
     public let eventLoop: EventLoop
     public let counters = TunnelCounters()
     private let logger: Logger
@@ -31,9 +37,14 @@ public final class HostTunnel: Sendable {
         var sessionEnded: EventLoopFuture<TunnelError?>?
     }
 
-    public init(settings: ConnectionSettings, localForwards: [ForwardSpec], eventLoop: EventLoop, logger: Logger) {
+    public init(settings: ConnectionSettings, localForwards: [ForwardSpec], dynamicForwards: [DynamicForwardSpec] = [],
+                proxyCredentials: ProxyCredentials? = nil, proxyHandshakeTimeout: TimeAmount = .seconds(10),
+                eventLoop: EventLoop, logger: Logger) {
+        self.proxyHandshakeTimeout = proxyHandshakeTimeout
         self.settings = settings
         self.localForwards = localForwards
+        self.dynamicForwards = dynamicForwards
+        self.proxyCredentials = proxyCredentials
         self.eventLoop = eventLoop
         var logger = logger
         logger[metadataKey: "tunnel"] = "\(settings.name)"
@@ -43,7 +54,9 @@ public final class HostTunnel: Sendable {
     }
 
     public convenience init(host: HostConfig, eventLoop: EventLoop, logger: Logger) {
-        self.init(settings: ConnectionSettings(host), localForwards: host.localForwards, eventLoop: eventLoop, logger: logger)
+        self.init(settings: ConnectionSettings(host), localForwards: host.localForwards, dynamicForwards: host.dynamicForwards,
+                  proxyCredentials: host.dynamicForwardAuth.map { ProxyCredentials(user: $0.user, password: $0.password) },
+                  eventLoop: eventLoop, logger: logger)
     }
 
     /// The addresses actually bound, e.g. "127.0.0.1:8080" (port 0 in the config becomes the real port here).
@@ -67,7 +80,11 @@ public final class HostTunnel: Sendable {
                 self.published.withLockedValue { $0.sessionEnded = connection.closeFuture }
             }.get()
             for spec in localForwards {
-                try await bind(spec)
+                try await bind(.local(spec))
+            }
+            for spec in dynamicForwards {
+                warnIfOpenProxy(spec)
+                try await bind(.proxy(spec))
             }
             return try await eventLoop.flatSubmit { () -> EventLoopFuture<SessionInfo> in
                 guard let connection = self.state.value.connection, !self.state.value.stopped else {
@@ -100,14 +117,47 @@ public final class HostTunnel: Sendable {
 
     /// One line per forward, "127.0.0.1:8080 -> 127.0.0.1:80", with the ports actually bound.
     public var forwardDescriptions: [String] {
-        localForwards.map(\.forwardText)
+        localForwards.map(\.forwardText) + dynamicForwards.map { "\($0.listenText) (SOCKS and HTTP proxy)" }
     }
 
     // MARK: - Listeners
 
-    private func bind(_ spec: ForwardSpec) async throws {
-        if case .unixSocket(let path) = spec.listener { return try await bindSocket(spec, path: path) }
-        let addresses = bindAddresses(for: spec)
+    /// A port or socket to listen on, and what serves its clients.
+    private enum Listener {
+        /// `LocalForward`: each client goes to the one target.
+        case local(ForwardSpec)
+        /// `DynamicForward`: each client says where it goes (SOCKS or HTTP proxy).
+        case proxy(DynamicForwardSpec)
+
+        var socketPath: String? {
+            switch self {
+            case .local(let spec): if case .unixSocket(let path) = spec.listener { return path } else { return nil }
+            case .proxy(let spec): return spec.listenSocketPath
+            }
+        }
+        var bind: BindAddress {
+            switch self {
+            case .local(let spec): return spec.bind
+            case .proxy(let spec): return spec.bind
+            }
+        }
+        var listenPort: Int {
+            switch self {
+            case .local(let spec): return spec.listenPort
+            case .proxy(let spec): return spec.listenPort
+            }
+        }
+        var listenText: String {
+            switch self {
+            case .local(let spec): return spec.listenText
+            case .proxy(let spec): return spec.listenText
+            }
+        }
+    }
+
+    private func bind(_ spec: Listener) async throws {
+        if let path = spec.socketPath { return try await bindSocket(spec, path: path) }
+        let addresses = bindAddresses(for: spec.bind)
         var boundOne = false
         for (index, host) in addresses.enumerated() {
             let required = index == 0
@@ -132,7 +182,7 @@ public final class HostTunnel: Sendable {
     /// A Unix-domain socket listener (`LocalForward /path/app.sock host:port`), with OpenSSH's rules: an existing
     /// file is an error unless `StreamLocalBindUnlink yes`, and the socket's permissions are 0666 less
     /// `StreamLocalBindMask` (default 0177: only the owner may connect). The file is removed again on stop.
-    private func bindSocket(_ spec: ForwardSpec, path: String) async throws {
+    private func bindSocket(_ spec: Listener, path: String) async throws {
         let channel: Channel
         do {
             channel = try await makeServerBootstrap(spec: spec, tcp: false)
@@ -164,15 +214,15 @@ public final class HostTunnel: Sendable {
         }.get()
     }
 
-    private func bindAddresses(for spec: ForwardSpec) -> [String] {
-        switch spec.bind {
+    private func bindAddresses(for bind: BindAddress) -> [String] {
+        switch bind {
         case .loopback: return ["127.0.0.1", "::1"]
         case .any: return ["0.0.0.0", "::"]
         case .address(let address): return [address]
         }
     }
 
-    private func makeServerBootstrap(spec: ForwardSpec, tcp: Bool, v6Only: Bool = false) -> ServerBootstrap {
+    private func makeServerBootstrap(spec: Listener, tcp: Bool, v6Only: Bool = false) -> ServerBootstrap {
         var bootstrap = ServerBootstrap(group: eventLoop, childGroup: eventLoop)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.autoRead, value: false)
@@ -181,7 +231,14 @@ public final class HostTunnel: Sendable {
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 128 * 1024))
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(LocalClientHandler(tunnel: self, spec: spec))
+                    switch spec {
+                    case .local(let local):
+                        try channel.pipeline.syncOperations.addHandler(LocalClientHandler(tunnel: self, spec: local))
+                    case .proxy(let proxy):
+                        try channel.pipeline.syncOperations.addHandler(
+                            ProxyClientHandler(tunnel: self, listenText: proxy.listenText, credentials: proxyCredentials,
+                                               handshakeTimeout: proxyHandshakeTimeout, logger: logger))
+                    }
                 }
             }
         if tcp {
@@ -199,43 +256,83 @@ public final class HostTunnel: Sendable {
     /// A local client connected: pair it with a channel to the forward's target, or turn it away with a log line
     /// saying why.
     fileprivate func accepted(_ client: Channel, spec: ForwardSpec, handler: LocalClientHandler) {
-        counters.connectionAccepted()
-        guard !state.value.stopped, let connection = state.value.connection, connection.acceptsClients else {
-            counters.connectionEnded()
-            logger.warning("\(spec.listenText): refused a client: the SSH session is not up")
-            client.close(promise: nil)
-            return
-        }
-        let forward = connection.makeForward(label: spec.forwardText)
-        forward.attach(client: client)
-        handler.attach(forward, connection)
         let target: ChannelTarget
         switch spec.target {
         case .tcp(let host, let port): target = .tcp(host: host, port: port)
         case .unixSocket(let path): target = .unixSocket(path: path)
         }
-        connection.open(forward, to: target) { [logger = forward.logger, counters] result in
+        openForward(client: client, handler: handler, label: spec.forwardText, target: target) { [logger, counters] result in
             switch result {
             case .success:
                 break  // the session steps it from here: it starts reading the client
             case .failure(let failure):
-                // A connection already closed (the session ended, tunnel stopping) is not the server's refusal.
-                guard !forward.isClosed else { return }
+                guard let forward = handler.forward else {
+                    // Turned away before a forwarded connection was made: the session is not up.
+                    logger.warning("\(spec.listenText): refused a client: \(failure.message)")
+                    client.close(promise: nil)
+                    return
+                }
                 counters.recordOpenFailure()
-                logger.warning("\(forward.label): the server could not open the connection: \(failure.message)")
+                forward.logger.warning("\(forward.label): the server could not open the connection: \(failure.message)")
                 forward.close(.abort)
             }
         }
     }
+
+    /// The one way a client that connected here becomes a forwarded connection (a local forward's client, or a proxy
+    /// client once it has said where to go): make the `ForwardedConnection`, attach the client and its handler, and
+    /// ask the session for a channel to `target`. `completion` runs on the loop with the open's result, not at all
+    /// if the connection was closed meanwhile, and at once (before this returns) if there is no session to ask.
+    /// Returns the forwarded connection, or nil when there is no session to ask.
+    @discardableResult
+    func openForward(client: Channel, handler: ForwardClientHandler, label: String, target: ChannelTarget,
+                     completion: @escaping (Result<ForwardedConnection, ChannelOpenFailure>) -> Void) -> ForwardedConnection? {
+        counters.connectionAccepted()
+        guard !state.value.stopped, let connection = state.value.connection, connection.acceptsClients else {
+            counters.connectionEnded()
+            completion(.failure(ChannelOpenFailure(message: "the SSH session is not up")))
+            return nil
+        }
+        let forward = connection.makeForward(label: label)
+        forward.attach(client: client)
+        handler.attach(forward, connection)
+        connection.open(forward, to: target) { result in
+            switch result {
+            case .success:
+                completion(.success(forward))
+            case .failure(let failure):
+                // A connection already closed (the session ended, tunnel stopping) is not the server's refusal.
+                guard !forward.isClosed else { return }
+                completion(.failure(failure))
+            }
+        }
+        return forward
+    }
+
+    /// A proxy anyone on the network can use to reach whatever the SSH server reaches deserves a line at start.
+    private func warnIfOpenProxy(_ spec: DynamicForwardSpec) {
+        guard proxyCredentials == nil, !spec.isUnixSocket else { return }
+        switch spec.bind {
+        case .loopback: return
+        case .address(let address) where address.hasPrefix("127.") || address == "::1" || address == "localhost": return
+        default:
+            logger.warning("DynamicForward \(spec.listenText) accepts clients from other machines without a password: anyone who can reach it can connect through the SSH server (bind it to 127.0.0.1, or set DynamicForwardAuth)")
+        }
+    }
+}
+
+/// A client socket's handler that feeds a `ForwardedConnection` once it has one.
+protocol ForwardClientHandler: AnyObject {
+    func attach(_ forward: ForwardedConnection, _ connection: SSHConnection)
 }
 
 /// The handler on an accepted client socket: feeds its bytes and events to its `ForwardedConnection`, and asks the
 /// session to step that one connection.
-final class LocalClientHandler: ChannelInboundHandler {
+final class LocalClientHandler: ChannelInboundHandler, ForwardClientHandler {
     typealias InboundIn = ByteBuffer
     private let tunnel: HostTunnel
     private let spec: ForwardSpec
-    private var forward: ForwardedConnection?
+    private(set) var forward: ForwardedConnection?
     private var connection: SSHConnection?
 
     init(tunnel: HostTunnel, spec: ForwardSpec) {
@@ -290,6 +387,14 @@ final class LocalClientHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // A reset from the client: close this one connection; the tunnel stays up.
         context.close(promise: nil)
+    }
+}
+
+extension DynamicForwardSpec {
+    /// "127.0.0.1:1080", "*:1080", "/run/proxy.sock".
+    var listenText: String {
+        if let listenSocketPath { return listenSocketPath }
+        return ForwardSpec(bind: bind, listenPort: listenPort, targetHost: "", targetPort: 0, location: location).listenText
     }
 }
 

@@ -110,6 +110,8 @@ public final class TunnelService: Sendable {
                     settings.passphrases = passphrases
                 }
                 let tunnel = HostTunnel(settings: settings, localForwards: host.localForwards,
+                                        dynamicForwards: host.dynamicForwards,
+                                        proxyCredentials: host.dynamicForwardAuth.map { ProxyCredentials(user: $0.user, password: $0.password) },
                                         eventLoop: group.next(), logger: logger)
                 let stopping = started.withLockedValue { state in
                     state.tunnels.append(tunnel)
@@ -181,8 +183,8 @@ public final class TunnelService: Sendable {
         if let jumps = host.proxyJump, !jumps.isEmpty {
             return "ProxyJump is set\(place) but not supported yet; not connecting directly instead. Until then use: ssh -F \(file) -N \(host.name)"
         }
-        if host.localForwards.isEmpty && host.hasForwards {
-            return "only RemoteForward or DynamicForward\(place), which are not supported yet; nothing to bring up. Until then use: ssh -F \(file) -N \(host.name)"
+        if host.localForwards.isEmpty && host.dynamicForwards.isEmpty && host.hasForwards {
+            return "only RemoteForward\(place), which is not supported yet; nothing to bring up. Until then use: ssh -F \(file) -N \(host.name)"
         }
         if !host.pubkeyAuthentication {
             return "PubkeyAuthentication no\(place): public keys are the only authentication tunnel supports so far"
@@ -210,9 +212,6 @@ public final class TunnelService: Sendable {
             } else {
                 log.warning("RemoteForward \(spec) is not supported yet; ignored", metadata: ["location": "\(spec.location)"])
             }
-        }
-        for spec in host.dynamicForwards {
-            log.warning("DynamicForward \(spec) is not supported yet; ignored", metadata: ["location": "\(spec.location)"])
         }
     }
 }

@@ -18,6 +18,9 @@ public final class TCPTestServer: @unchecked Sendable {
         case sink
         /// Minimal HTTP/1.0 and 1.1 responder: read the request head, answer 200 with `body`, Connection: close.
         case http(body: String)
+        /// Reads one HTTP request (head, and a Content-Length body) and answers 200 with that request as its body:
+        /// what a proxy sent on, to be checked.
+        case httpReflect
         /// Say nothing for `delay` seconds, then send `message` unasked and close: a server push to a connection
         /// that has been idle (a notification, a timeout's goodbye).
         case pushAfter(delay: Double, message: String)
@@ -200,6 +203,26 @@ public final class TCPTestServer: @unchecked Sendable {
             }
             let reply = Array("bytes=\(total)\n".utf8)
             if sendAll(fd, reply, count: reply.count) { finish(fd) }
+        case .httpReflect:
+            var request: [UInt8] = []
+            var bodyStart: Int?
+            while bodyStart == nil {
+                let n = readSome()
+                if n <= 0 { return }
+                request.append(contentsOf: buffer[0..<n])
+                if request.count > 64 * 1024 { return }
+                bodyStart = request.firstRange(of: Array("\r\n\r\n".utf8))?.upperBound
+            }
+            let headText = String(decoding: request[..<bodyStart!], as: UTF8.self).lowercased()
+            let length = headText.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+            while request.count - bodyStart! < length {
+                let n = readSome()
+                if n <= 0 { return }
+                request.append(contentsOf: buffer[0..<n])
+            }
+            let response = Array("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(request.count)\r\nConnection: close\r\n\r\n".utf8) + request
+            if sendAll(fd, response, count: response.count) { finish(fd) }
         case .http(let body):
             var head: [UInt8] = []
             let end: [UInt8] = Array("\r\n\r\n".utf8)

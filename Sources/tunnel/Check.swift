@@ -83,7 +83,8 @@ enum CheckSummary {
             }
             for forward in host.dynamicForwards {
                 let listener = forward.listenSocketPath ?? "\(forward.bind):\(forward.listenPort)"
-                out += "  DynamicForward \(listener) SOCKS proxy (parsed, not active yet)\n"
+                let auth = host.dynamicForwardAuth.map { " (user \($0.user) and password required)" } ?? ""
+                out += "  DynamicForward \(listener) SOCKS 4/5 and HTTP proxy\(auth)\n"
             }
             forwards += host.localForwards.count + host.remoteForwards.count + host.dynamicForwards.count
         }

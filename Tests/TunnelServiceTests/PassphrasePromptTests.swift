@@ -53,8 +53,12 @@ struct UnsupportedSettingTests {
 
     @Test func onlyInactiveForwardsAreRefused() throws {
         let reason = TunnelService.unsupportedSetting(try host("Host h\n  RemoteForward 9000 localhost:3000\n"))
-        #expect(reason?.contains("only RemoteForward or DynamicForward (Host at t.conf:1)") == true)
+        #expect(reason?.contains("only RemoteForward (Host at t.conf:1)") == true)
         #expect(reason?.contains("ssh -F t.conf -N h") == true)
+    }
+
+    @Test func aHostWithOnlyADynamicForwardIsBroughtUp() throws {
+        #expect(TunnelService.unsupportedSetting(try host("Host h\n  DynamicForward 1080\n")) == nil)
     }
 
     @Test func aHostWithAProblemIsRefusedWithItsLine() throws {

@@ -1,0 +1,270 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import TunnelConfig
+
+/// The handler on a client socket of a `DynamicForward` proxy port: the proxy handshake is the connection's
+/// pre-open state (as OpenSSH's `channel_pre_dynamic`). It reads the client's request (SOCKS through
+/// `SOCKSServerHandshake`; HTTP through NIOHTTP1's decoder and `HTTPProxyRequestHandler`, put in front of this
+/// handler for the handshake), asks for a channel to the target through `HostTunnel.openForward`, answers the
+/// client once the server has answered, and from then on is the same client+channel pair as a local forward.
+///
+/// A client that sends garbage, too much, or not enough within the handshake timeout (10 s by default) is closed
+/// alone, with a debug line saying why.
+final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum Phase {
+        /// Nothing read yet: the first byte says SOCKS or HTTP.
+        case start
+        case socks(SOCKSServerHandshake, input: ByteBuffer)
+        /// The HTTP handlers in front of this one read the request; they send an `HTTPProxyEvent`.
+        case http
+        /// The target is known and its channel asked for; client bytes wait in the forwarded connection.
+        case opening(Reply)
+        /// The channel is open: bytes move as in a local forward.
+        case forwarding
+        case closed
+    }
+
+    /// How the client is answered once the server has.
+    private enum Reply {
+        case socks(SOCKSServerHandshake)
+        case httpTunnel(HTTPVersion)
+        /// A plain HTTP request: success is the origin's own answer; only failures are ours.
+        case httpForward(HTTPVersion)
+    }
+
+    private let tunnel: HostTunnel
+    private let listenText: String
+    private let credentials: ProxyCredentials?
+    private let handshakeTimeout: TimeAmount
+    private var logger: Logger
+    private var phase = Phase.start
+    private var deadline: Scheduled<Void>?
+    private var forward: ForwardedConnection?
+    private var connection: SSHConnection?
+
+    init(tunnel: HostTunnel, listenText: String, credentials: ProxyCredentials?, handshakeTimeout: TimeAmount, logger: Logger) {
+        self.tunnel = tunnel
+        self.listenText = listenText
+        self.credentials = credentials
+        self.handshakeTimeout = handshakeTimeout
+        self.logger = logger
+    }
+
+    func attach(_ forward: ForwardedConnection, _ connection: SSHConnection) {
+        self.forward = forward
+        self.connection = connection
+    }
+
+    // MARK: - Handshake
+
+    func channelActive(context: ChannelHandlerContext) {
+        logger[metadataKey: "client"] = "\(context.channel.remoteAddress.map(describe) ?? "?")"
+        let channel = context.channel
+        let timeout = handshakeTimeout
+        deadline = context.eventLoop.scheduleTask(in: timeout) { [logger] in
+            logger.debug("proxy client closed: no complete request within \(Double(timeout.nanoseconds) / 1e9) s")
+            channel.close(promise: nil)
+        }
+        context.read()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        switch phase {
+        case .start:
+            guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return }
+            if ProxyProtocol(firstByte: first) == .http {
+                startHTTP(context: context, firstBytes: buffer)
+            } else {
+                phase = .socks(SOCKSServerHandshake(credentials: credentials), input: buffer)
+                socksProgress(context: context)
+            }
+        case .socks(let handshake, var input):
+            input.writeBuffer(&buffer)
+            phase = .socks(handshake, input: input)
+            socksProgress(context: context)
+        case .http:
+            break  // nothing reaches here before the HTTP handlers have decided
+        case .opening, .forwarding:
+            forward?.clientRead(&buffer)
+        case .closed:
+            break
+        }
+    }
+
+    private func socksProgress(context: ChannelHandlerContext) {
+        guard case .socks(var handshake, var input) = phase else { return }
+        while true {
+            let step = handshake.next(&input)
+            switch step {
+            case .needMore:
+                phase = .socks(handshake, input: input)
+                return
+            case .reply(let bytes):
+                context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            case .connect(let target):
+                let kind: String
+                switch handshake.version {
+                case .v4: kind = "socks4"
+                case .v4a: kind = "socks4a"
+                default: kind = "socks5"
+                }
+                open(target, kind: kind, reply: .socks(handshake), firstBytes: input, context: context)
+                return
+            case .refuse(let reply, let reason):
+                refuse(context: context, reply: reply, reason: reason)
+                return
+            }
+        }
+    }
+
+    private func startHTTP(context: ChannelHandlerContext, firstBytes: ByteBuffer) {
+        phase = .http
+        do {
+            let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes,
+                                                                  informationalResponseStrategy: .drop,
+                                                                  limitConfiguration: HTTPProxyRequestHandler.decoderLimits))
+            let operations = context.pipeline.syncOperations
+            try operations.addHandler(decoder, position: .before(self))
+            try operations.addHandler(HTTPProxyRequestHandler(credentials: credentials, logger: logger), position: .before(self))
+        } catch {
+            return refuse(context: context, reply: nil, reason: "HTTP parser not set up: \(error)")
+        }
+        // From the head of the pipeline, so the bytes already read go through the decoder just added.
+        context.pipeline.syncOperations.fireChannelRead(NIOAny(firstBytes))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? HTTPProxyEvent {
+            switch event {
+            case .tunnel(let target, let version):
+                open(target, kind: "http connect", reply: .httpTunnel(version), firstBytes: nil, context: context)
+            case .forward(let target, let version):
+                open(target, kind: "http", reply: .httpForward(version), firstBytes: nil, context: context)
+            }
+            return
+        }
+        if event is ProxyHandshakeEnded {
+            endHandshake()
+            phase = .closed
+            return
+        }
+        if case ChannelEvent.inputClosed = event {
+            switch phase {
+            case .start, .socks, .http:
+                refuse(context: context, reply: nil, reason: "the client closed its side mid-handshake")
+            case .opening, .forwarding:
+                if let forward, let connection {
+                    forward.clientSentEOF()
+                    connection.clientEvent(forward)
+                }
+            case .closed:
+                break
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func endHandshake() {
+        deadline?.cancel()
+        deadline = nil
+    }
+
+    private func refuse(context: ChannelHandlerContext, reply: ByteBuffer?, reason: String) {
+        endHandshake()
+        phase = .closed
+        logger.debug("proxy client closed: \(reason)")
+        let channel = context.channel
+        if let reply {
+            context.writeAndFlush(wrapOutboundOut(reply)).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            channel.close(promise: nil)
+        }
+    }
+
+    // MARK: - Open, answer, forward
+
+    private func open(_ target: ProxyTarget, kind: String, reply: Reply, firstBytes: ByteBuffer?, context: ChannelHandlerContext) {
+        endHandshake()
+        phase = .opening(reply)
+        let client = context.channel
+        let label = "\(listenText) -> \(target) (\(kind))"
+        let opened = tunnel.openForward(client: client, handler: self, label: label,
+                                        target: .tcp(host: target.host, port: target.port)) { [self] result in
+            self.opened(result, target: target, client: client)
+        }
+        if let forward = opened, var firstBytes, firstBytes.readableBytes > 0 {
+            forward.clientRead(&firstBytes)
+        }
+    }
+
+    private func opened(_ result: Result<ForwardedConnection, ChannelOpenFailure>, target: ProxyTarget, client: Channel) {
+        guard case .opening(let reply) = phase else { return }
+        switch result {
+        case .success(let forward):
+            phase = .forwarding
+            switch reply {
+            case .socks(let handshake): forward.writeToClient(handshake.reply(for: nil))
+            case .httpTunnel(let version): forward.writeToClient(HTTPProxyWire.connectEstablished(version: version))
+            case .httpForward: break
+            }
+        case .failure(let failure):
+            phase = .closed
+            let kind = ProxyOpenFailure(failure)
+            let answer: ByteBuffer
+            switch reply {
+            case .socks(let handshake): answer = handshake.reply(for: kind)
+            case .httpTunnel(let version), .httpForward(let version):
+                answer = HTTPProxyWire.openFailed(kind, target: target, detail: failure.message, version: version)
+            }
+            let forward = self.forward
+            client.writeAndFlush(answer).whenComplete { _ in
+                if let forward { forward.close(.abort) } else { client.close(promise: nil) }
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        switch phase {
+        case .start, .socks, .http:
+            context.read()  // the handshake reads until it has a request
+        case .opening, .forwarding:
+            if let forward, let connection {
+                forward.clientReadComplete()
+                connection.clientEvent(forward)
+            }
+        case .closed:
+            break
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let forward, let connection { connection.clientEvent(forward) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        endHandshake()
+        if case .start = phase { logger.debug("proxy client closed: it left before sending anything") }
+        if case .socks = phase { logger.debug("proxy client closed: it left mid-handshake") }
+        phase = .closed
+        if let forward, let connection {
+            forward.clientClosed()
+            connection.clientEvent(forward)
+        }
+        forward = nil
+        connection = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        logger.debug("proxy client closed: \(error)")
+        context.close(promise: nil)
+    }
+}
