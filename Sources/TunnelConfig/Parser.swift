@@ -369,7 +369,7 @@ struct Parser {
             }
             if value.lowercased() == "none" { return .setting(.dynamicForwardAuth(nil)) }
             guard let colon = value.firstIndex(of: ":"), colon != value.startIndex else {
-                return bad("bad value for \(keyword.name) (expected user:password, or none)")
+                return bad("bad value (expected user:password, or none; the value is not shown here)")
             }
             return .setting(.dynamicForwardAuth(ProxyAuth(user: String(value[..<colon]), password: String(value[value.index(after: colon)...]))))
         }

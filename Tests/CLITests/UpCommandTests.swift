@@ -205,4 +205,44 @@ struct UpCommandTests {
         #expect(try tunnel.waitForExit(timeout: 10) == .exited(0))
         #expect(!FileManager.default.fileExists(atPath: localSocket), "the socket file is removed on stop")
     }
+
+    @Test("DynamicForward through the binary: curl via SOCKS5 and HTTP, the PAC file, and a garbage client logged at debug level")
+    func dynamicForward() throws {
+        let sshd = try SSHDFixture()
+        let http = try TCPTestServer(behavior: .http(body: "proxied by tunnel up\n"))
+        let proxyPort = try freeTCPPortOutsideEphemeralRange()
+        let config = try Self.writeConfig(sshd, localPort: 0, target: 80, extra: [
+            "DynamicForward 127.0.0.1:\(proxyPort)", "DynamicForwardAuth alice:s3cret",
+        ])
+        // A proxy only: the writeConfig LocalForward goes, and the IgnoreUnknown line keeps the file valid for ssh -F.
+        let text = "IgnoreUnknown DynamicForwardAuth\n" + (try String(contentsOfFile: config, encoding: .utf8))
+            .replacingOccurrences(of: "    LocalForward 0 127.0.0.1:80\n", with: "")
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", "--log-level", "debug", config]).start()
+        defer { _ = tunnel.terminate() }
+        let ready = try tunnel.waitForLine(containing: "connected to", timeout: 20)
+        #expect(ready.hasSuffix("forwarding 127.0.0.1:\(proxyPort) (SOCKS and HTTP proxy)"), "\(ready)")
+        #expect(!tunnel.stderr.contains("IgnoreUnknown"), "no warning when the IgnoreUnknown line is there: \(tunnel.outputSummary())")
+
+        let noProxyEnv = ["http_proxy": "", "https_proxy": "", "all_proxy": "", "HTTP_PROXY": "", "ALL_PROXY": ""]
+        for proxy in ["socks5h://alice:s3cret@127.0.0.1:\(proxyPort)", "http://alice:s3cret@127.0.0.1:\(proxyPort)"] {
+            let curl = try ProcessRunner("curl", ["-sS", "--max-time", "15", "-x", proxy, "http://localhost:\(http.port)/"],
+                                         extraEnvironment: noProxyEnv).run(timeout: 30)
+            #expect(curl.stdoutText == "proxied by tunnel up\n", "\(proxy): \(curl.stderrText)")
+        }
+        let pac = try ProcessRunner("curl", ["-sS", "--max-time", "15", "http://127.0.0.1:\(proxyPort)/proxy.pac"],
+                                    extraEnvironment: noProxyEnv).run(timeout: 30)
+        #expect(pac.stdoutText.contains("return \"PROXY 127.0.0.1:\(proxyPort)\";"), "with a password only the HTTP proxy is offered: \(pac.stdoutText)")
+
+        let garbage = try TCPTestClient.connect(port: proxyPort)
+        try garbage.send([0x16, 0x03, 0x01, 0x00, 0x00, 0x0D, 0x0A, 0x0D, 0x0A])
+        _ = try? garbage.receiveAll(timeout: 10)
+        try waitUntil(timeout: 5, "the debug line for the garbage client") {
+            tunnel.stderr.contains("web: proxy client closed: not an HTTP request")
+        }
+        #expect(tunnel.stderr.split(separator: "\n").contains { $0.contains("proxy client closed") && $0.contains("client 127.0.0.1:") },
+                "\(tunnel.outputSummary())")
+        tunnel.signal(SIGTERM)
+        #expect(try tunnel.waitForExit(timeout: 10) == .exited(0))
+    }
 }

@@ -185,4 +185,33 @@ struct ForwardSpecTests {
         #expect(errors("StreamLocalBindMask 01000").count == 1)
         #expect(errors("StreamLocalBindUnlink maybe").count == 1)
     }
+
+    @Test("DynamicForwardAuth user:password (tunnel's own keyword): first value wins, none unsets, never printed")
+    func dynamicForwardAuth() throws {
+        let config = try parse(
+            "IgnoreUnknown DynamicForwardAuth",
+            "Host h",
+            "  DynamicForward 1080",
+            "  DynamicForwardAuth alice:pa:ss",
+            "Host n",
+            "  DynamicForwardAuth none",
+            "Host *",
+            "  DynamicForwardAuth bob:x"
+        )
+        #expect(config.warnings.isEmpty, "\(config.warnings)")
+        #expect(config.resolve(host: "h").dynamicForwardAuth == ProxyAuth(user: "alice", password: "pa:ss"))
+        #expect(config.resolve(host: "n").dynamicForwardAuth == nil)
+        #expect(config.resolve(host: "other").dynamicForwardAuth == ProxyAuth(user: "bob", password: "x"))
+        #expect(!"\(ProxyAuth(user: "alice", password: "pa:ss"))".contains("pa:ss"))
+    }
+
+    @Test("DynamicForwardAuth without an IgnoreUnknown line warns that ssh -F would reject the file; a bad value is an error without the value")
+    func dynamicForwardAuthChecks() throws {
+        let config = try parse("Host h", "  DynamicForwardAuth alice:x")
+        #expect(config.warnings.map(\.description) == [
+            "t.conf:2: DynamicForwardAuth is tunnel's own keyword: ssh -F rejects this file unless a line \"IgnoreUnknown DynamicForwardAuth\" comes before it",
+        ])
+        #expect(errors("DynamicForwardAuth secretwithoutcolon") == ["t.conf:1: DynamicForwardAuth: bad value (expected user:password, or none; the value is not shown here)"])
+        #expect(errors("DynamicForwardAuth :nouser").count == 1)
+    }
 }
