@@ -117,9 +117,12 @@ struct ThroughputCase {
 enum BulkTransfer {
     /// Moves `bytes` through `port` in one direction and returns MB/s (10^6 bytes per second). Every receive and
     /// send gives up after 30 s without progress.
-    static func measure(port: Int, bytes: Int, download: Bool) throws -> Double {
+    /// With `socks5Target`, `port` is a SOCKS5 proxy, asked first for a connection to 127.0.0.1:`socks5Target` (the
+    /// handshake is not timed).
+    static func measure(port: Int, bytes: Int, download: Bool, socks5Target: Int? = nil) throws -> Double {
         let socket = try BlockingSocket.connect(port: port, timeout: 30)
         defer { socket.close() }
+        if let socks5Target { try SOCKS5Client.connect(socket, toLoopbackPort: socks5Target) }
         var mode = download ? UInt8(ascii: "D") : UInt8(ascii: "U")
         let start = monotonicNanoseconds()
         try withUnsafeBytes(of: &mode) { try socket.sendAll($0) }

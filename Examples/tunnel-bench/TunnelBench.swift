@@ -3,6 +3,7 @@
 //
 //   swift build -c release && .build/release/tunnel-bench             # every case, full size (5 to 7 minutes)
 //   .build/release/tunnel-bench many-clients --clients 100             # one case
+//   .build/release/tunnel-bench proxy                                  # DynamicForward vs ssh -D and vs LocalForward
 //   .build/debug/tunnel-bench --smoke                                  # every case, tiny sizes (Tests/run)
 //
 // Everything stays on 127.0.0.1. Needs root (sshd) and the OpenSSH client and server.
@@ -24,7 +25,7 @@ struct TunnelBench: ParsableCommand {
             fails if one does not move its bytes. Only ratios from the same run mean anything: the figures move \
             with the machine's load, which is printed before and after.
             """,
-        subcommands: [All.self, Parse.self, Throughput.self, ManyClients.self, Latency.self, Idle.self, ConnectRate.self],
+        subcommands: [All.self, Parse.self, Throughput.self, ManyClients.self, Latency.self, Idle.self, ConnectRate.self, Proxy.self],
         defaultSubcommand: All.self
     )
 }
@@ -130,6 +131,22 @@ struct ConnectRateOptions: ParsableArguments {
     }
 }
 
+struct ProxyOptions: ParsableArguments {
+    @Option(help: "SOCKS5 connects (each with its first round trip) timed per run in the proxy case.")
+    var proxyConnects = 500
+    @Option(help: "MiB per bulk transfer in the proxy case.")
+    var proxyMib = 512
+
+    func validate() throws {
+        guard proxyConnects >= 1 && proxyConnects <= 1_000_000 else { throw ValidationError("--proxy-connects must be between 1 and 1,000,000") }
+        guard proxyMib >= 1 && proxyMib <= 65536 else { throw ValidationError("--proxy-mib must be between 1 and 65536") }
+    }
+
+    func makeCase(smoke: Bool) -> ProxyCase {
+        smoke ? ProxyCase(connects: 20, mebibytes: 4) : ProxyCase(connects: proxyConnects, mebibytes: proxyMib)
+    }
+}
+
 // MARK: - Subcommands: each selects cases and hands them to BenchRun
 
 extension TunnelBench {
@@ -141,6 +158,7 @@ extension TunnelBench {
         @OptionGroup var latency: LatencyOptions
         @OptionGroup var idle: IdleOptions
         @OptionGroup var connectRate: ConnectRateOptions
+        @OptionGroup var proxy: ProxyOptions
 
         func run() throws {
             let smoke = common.smoke
@@ -149,7 +167,8 @@ extension TunnelBench {
                  ("many clients", { try manyClients.makeCase(smoke: smoke).run(context) }),
                  ("one client latency", { try latency.makeCase(smoke: smoke).run(context) }),
                  ("idle connections", { try idle.makeCase(smoke: smoke).run(context) }),
-                 ("connection rate", { try connectRate.makeCase(smoke: smoke).run(context) })]
+                 ("connection rate", { try connectRate.makeCase(smoke: smoke).run(context) }),
+                 ("proxy", { try proxy.makeCase(smoke: smoke).run(context) })]
             }
         }
     }
@@ -200,6 +219,16 @@ extension TunnelBench {
             try BenchRun(common, filesNeeded: idleCase.filesNeeded).execute { context in
                 [("idle connections", { try idleCase.run(context) })]
             }
+        }
+    }
+
+    struct Proxy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "DynamicForward: SOCKS5 connect + first round trip vs ssh -D; bulk MB/s through the proxy vs a LocalForward.")
+        @OptionGroup var common: CommonOptions
+        @OptionGroup var options: ProxyOptions
+        func run() throws {
+            try BenchRun(common).execute { context in [("proxy", { try options.makeCase(smoke: common.smoke).run(context) })] }
         }
     }
 
