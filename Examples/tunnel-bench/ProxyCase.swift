@@ -7,8 +7,8 @@ import TunnelTestSupport
 import Glibc
 #endif
 
-/// A running proxy: `tunnel up` with a DynamicForward (and a LocalForward to `forwardTarget`, when given), or
-/// `ssh -N -D`. Stop it with `stop()`.
+/// A running proxy with a forward beside it: `tunnel up` with a DynamicForward and a LocalForward to
+/// `forwardTarget`, or `ssh -N -D ... -L ...`: one process, one session for both. Stop it with `stop()`.
 final class ProxyForwarder {
     enum Kind {
         case tunnel(binary: String)
@@ -24,19 +24,18 @@ final class ProxyForwarder {
 
     let kind: Kind
     let proxyPort: Int
-    /// The LocalForward's port (tunnel only, when a forward target was given).
-    let forwardPort: Int?
+    /// The LocalForward's port.
+    let forwardPort: Int
     private let process: RunningProcess
 
-    init(_ kind: Kind, sshd: SSHDFixture, forwardTarget: Int? = nil) throws {
+    init(_ kind: Kind, sshd: SSHDFixture, forwardTarget: Int) throws {
         self.kind = kind
         proxyPort = try freeTCPPort()
+        forwardPort = try freeTCPPort()
         switch kind {
         case .tunnel(let binary):
-            let forwardPort = try forwardTarget.map { _ in try freeTCPPort() }
-            self.forwardPort = forwardPort
             let config = sshd.directory + "/bench-proxy-\(proxyPort).conf"
-            var text = """
+            let text = """
                 Host bench
                     HostName \(sshd.host)
                     Port \(sshd.port)
@@ -44,18 +43,18 @@ final class ProxyForwarder {
                     IdentityFile \(sshd.clientKeyPath)
                     UserKnownHostsFile \(sshd.knownHostsPath)
                     DynamicForward \(loopback):\(proxyPort)
+                    LocalForward \(loopback):\(forwardPort) \(loopback):\(forwardTarget)
 
                 """
-            if let forwardPort, let forwardTarget { text += "    LocalForward \(loopback):\(forwardPort) \(loopback):\(forwardTarget)\n" }
             try text.write(toFile: config, atomically: true, encoding: .utf8)
             process = try ProcessRunner(binary, ["up", "--log-level", "warning", config]).start()
         case .openSSH:
-            forwardPort = nil
             process = try ProcessRunner("/usr/bin/ssh", sshd.sshOptions()
-                + ["-N", "-o", "ExitOnForwardFailure=yes", "-D", "\(loopback):\(proxyPort)", sshd.destination]).start()
+                + ["-N", "-o", "ExitOnForwardFailure=yes", "-D", "\(loopback):\(proxyPort)",
+                   "-L", "\(loopback):\(forwardPort):\(loopback):\(forwardTarget)", sshd.destination]).start()
         }
         let process = self.process
-        let ports = [proxyPort] + (forwardPort.map { [$0] } ?? [])
+        let ports = [proxyPort, forwardPort]
         do {
             try waitUntil(timeout: Forwarder.startTimeout, "\(kind.label) to listen on \(ports)") {
                 !process.isRunning || ports.allSatisfy { TCPTestClient.isAccepting(host: loopback, port: $0) }
@@ -102,47 +101,58 @@ struct ProxyCase {
     /// MiB per bulk transfer.
     var mebibytes: Int
 
-    static let connectMetrics = [Metric(name: "median connect + first round trip", unit: "µs", higherIsBetter: false),
-                                 Metric(name: "p99 connect + first round trip", unit: "µs", higherIsBetter: false)]
-
     func run(_ context: BenchContext) throws {
         try connectLatency(context)
         try throughput(context)
     }
 
     /// connect to the proxy, SOCKS5 handshake to the echo server, one 64-byte round trip, close: tunnel up against
-    /// ssh -D. (ssh -D answers the CONNECT at once and opens the channel afterwards; tunnel answers once the channel
-    /// is open. The first round trip includes the open in both, so the figure is the same path for both.)
+    /// ssh -D. The same through each one's LocalForward to the echo server (same process, same session) shows what
+    /// a new connection costs each without the proxy. (ssh -D answers the CONNECT at once and opens the channel
+    /// afterwards, so the client's first bytes travel while the channel opens, as they do through a LocalForward;
+    /// tunnel answers once the channel is open, and the client sends only then.)
     private func connectLatency(_ context: BenchContext) throws {
-        printNow("\n== proxy connect: \(connects) sequential SOCKS5 connects, each with one \(RoundTrip.size)-byte round trip, then close")
+        printNow("\n== proxy connect: \(connects) sequential SOCKS5 connects, each with one \(RoundTrip.size)-byte round trip, then close; the same through a LocalForward")
+        // [program][run * 4 + (proxy median, proxy p99, forward median, forward p99)]
         var values: [[Double]] = [[], []]
         for run in 1...context.runs {
             for (index, kind) in [ProxyForwarder.Kind.tunnel(binary: context.tunnelBinary), .openSSH].enumerated() {
-                let proxy = try ProxyForwarder(kind, sshd: context.sshd)
+                let proxy = try ProxyForwarder(kind, sshd: context.sshd, forwardTarget: context.echo.port)
                 let figures: [Double]
-                do { figures = try measureConnects(proxyPort: proxy.proxyPort, echoPort: context.echo.port) } catch {
+                do {
+                    figures = try measureConnects(port: proxy.proxyPort, socks5Target: context.echo.port)
+                        + measureConnects(port: proxy.forwardPort, socks5Target: nil)
+                } catch {
                     try? proxy.stop()
                     throw error
                 }
                 try proxy.stop()
                 values[index] += figures
-                printNow("  run \(run)/\(context.runs) \(kind.label): median \(ComparisonTable.format(figures[0])) µs, p99 \(ComparisonTable.format(figures[1])) µs")
+                printNow("  run \(run)/\(context.runs) \(kind.label): proxy median \(ComparisonTable.format(figures[0])) µs, p99 \(ComparisonTable.format(figures[1])) µs; "
+                    + "forward median \(ComparisonTable.format(figures[2])) µs, p99 \(ComparisonTable.format(figures[3])) µs")
             }
         }
-        let rows = Self.connectMetrics.enumerated().map { index, metric in
-            let pick = { (program: Int) in Stats.median(stride(from: index, to: values[program].count, by: 2).map { values[program][$0] }) }
-            return Comparison(caseName: "SOCKS5 connect, vs ssh -D", metric: metric.name, unit: metric.unit,
-                              tunnel: pick(0), openSSH: pick(1), higherIsBetter: false)
-        }
+        let pick = { (program: Int, figure: Int) in Stats.median(stride(from: figure, to: values[program].count, by: 4).map { values[program][$0] }) }
+        let rows = [
+            Comparison(caseName: "SOCKS5 connect, tunnel vs ssh -D", metric: "median connect + first round trip", unit: "µs",
+                       tunnel: pick(0, 0), openSSH: pick(1, 0), higherIsBetter: false),
+            Comparison(caseName: "SOCKS5 connect, tunnel vs ssh -D", metric: "p99 connect + first round trip", unit: "µs",
+                       tunnel: pick(0, 1), openSSH: pick(1, 1), higherIsBetter: false),
+            Comparison(caseName: "LocalForward connect, tunnel vs ssh -L (same processes)", metric: "median connect + first round trip", unit: "µs",
+                       tunnel: pick(0, 2), openSSH: pick(1, 2), higherIsBetter: false),
+            Comparison(caseName: "LocalForward connect, tunnel vs ssh -L (same processes)", metric: "p99 connect + first round trip", unit: "µs",
+                       tunnel: pick(0, 3), openSSH: pick(1, 3), higherIsBetter: false),
+        ]
         context.record(rows)
-        ComparisonTable.print(rows, title: "SOCKS5 connect + first round trip (median of \(context.runs) run\(context.runs == 1 ? "" : "s"); right column: ssh -D)")
+        ComparisonTable.print(rows, title: "connect + first round trip (median of \(context.runs) run\(context.runs == 1 ? "" : "s"))",
+                              columns: ("tunnel up", "ssh -D / -L"))
     }
 
-    private func measureConnects(proxyPort: Int, echoPort: Int) throws -> [Double] {
+    private func measureConnects(port: Int, socks5Target: Int?) throws -> [Double] {
         func once() throws {
-            let socket = try BlockingSocket.connect(port: proxyPort)
+            let socket = try BlockingSocket.connect(port: port)
             defer { socket.close() }
-            try SOCKS5Client.connect(socket, toLoopbackPort: echoPort)
+            if let socks5Target { try SOCKS5Client.connect(socket, toLoopbackPort: socks5Target) }
             var trip = RoundTrip()
             try trip.run(on: socket)
         }
@@ -169,9 +179,9 @@ struct ProxyCase {
         do {
             for run in 1...context.runs {
                 proxied.down.append(try BulkTransfer.measure(port: proxy.proxyPort, bytes: bytes, download: true, socks5Target: server.port))
-                forwarded.down.append(try BulkTransfer.measure(port: proxy.forwardPort!, bytes: bytes, download: true))
+                forwarded.down.append(try BulkTransfer.measure(port: proxy.forwardPort, bytes: bytes, download: true))
                 proxied.up.append(try BulkTransfer.measure(port: proxy.proxyPort, bytes: bytes, download: false, socks5Target: server.port))
-                forwarded.up.append(try BulkTransfer.measure(port: proxy.forwardPort!, bytes: bytes, download: false))
+                forwarded.up.append(try BulkTransfer.measure(port: proxy.forwardPort, bytes: bytes, download: false))
                 printNow("  run \(run)/\(context.runs): proxy download \(ComparisonTable.format(proxied.down.last!)), upload \(ComparisonTable.format(proxied.up.last!)); "
                     + "LocalForward download \(ComparisonTable.format(forwarded.down.last!)), upload \(ComparisonTable.format(forwarded.up.last!)) MB/s")
             }
@@ -187,6 +197,7 @@ struct ProxyCase {
                        tunnel: Stats.median(proxied.up), openSSH: Stats.median(forwarded.up), higherIsBetter: true),
         ]
         context.record(rows)
-        ComparisonTable.print(rows, title: "proxy throughput (median of \(context.runs) run\(context.runs == 1 ? "" : "s"); left column: through tunnel's SOCKS5 proxy, right column: through tunnel's LocalForward)")
+        ComparisonTable.print(rows, title: "proxy throughput (median of \(context.runs) run\(context.runs == 1 ? "" : "s"))",
+                              columns: ("tunnel SOCKS5 proxy", "tunnel LocalForward"))
     }
 }

@@ -45,10 +45,12 @@ struct Comparison {
 
 /// Prints comparisons as a Markdown table (readable on a terminal, pasteable into the README).
 enum ComparisonTable {
-    static func print(_ rows: [Comparison], title: String) {
+    /// `columns`: what the two figures are (the summary's are tunnel up and ssh -L; a case may compare others).
+    static func print(_ rows: [Comparison], title: String, columns: (String, String) = ("tunnel up", "ssh -L")) {
         guard !rows.isEmpty else { return }
         Swift.print("\n\(title)\n")
-        Swift.print("| case | metric | tunnel up | ssh -L | tunnel / ssh -L |")
+        let ratio = columns == ("tunnel up", "ssh -L") ? "tunnel / ssh -L" : "ratio"
+        Swift.print("| case | metric | \(columns.0) | \(columns.1) | \(ratio) |")
         Swift.print("|---|---|---:|---:|---:|")
         for row in rows {
             let better = row.higherIsBetter ? "higher is better" : "lower is better"

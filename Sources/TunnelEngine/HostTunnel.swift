@@ -261,7 +261,7 @@ public final class HostTunnel: Sendable {
         case .tcp(let host, let port): target = .tcp(host: host, port: port)
         case .unixSocket(let path): target = .unixSocket(path: path)
         }
-        openForward(client: client, handler: handler, label: spec.forwardText, target: target) { [logger, counters] result in
+        openForward(client: client, handler: handler, label: spec.forwardText, target: target) { [logger] result in
             switch result {
             case .success:
                 break  // the session steps it from here: it starts reading the client
@@ -272,7 +272,6 @@ public final class HostTunnel: Sendable {
                     client.close(promise: nil)
                     return
                 }
-                counters.recordOpenFailure()
                 forward.logger.warning("\(forward.label): the server could not open the connection: \(failure.message)")
                 forward.close(.abort)
             }
@@ -296,13 +295,14 @@ public final class HostTunnel: Sendable {
         let forward = connection.makeForward(label: label)
         forward.attach(client: client)
         handler.attach(forward, connection)
-        connection.open(forward, to: target) { result in
+        connection.open(forward, to: target) { [counters] result in
             switch result {
             case .success:
                 completion(.success(forward))
             case .failure(let failure):
                 // A connection already closed (the session ended, tunnel stopping) is not the server's refusal.
                 guard !forward.isClosed else { return }
+                counters.recordOpenFailure()
                 completion(.failure(failure))
             }
         }

@@ -223,6 +223,8 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
                 answer = HTTPProxyWire.openFailed(kind, target: target, detail: failure.message, version: version)
             }
             let forward = self.forward
+            // A target that cannot be reached is the client's business, not a fault of the tunnel: info, not warning.
+            (forward?.logger ?? logger).info("\(forward?.label ?? "\(listenText) -> \(target)"): the server could not open the connection: \(failure.message)")
             client.writeAndFlush(answer).whenComplete { _ in
                 if let forward { forward.close(.abort) } else { client.close(promise: nil) }
             }
