@@ -311,12 +311,17 @@ public final class HostTunnel: Sendable {
 
     /// A proxy anyone on the network can use to reach whatever the SSH server reaches deserves a line at start.
     private func warnIfOpenProxy(_ spec: DynamicForwardSpec) {
-        guard proxyCredentials == nil, !spec.isUnixSocket else { return }
+        guard Self.isOpenProxy(spec, credentials: proxyCredentials) else { return }
+        logger.warning("DynamicForward \(spec.listenText) accepts clients from other machines without a password: anyone who can reach it can connect through the SSH server (bind it to 127.0.0.1, or set DynamicForwardAuth)")
+    }
+
+    /// A proxy port other machines can reach, with no password asked.
+    static func isOpenProxy(_ spec: DynamicForwardSpec, credentials: ProxyCredentials?) -> Bool {
+        guard credentials == nil, !spec.isUnixSocket else { return false }
         switch spec.bind {
-        case .loopback: return
-        case .address(let address) where address.hasPrefix("127.") || address == "::1" || address == "localhost": return
-        default:
-            logger.warning("DynamicForward \(spec.listenText) accepts clients from other machines without a password: anyone who can reach it can connect through the SSH server (bind it to 127.0.0.1, or set DynamicForwardAuth)")
+        case .loopback: return false
+        case .address(let address): return !(address.hasPrefix("127.") || address == "::1" || address == "localhost")
+        case .any: return true
         }
     }
 }

@@ -268,4 +268,28 @@ struct DynamicForwardTests {
             try waitUntil(timeout: 10, "every proxied connection closed") { proxy.tunnel.counters.snapshot.connectionsActive == 0 }
         }
     }
+
+    @Test("a proxy on a Unix-domain socket (DynamicForward /path.sock) serves SOCKS5")
+    func unixSocketProxy() async throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let path = sshd.directory + "/proxy.sock"
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let spec = DynamicForwardSpec(bind: .loopback, listenPort: 0, location: SourceLocation(file: "test", line: 1), listenSocketPath: path)
+        let tunnel = HostTunnel(settings: settings(sshd), localForwards: [], dynamicForwards: [spec], eventLoop: group.next(), logger: testLogger)
+        do {
+            _ = try await tunnel.start()
+            let connection = try TCPTestClient.connect(unixSocketPath: path)
+            try connection.send([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, UInt8(echo.port >> 8), UInt8(echo.port & 0xFF)])
+            #expect(try connection.receive(exactly: 12) == [5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+            #expect(try connection.exchange(Array("over a socket".utf8)) == Array("over a socket".utf8))
+        } catch {
+            await tunnel.stop()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        await tunnel.stop()
+        try await group.shutdownGracefully()
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
 }

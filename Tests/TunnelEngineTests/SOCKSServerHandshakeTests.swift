@@ -228,3 +228,24 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+import TunnelConfig
+
+@Suite("DynamicForward: which proxy ports get the no-password warning")
+struct OpenProxyWarningTests {
+    func spec(_ bind: BindAddress, socket: String? = nil) -> DynamicForwardSpec {
+        DynamicForwardSpec(bind: bind, listenPort: socket == nil ? 1080 : 0, location: SourceLocation(file: "t", line: 1), listenSocketPath: socket)
+    }
+
+    @Test("every interface or a non-loopback address without a password: warned; loopback, a socket, or a password: not")
+    func warning() {
+        #expect(HostTunnel.isOpenProxy(spec(.any), credentials: nil))
+        #expect(HostTunnel.isOpenProxy(spec(.address("0.0.0.0")), credentials: nil))
+        #expect(HostTunnel.isOpenProxy(spec(.address("192.168.1.5")), credentials: nil))
+        #expect(!HostTunnel.isOpenProxy(spec(.any), credentials: ProxyCredentials(user: "a", password: "b")))
+        #expect(!HostTunnel.isOpenProxy(spec(.loopback), credentials: nil))
+        #expect(!HostTunnel.isOpenProxy(spec(.address("127.0.0.1")), credentials: nil))
+        #expect(!HostTunnel.isOpenProxy(spec(.address("::1")), credentials: nil))
+        #expect(!HostTunnel.isOpenProxy(spec(.loopback, socket: "/tmp/p.sock"), credentials: nil))
+    }
+}
