@@ -75,11 +75,11 @@ final class Forwarder {
     /// CPU time (user + system, all threads) the forwarding process has used so far, in milliseconds, from
     /// /proc/PID/stat. Its resolution is one clock tick (10 ms at the usual 100 Hz).
     func cpuMilliseconds() throws -> Double {
-        try ProcessCPU.milliseconds(pid)
+        try ProcessStats.cpuMilliseconds(pid)
     }
 
     /// Peak resident memory of the forwarding process so far.
-    var peakRSSKiB: Int? { ProcessCPU.peakRSSKiB(pid) }
+    var peakRSSKiB: Int? { ProcessStats.peakRSSKiB(pid) }
 
     /// Stops it (SIGTERM, SIGKILL after 5 s); throws if it had already exited, since then the figures are void.
     func stop() throws {
@@ -103,31 +103,5 @@ final class Forwarder {
         }
         try forwarder.stop()
         return result
-    }
-}
-
-/// Reads a process's CPU time and memory from /proc.
-enum ProcessCPU {
-    static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
-
-    static func milliseconds(_ pid: pid_t) throws -> Double {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else {
-            throw BenchError("cannot read /proc/\(pid)/stat (did the process exit?)")
-        }
-        // After "pid (comm)": field 3 (state) is index 0, so utime (field 14) is index 11 and stime index 12.
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else {
-            throw BenchError("unexpected /proc/\(pid)/stat: \(stat)")
-        }
-        return (user + system) / ticksPerSecond * 1000
-    }
-
-    static func peakRSSKiB(_ pid: pid_t) -> Int? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-        }
-        return nil
     }
 }

@@ -169,6 +169,37 @@ public final class SSHDFixture: @unchecked Sendable {
         try startLocked(fixedPort: port)
     }
 
+    /// SIGKILL to the listener and every descendant (a crashed server: no goodbye on any connection; the kernel
+    /// resets them), then waits until they are gone. `start()` brings it back on the same port.
+    public func crash() {
+        lifecycle.lock()
+        defer { lifecycle.unlock() }
+        let process: RunningProcess? = state.withLock { s in
+            s.stopped = true
+            return s.process
+        }
+        guard let process else { return }
+        if process.isRunning {
+            let tree = freezeTree(process)
+            process.signal(SIGKILL)
+            for pid in tree { kill(pid, SIGKILL) }
+            try? waitUntil(timeout: 5, "sshd to die") { !process.isRunning && !tree.contains(where: ProcessTree.isAlive) }
+        }
+        _ = try? process.waitForExit(timeout: 2)
+        state.withLock { s in
+            s.earlierLog += process.stderr + "--- sshd killed ---\n"
+            s.process = nil
+        }
+    }
+
+    /// Starts a stopped or killed server again on the same port, with the same keys.
+    public func start() throws {
+        lifecycle.lock()
+        defer { lifecycle.unlock() }
+        guard state.withLock({ $0.process == nil }) else { return }
+        try startLocked(fixedPort: port)
+    }
+
     /// SIGSTOP to the listener and every descendant: a frozen server (TCP still completes in the kernel).
     /// Returns once they are all stopped.
     public func suspend() {
