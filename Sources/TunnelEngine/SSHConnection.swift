@@ -775,8 +775,9 @@ final class SSHConnection: SessionLinkEvents {
     /// Send the wanted probe, or take the reply to the one in flight.
     private func sendProbe() throws {
         guard let channel = drainThrough else {
-            // No kept session channel: ask for one again (the answer, yes or no, is what the probe needs).
-            if case .unavailable = drainChannel { probe = .byOpen } else { probe = .idle }
+            // No kept session channel: ask for one again (the answer, yes or no, is what the probe needs). While
+            // the first one is still being opened, the probe waits for it.
+            if case .unavailable = drainChannel { probe = .byOpen }
             return
         }
         if case .wanted = probe { counters.keepaliveSent() }

@@ -216,4 +216,61 @@ struct ReconnectTests {
         #expect(tunnel.lines().contains { $0.contains("alpha: warning: connection lost") })
         #expect(!tunnel.lines().contains { $0.contains("beta: warning: connection lost") })
     }
+
+    @Test("server down at start: the port is bound at once, a client waits ConnectTimeout and is closed with a log line, and the host comes up when the server does")
+    func serverDownAtStart() throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let localPort = try freeTCPPortOutsideEphemeralRange()
+        let config = try UpCommandTests.writeConfig(sshd, localPort: localPort, target: echo.port, extra: ["ConnectTimeout 1"])
+        sshd.stop()
+        let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", config]).start()
+        defer { _ = tunnel.terminate() }
+        let failed = try tunnel.waitForLine(containing: "cannot connect", timeout: 10)
+        #expect(failed.contains("web: error: cannot connect to 127.0.0.1:\(sshd.port): connection refused; retrying in"), "\(failed)")
+        #expect(tcpPortIsHeld(localPort))
+
+        let waiting = try TCPTestClient.connect(port: localPort)
+        defer { waiting.close() }
+        let started = Date()
+        let ended: String
+        do { ended = try waiting.receive(timeout: 10).isEmpty ? "EOF" : "data" } catch { ended = "\(error)" }
+        let waited = Date().timeIntervalSince(started)
+        #expect(ended == "EOF", "the waiting client is closed: \(ended)")
+        #expect(waited >= 0.8 && waited < 4, "closed after \(waited) s (ConnectTimeout 1)")
+        let line = try tunnel.waitForLine(containing: "closed a client that waited", timeout: 5)
+        #expect(line.contains("web: warning: 127.0.0.1:\(localPort): closed a client that waited 1 s for the SSH session (last failure: cannot connect"), "\(line)")
+
+        try sshd.start()
+        // With ConnectTimeout 1 a client may give up while the attempt it brought forward is still under way.
+        try waitUntil(timeout: 15, "a client to be served once sshd is back") {
+            (try? Self.echoRoundTrip(port: localPort, "late but fine")) == "late but fine"
+        }
+        let connected = try tunnel.waitForLine(containing: "connected to", timeout: 5)
+        #expect(connected.contains("web: connected to"), "the first session is 'connected', not 'reconnected': \(connected)")
+    }
+
+    @Test("a refused key: said once, loudly, and retried at the cap, not in a tight loop")
+    func authenticationFailureWaitsForCap() throws {
+        let sshd = try SSHDFixture()
+        let key = try sshd.makeUnauthorizedKey()
+        let localPort = try freeTCPPortOutsideEphemeralRange()
+        var config = try UpCommandTests.writeConfig(sshd, localPort: localPort, target: 9, extra: ["TunnelReconnectMaxDelay 40"])
+        let text = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: sshd.clientKeyPath, with: key)
+        config = sshd.directory + "/refused.conf"
+        try ("IgnoreUnknown Tunnel*\n" + text).write(toFile: config, atomically: true, encoding: .utf8)
+        let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", config]).start()
+        defer { _ = tunnel.terminate() }
+        let line = try tunnel.waitForLine(containing: "authentication failed", timeout: 20)
+        #expect(line.contains("web: error: authentication failed for"), "\(line)")
+        let delay = line.range(of: "retrying in ").flatMap { Double(line[$0.upperBound...].split(separator: " ").first ?? "") }
+        #expect(delay.map { $0 >= 20 && $0 <= 40 } == true, "retried at the cap (40 s, jittered in its upper half): \(line)")
+        // A client does not bring such a retry forward (it would hammer the server with refused keys).
+        let client = try TCPTestClient.connect(port: localPort)
+        client.close()
+        Thread.sleep(forTimeInterval: 2)  // the absence of a second attempt is what is checked
+        #expect(sshd.log.components(separatedBy: "Failed publickey").count - 1 <= 1 || sshd.log.components(separatedBy: "Connection closed by").count - 1 == 1,
+                "one attempt only: \(sshd.log)")
+        #expect(tunnel.lines().filter { $0.contains("authentication failed") }.count == 1)
+    }
 }
