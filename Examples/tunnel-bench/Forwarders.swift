@@ -32,7 +32,11 @@ final class Forwarder {
     /// The forwarding process: the one whose CPU time counts.
     var pid: pid_t { process.pid }
 
-    init(_ kind: ForwarderKind, sshd: SSHDFixture, targetPort: Int) throws {
+    /// The running process itself, for cases that read its log or wait for it to exit.
+    var running: RunningProcess { process }
+
+    /// `extraConfig`: more lines for tunnel's Host block (e.g. `ServerAliveInterval 2`).
+    init(_ kind: ForwarderKind, sshd: SSHDFixture, targetPort: Int, extraConfig: [String] = []) throws {
         self.kind = kind
         let localPort = try freeTCPPort()
         self.localPort = localPort
@@ -47,8 +51,8 @@ final class Forwarder {
                     IdentityFile \(sshd.clientKeyPath)
                     UserKnownHostsFile \(sshd.knownHostsPath)
                     LocalForward \(loopback):\(localPort) \(loopback):\(targetPort)
-
-                """.write(toFile: config, atomically: true, encoding: .utf8)
+                """.appending(extraConfig.map { "\n    " + $0 }.joined() + "\n")
+                .write(toFile: config, atomically: true, encoding: .utf8)
             // Log only warnings: a line per connection would be captured in memory for thousands of connections.
             process = try ProcessRunner(binary, ["up", "--log-level", "warning", config]).start()
             // At warning level the "connected" line is not printed: wait for the port instead, then for the

@@ -33,7 +33,7 @@ public final class HostTunnel: Sendable {
     static let backoffResetAfter = TimeAmount.seconds(30)
     /// A client arriving during an outage brings the next attempt forward, but never to less than this after
     /// the previous attempt began (a stream of clients must not become a stream of connection attempts).
-    static let clientNudgeSpacing = TimeAmount.seconds(1)
+    static let clientNudgeSpacing = TimeAmount.milliseconds(250)
 
     /// How the session is looked after.
     private enum Mode {
