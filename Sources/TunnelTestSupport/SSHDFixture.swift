@@ -174,22 +174,7 @@ public final class SSHDFixture: @unchecked Sendable {
     public func crash() {
         lifecycle.lock()
         defer { lifecycle.unlock() }
-        let process: RunningProcess? = state.withLock { s in
-            s.stopped = true
-            return s.process
-        }
-        guard let process else { return }
-        if process.isRunning {
-            let tree = freezeTree(process)
-            process.signal(SIGKILL)
-            for pid in tree { kill(pid, SIGKILL) }
-            try? waitUntil(timeout: 5, "sshd to die") { !process.isRunning && !tree.contains(where: ProcessTree.isAlive) }
-        }
-        _ = try? process.waitForExit(timeout: 2)
-        state.withLock { s in
-            s.earlierLog += process.stderr + "--- sshd killed ---\n"
-            s.process = nil
-        }
+        stopLocked(signal: SIGKILL)
     }
 
     /// Starts a stopped or killed server again on the same port, with the same keys.
@@ -254,7 +239,8 @@ public final class SSHDFixture: @unchecked Sendable {
         }
     }
 
-    private func stopLocked() {
+    /// Ends the listener and every descendant with `signal` (SIGTERM: a polite stop; SIGKILL: a crash).
+    private func stopLocked(signal: Int32 = SIGTERM) {
         let process: RunningProcess? = state.withLock { s in
             s.stopped = true
             return s.process
@@ -262,8 +248,8 @@ public final class SSHDFixture: @unchecked Sendable {
         guard let process else { return }
         if process.isRunning {
             let tree = freezeTree(process)
-            process.signal(SIGTERM)
-            for pid in tree { kill(pid, SIGTERM) }
+            process.signal(signal)
+            for pid in tree { kill(pid, signal) }
             for pid in tree { kill(pid, SIGCONT) }
             process.signal(SIGCONT)
             let allGone = { !process.isRunning && !tree.contains(where: ProcessTree.isAlive) }
@@ -275,7 +261,7 @@ public final class SSHDFixture: @unchecked Sendable {
         }
         _ = try? process.waitForExit(timeout: 2)
         state.withLock { s in
-            s.earlierLog += process.stderr
+            s.earlierLog += process.stderr + (signal == SIGKILL ? "--- sshd killed ---\n" : "")
             s.process = nil
         }
     }
