@@ -25,8 +25,14 @@ public struct HostConfig: Sendable, Hashable {
     public var localForwards: [ForwardSpec]
     public var remoteForwards: [RemoteForwardSpec]
     public var dynamicForwards: [DynamicForwardSpec]
-    /// Seconds between keepalives; 0 = off (default).
+    /// Seconds between keepalives; 0 = off (OpenSSH's default; `ssh -G` prints 0 when unset).
     public var serverAliveInterval: Int
+    /// Whether the config set `ServerAliveInterval` (tunnel's engine probes every 15 s when it did not).
+    public var serverAliveIntervalSet = false
+    /// tunnel's own `TunnelReconnectDelay` / `TunnelReconnectMaxDelay`: the reconnect backoff's first ceiling and
+    /// cap, in seconds (defaults 1 and 60).
+    public var reconnectDelay: Double = 1
+    public var reconnectMaxDelay: Double = 60
     /// Missed keepalive replies before giving up; default 3.
     public var serverAliveCountMax: Int
     /// Seconds; nil = the system's TCP timeout (default).
@@ -51,7 +57,7 @@ public struct HostConfig: Sendable, Hashable {
     /// `none` (also when a ProxyCommand came first). `%` tokens are kept as
     /// written, as OpenSSH 9.2 does. (Parsed; not used yet.)
     public var proxyJump: [JumpHost]?
-    /// TCP connection attempts, one second apart; default 1. (Parsed; not used yet.)
+    /// TCP connection attempts, one second apart; default 1.
     public var connectionAttempts: Int
     /// Default true. (Parsed; not used yet.)
     public var passwordAuthentication: Bool
@@ -73,9 +79,9 @@ public struct HostConfig: Sendable, Hashable {
     public var streamLocalBindMask: Int
     /// Remove an existing socket file before listening on it; default false.
     public var streamLocalBindUnlink: Bool
-    /// `DynamicForwardAuth user:password` (tunnel's own keyword): what DynamicForward proxy clients must give.
+    /// `TunnelProxyAuth user:password` (tunnel's own keyword): what DynamicForward proxy clients must give.
     /// nil (default, or `none`): no credentials asked.
-    public var dynamicForwardAuth: ProxyAuth?
+    public var proxyAuth: ProxyAuth?
     /// Lines that apply to this host that tunnel cannot act on (a service
     /// name for a port, a path whose `${VAR}` is unset) and `Match exec`
     /// commands that failed or timed out, each with its file:line. Such a host
@@ -126,7 +132,7 @@ public struct HostConfig: Sendable, Hashable {
         tag: String? = nil,
         streamLocalBindMask: Int = HostConfig.defaultStreamLocalBindMask,
         streamLocalBindUnlink: Bool = false,
-        dynamicForwardAuth: ProxyAuth? = nil,
+        proxyAuth: ProxyAuth? = nil,
         problems: [ConfigError] = []
     ) {
         self.name = name
@@ -161,7 +167,7 @@ public struct HostConfig: Sendable, Hashable {
         self.tag = tag
         self.streamLocalBindMask = streamLocalBindMask
         self.streamLocalBindUnlink = streamLocalBindUnlink
-        self.dynamicForwardAuth = dynamicForwardAuth
+        self.proxyAuth = proxyAuth
         self.problems = problems
     }
 
@@ -178,7 +184,7 @@ public struct HostConfig: Sendable, Hashable {
     }
 }
 
-/// A user name and password (`DynamicForwardAuth user:password`). The password is never printed (see
+/// A user name and password (`TunnelProxyAuth user:password`). The password is never printed (see
 /// `description`).
 public struct ProxyAuth: Sendable, Hashable, CustomStringConvertible {
     public var user: String

@@ -41,12 +41,12 @@ enum Keyword: String, CaseIterable, Sendable {
     case tag = "Tag"
     case streamLocalBindMask = "StreamLocalBindMask"
     case streamLocalBindUnlink = "StreamLocalBindUnlink"
-    /// tunnel's own (OpenSSH does not know it: see `ownKeywords`).
-    case dynamicForwardAuth = "DynamicForwardAuth"
-
-    /// Keywords of tunnel's own. `ssh -F` rejects a file that uses one unless an IgnoreUnknown line before it
-    /// covers it; the README documents the line (`IgnoreUnknown DynamicForwardAuth`).
-    static let ownKeywords: Set<Keyword> = [.dynamicForwardAuth]
+    // tunnel's own keywords: all start with "Tunnel", so one `IgnoreUnknown Tunnel*` line keeps the file valid
+    // for `ssh -F` (OpenSSH's own `Tunnel` and `TunnelDevice` are known to it, so the pattern leaves them alone).
+    case tunnelReconnectDelay = "TunnelReconnectDelay"
+    case tunnelReconnectMaxDelay = "TunnelReconnectMaxDelay"
+    /// `TunnelProxyAuth user:password`: what DynamicForward proxy clients must give.
+    case tunnelProxyAuth = "TunnelProxyAuth"
 
     /// Lowercased spelling → keyword; OpenSSH also accepts a few aliases.
     static let byLowercasedName: [String: Keyword] = {
@@ -63,6 +63,17 @@ enum Keyword: String, CaseIterable, Sendable {
 
     /// The name as ssh_config(5) spells it, for messages.
     var name: String { rawValue }
+
+    /// Keywords of tunnel's own, which OpenSSH rejects unless `IgnoreUnknown` covers them.
+    var isOwn: Bool {
+        switch self {
+        case .tunnelReconnectDelay, .tunnelReconnectMaxDelay, .tunnelProxyAuth: return true
+        default: return false
+        }
+    }
+
+    /// The `IgnoreUnknown` line that covers every keyword of tunnel's own.
+    static let ownKeywordsIgnoreLine = "IgnoreUnknown Tunnel*"
 }
 
 /// Every other keyword OpenSSH 9.x accepts in ssh_config, including its

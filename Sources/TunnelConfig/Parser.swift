@@ -107,6 +107,10 @@ struct Parser {
             return nil
         }
         if keyword == .match { return match(rawLine, at: location) }
+        if keyword.isOwn, !ignoreUnknown.contains(where: { $0.matches(keyword.name) }) {
+            // Fine for tunnel, but `ssh -F` on this file would stop here.
+            diagnostics.warnOnce(key: "own-keyword", "\(keyword.name) is tunnel's own keyword, which ssh rejects: put `\(Keyword.ownKeywordsIgnoreLine)` before the first Host line so `ssh -F` accepts this file", at: location)
+        }
         guard let directive = directive(for: keyword, line.arguments, at: location, depth: depth) else { return nil }
         return Statement(location: location, directive: directive)
     }
@@ -360,18 +364,20 @@ struct Parser {
             }
             return .setting(.streamLocalBindUnlink(flag))
 
-        case .dynamicForwardAuth:
+        case .tunnelReconnectDelay, .tunnelReconnectMaxDelay:
             guard let value = single() else { return nil }
-            if !ignoreUnknown.contains(where: { $0.matches(keyword.name) }) {
-                diagnostics.warnOnce(key: "own:" + keyword.name.lowercased(),
-                                     "\(keyword.name) is tunnel's own keyword: ssh -F rejects this file unless a line \"IgnoreUnknown \(keyword.name)\" comes before it",
-                                     at: location)
+            guard let seconds = ValueSyntax.seconds(value), seconds > 0 else {
+                return bad("bad time value \(value.quotedForMessage) (seconds, at least 1; or e.g. 30s, 5m)")
             }
-            if value.lowercased() == "none" { return .setting(.dynamicForwardAuth(nil)) }
+            return .setting(keyword == .tunnelReconnectDelay ? .reconnectDelay(seconds) : .reconnectMaxDelay(seconds))
+
+        case .tunnelProxyAuth:
+            guard let value = single() else { return nil }
+            if value.lowercased() == "none" { return .setting(.proxyAuth(nil)) }
             guard let colon = value.firstIndex(of: ":"), colon != value.startIndex else {
                 return bad("bad value (expected user:password, or none; the value is not shown here)")
             }
-            return .setting(.dynamicForwardAuth(ProxyAuth(user: String(value[..<colon]), password: String(value[value.index(after: colon)...]))))
+            return .setting(.proxyAuth(ProxyAuth(user: String(value[..<colon]), password: String(value[value.index(after: colon)...]))))
         }
     }
 

@@ -42,8 +42,10 @@ struct CollectedSettings {
     var tag: String?
     var streamLocalBindMask: Int?
     var streamLocalBindUnlink: Bool?
+    var reconnectDelay: Int?
+    var reconnectMaxDelay: Int?
     /// `.some(nil)`: set to `none`.
-    var dynamicForwardAuth: ProxyAuth??
+    var proxyAuth: ProxyAuth??
     /// Lines that apply but that tunnel cannot act on, and `Match exec` failures.
     var problems: [ConfigError] = []
     /// Set before OpenSSH's second ("final") pass: the host name is fixed from then on.
@@ -109,7 +111,9 @@ struct CollectedSettings {
         case .tag(let v): tag = tag ?? v
         case .streamLocalBindMask(let v): streamLocalBindMask = streamLocalBindMask ?? v
         case .streamLocalBindUnlink(let v): streamLocalBindUnlink = streamLocalBindUnlink ?? v
-        case .dynamicForwardAuth(let v): dynamicForwardAuth = dynamicForwardAuth ?? .some(v)
+        case .reconnectDelay(let v): reconnectDelay = reconnectDelay ?? v
+        case .reconnectMaxDelay(let v): reconnectMaxDelay = reconnectMaxDelay ?? v
+        case .proxyAuth(let v): proxyAuth = proxyAuth ?? .some(v)
         case .unusable(let problem): if !problems.contains(problem) { problems.append(problem) }
         }
     }
@@ -244,7 +248,7 @@ struct Resolver {
 
         let gatewayPorts = settings.gatewayPorts ?? false
         let identityGiven = !settings.identityFiles.isEmpty
-        return HostConfig(
+        var resolved = HostConfig(
             name: host,
             hostName: hostName,
             port: port,
@@ -277,8 +281,12 @@ struct Resolver {
             tag: settings.tag,
             streamLocalBindMask: settings.streamLocalBindMask ?? HostConfig.defaultStreamLocalBindMask,
             streamLocalBindUnlink: settings.streamLocalBindUnlink ?? false,
-            dynamicForwardAuth: settings.dynamicForwardAuth ?? nil,
+            proxyAuth: settings.proxyAuth ?? nil,
             problems: settings.problems
         )
+        resolved.serverAliveIntervalSet = settings.serverAliveInterval != nil
+        resolved.reconnectDelay = Double(settings.reconnectDelay ?? 1)
+        resolved.reconnectMaxDelay = Double(max(settings.reconnectMaxDelay ?? 60, settings.reconnectDelay ?? 1))
+        return resolved
     }
 }

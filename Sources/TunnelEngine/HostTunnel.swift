@@ -4,17 +4,30 @@ import NIOCore
 import NIOPosix
 import TunnelConfig
 
+/// What happens to a kept-up tunnel's session, for the front end to report (`HostTunnel.keepUp`).
+public enum TunnelEvent: Sendable {
+    /// A session is up: the first one, or a new one after an outage (`reconnected`).
+    case connected(SessionInfo, reconnected: Bool)
+    /// The session that was up ended; the next attempt starts in `retryIn` seconds.
+    case sessionLost(TunnelError, retryIn: Double)
+    /// An attempt to set a session up failed; the next starts in `retryIn` seconds. `report` says whether this
+    /// failure is news (a new reason), a reminder (still failing, at the backoff's cap) or a repeat to keep quiet.
+    case attemptFailed(TunnelError, retryIn: Double, report: OutageReport.Level)
+}
+
 /// Everything one `Host` block brings up: its local listeners, its counters, and the SSH session they use.
 ///
 /// Listeners and counters belong here, not to the session, so a session can be replaced (reconnect) while the
-/// listeners stay bound and the counters keep counting. The mutable state lives on `eventLoop`, in a box that
-/// checks it is only touched there; what other threads read (bound addresses, the session's end) is locked.
+/// listeners stay bound and the counters keep counting. While no session is up, an accepted client waits here,
+/// unread (its bytes stay in the kernel's socket buffer: bounded), until a session is up or its wait
+/// (`ConnectTimeout`) ends. The mutable state lives on `eventLoop`, in a box that checks it is only touched there;
+/// what other threads read (bound addresses, the session's end) is locked.
 public final class HostTunnel: Sendable {
     public let settings: ConnectionSettings
     public let localForwards: [ForwardSpec]
     /// `DynamicForward` proxy ports (SOCKS 4/4a/5 and HTTP on each).
     public let dynamicForwards: [DynamicForwardSpec]
-    /// Credentials the proxy ports require (`DynamicForwardAuth`); nil: none.
+    /// Credentials the proxy ports require (`TunnelProxyAuth`); nil: none.
     public let proxyCredentials: ProxyCredentials?
     /// How long a proxy client has to say where it wants to go.
     public let proxyHandshakeTimeout: TimeAmount
@@ -22,13 +35,51 @@ public final class HostTunnel: Sendable {
     public let counters = TunnelCounters()
     private let logger: Logger
 
+    /// A session that stayed up this long resets the backoff: the next outage starts again from the first delay.
+    static let backoffResetAfter = TimeAmount.seconds(30)
+    /// A client arriving during an outage brings the next attempt forward, but never to less than this after
+    /// the previous attempt began (a stream of clients must not become a stream of connection attempts).
+    static let clientNudgeSpacing = TimeAmount.milliseconds(250)
+
+    /// How the session is looked after.
+    private enum Mode {
+        /// `start()`: one session; when it ends the tunnel is done (the owner decides what next).
+        case oneShot
+        /// `keepUp(onEvent:)`: a new session after every loss, with backoff; events go to the owner.
+        case keepUp(@Sendable (TunnelEvent) -> Void)
+    }
+
+    /// A client accepted while no session was up (a local forward's, or a proxy client that has said where to go).
+    private struct WaitingClient {
+        /// "127.0.0.1:8080", for log lines.
+        let listenText: String
+        /// Pairs it with a channel once a session is up.
+        let serve: (SSHConnection) -> Void
+        /// Tells its owner it was turned away (the owner closes it, after a proxy's answer).
+        let turnAway: (String) -> Void
+        let deadline: Scheduled<Void>
+    }
+
     /// State confined to `eventLoop`.
     private final class LoopState {
+        var mode = Mode.oneShot
         var listeners: [Channel] = []
         /// Unix-domain socket files we created, removed on stop.
         var socketFiles: [String] = []
+        /// The session being set up or up; nil between attempts.
         var connection: SSHConnection?
         var stopped = false
+        var waiting: [ObjectIdentifier: WaitingClient] = [:]
+        var backoff = Backoff()
+        var report = OutageReport()
+        var everConnected = false
+        var upSince: NIODeadline?
+        var lastAttemptAt = NIODeadline.distantPast
+        /// The next attempt, while waiting between attempts.
+        var retry: (task: Scheduled<Void>, at: NIODeadline)?
+        /// The last failure is one that retrying soon does not cure (clients do not bring the retry forward).
+        var lastFailureWaitsForCap = false
+        var lastFailure: TunnelError?
     }
     private let state: NIOLoopBoundBox<LoopState>
     private let published = NIOLockedValueBox(Published())
@@ -50,47 +101,41 @@ public final class HostTunnel: Sendable {
         logger[metadataKey: "tunnel"] = "\(settings.name)"
         logger[metadataKey: "peer"] = "\(settings.hostName):\(settings.port)"
         self.logger = logger
-        self.state = NIOLoopBoundBox.makeBoxSendingValue(LoopState(), eventLoop: eventLoop)
+        let loopState = LoopState()
+        loopState.backoff = Backoff(initial: settings.reconnectDelay, cap: settings.reconnectMaxDelay)
+        self.state = NIOLoopBoundBox.makeBoxSendingValue(loopState, eventLoop: eventLoop)
     }
 
     public convenience init(host: HostConfig, eventLoop: EventLoop, logger: Logger) {
         self.init(settings: ConnectionSettings(host), localForwards: host.localForwards, dynamicForwards: host.dynamicForwards,
-                  proxyCredentials: host.dynamicForwardAuth.map { ProxyCredentials(user: $0.user, password: $0.password) },
+                  proxyCredentials: host.proxyAuth.map { ProxyCredentials(user: $0.user, password: $0.password) },
                   eventLoop: eventLoop, logger: logger)
     }
 
     /// The addresses actually bound, e.g. "127.0.0.1:8080" (port 0 in the config becomes the real port here).
     public var boundAddresses: [String] { published.withLockedValue { $0.boundAddresses } }
 
-    /// Completes when the current session ends, with the reason (nil after `stop()`).
+    /// With `start()`: completes when the session ends, with the reason (nil after `stop()`).
     public var sessionEnded: EventLoopFuture<TunnelError?>? { published.withLockedValue { $0.sessionEnded } }
 
     // MARK: - Start and stop
 
-    /// Bind every listener, then open the SSH session. Fails (and unbinds) if any listener cannot be bound or the
-    /// session cannot be set up.
+    /// Bind every listener, then open one SSH session. Fails (and unbinds) if any listener cannot be bound or the
+    /// session cannot be set up. When that session ends the tunnel does not reconnect (see `keepUp`).
     public func start() async throws -> SessionInfo {
         do {
-            // The session object exists before the first listener does, so a client accepted at once is queued
-            // for it instead of finding no session and being turned away.
+            // The session object exists before the first listener does, so a client accepted at once waits for it
+            // instead of finding no session and being turned away.
             try await eventLoop.submit {
-                let connection = SSHConnection(settings: self.settings, eventLoop: self.eventLoop,
-                                               counters: self.counters, logger: self.logger)
-                self.state.value.connection = connection
+                let connection = self.makeConnection()
                 self.published.withLockedValue { $0.sessionEnded = connection.closeFuture }
             }.get()
-            for spec in localForwards {
-                try await bind(.local(spec))
-            }
-            for spec in dynamicForwards {
-                warnIfOpenProxy(spec)
-                try await bind(.proxy(spec))
-            }
+            try await bindAll()
             return try await eventLoop.flatSubmit { () -> EventLoopFuture<SessionInfo> in
                 guard let connection = self.state.value.connection, !self.state.value.stopped else {
                     return self.eventLoop.makeFailedFuture(TunnelError.stopped)
                 }
-                return connection.connect()
+                return self.connect(connection)
             }.get()
         } catch {
             await stop()
@@ -98,13 +143,38 @@ public final class HostTunnel: Sendable {
         }
     }
 
-    /// Close listeners, forwarded connections and the session. Idempotent, and safe while `start()` is still
-    /// setting the session up (it then fails with `TunnelError.stopped`).
+    /// Bind every listener, then keep a session up until `stop()`: after any loss (EOF, reset, keepalive deadline,
+    /// failed handshake or authentication, DNS) a new attempt follows, with capped exponential backoff and full
+    /// jitter. Returns once the listeners are bound (throws, having unbound them, if one cannot be); what happens
+    /// to the session is told through `onEvent`, on the tunnel's event loop.
+    public func keepUp(onEvent: @escaping @Sendable (TunnelEvent) -> Void) async throws {
+        do {
+            try await eventLoop.submit { self.state.value.mode = .keepUp(onEvent) }.get()
+            try await bindAll()
+            try await eventLoop.submit { self.attempt() }.get()
+        } catch {
+            await stop()
+            throw error
+        }
+    }
+
+    /// Close listeners, waiting clients, forwarded connections and the session. Idempotent, and safe while a
+    /// session is still being set up (`start()` then fails with `TunnelError.stopped`).
     public func stop() async {
         // If the event loop is already gone there is nothing left to stop.
         try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
             let state = self.state.value
             state.stopped = true
+            state.retry?.task.cancel()
+            state.retry = nil
+            // Taken out first: turning a client away closes it, and its handler then asks to be taken out again.
+            let waiting = state.waiting
+            state.waiting = [:]
+            for client in waiting.values {
+                client.deadline.cancel()
+                self.counters.connectionEnded()
+                client.turnAway("the tunnel is stopping")
+            }
             let closing = state.listeners.map { $0.close() } + [state.connection?.close()].compactMap { $0 }
             state.listeners = []
             let files = state.socketFiles
@@ -120,7 +190,109 @@ public final class HostTunnel: Sendable {
         localForwards.map(\.forwardText) + dynamicForwards.map { "\($0.listenText) (SOCKS and HTTP proxy)" }
     }
 
+    // MARK: - Sessions
+
+    /// A new session object, made current, whose end is handled by `sessionEnded`.
+    private func makeConnection() -> SSHConnection {
+        let connection = SSHConnection(settings: settings, eventLoop: eventLoop, counters: counters, logger: logger)
+        state.value.connection = connection
+        let bound = NIOLoopBound(connection, eventLoop: eventLoop)
+        connection.closeFuture.whenSuccess { [self] reason in self.sessionEnded(bound.value, reason: reason) }
+        return connection
+    }
+
+    /// Start one attempt at a session (keepUp mode).
+    private func attempt() {
+        let state = self.state.value
+        guard !state.stopped else { return }
+        state.retry = nil
+        state.lastAttemptAt = .now()
+        connect(makeConnection())
+    }
+
+    /// Set `connection` up; once it is, hand it the clients that waited.
+    @discardableResult
+    private func connect(_ connection: SSHConnection) -> EventLoopFuture<SessionInfo> {
+        let bound = NIOLoopBound(connection, eventLoop: eventLoop)
+        let ready = connection.connect()
+        ready.whenSuccess { [self] info in self.sessionUp(bound.value, info: info) }
+        return ready
+    }
+
+    private func sessionUp(_ connection: SSHConnection, info: SessionInfo) {
+        let state = self.state.value
+        guard state.connection === connection, !state.stopped else { return }
+        state.upSince = .now()
+        state.report.recovered()
+        state.lastFailure = nil
+        let reconnected = state.everConnected
+        state.everConnected = true
+        if case .keepUp(let onEvent) = state.mode { onEvent(.connected(info, reconnected: reconnected)) }
+        // Clients that waited through the outage go first, oldest first is not promised (they arrived together).
+        let waiting = state.waiting
+        state.waiting = [:]
+        for client in waiting.values {
+            client.deadline.cancel()
+            client.serve(connection)
+        }
+    }
+
+    private func sessionEnded(_ connection: SSHConnection, reason: TunnelError?) {
+        let state = self.state.value
+        guard state.connection === connection else { return }
+        state.connection = nil
+        guard !state.stopped, let reason, case .keepUp(let onEvent) = state.mode else {
+            // One-shot: the owner learns the end from `sessionEnded`; clients waiting for this session go.
+            closeWaitingClients(reason: reason.map { "the SSH session could not be set up: \($0)" } ?? "the tunnel stopped")
+            return
+        }
+        let now = NIODeadline.now()
+        let wasUp = state.upSince != nil
+        if let upSince = state.upSince, now - upSince >= Self.backoffResetAfter { state.backoff.reset() }
+        state.upSince = nil
+        let waitsForCap = reason.waitsForCap
+        let delay = waitsForCap ? state.backoff.delayAtCap() : state.backoff.nextDelay()
+        state.lastFailureWaitsForCap = waitsForCap
+        state.lastFailure = reason
+        if wasUp {
+            state.report.recovered()
+            _ = state.report.failed(reason: "\(reason)", atCap: false)
+            onEvent(.sessionLost(reason, retryIn: delay))
+        } else {
+            let level = state.report.failed(reason: "\(reason)", atCap: waitsForCap || state.backoff.atCap)
+            onEvent(.attemptFailed(reason, retryIn: delay, report: level))
+        }
+        scheduleAttempt(at: now + .nanoseconds(Int64(delay * 1e9)))
+    }
+
+    private func scheduleAttempt(at deadline: NIODeadline) {
+        let state = self.state.value
+        state.retry?.task.cancel()
+        let task = eventLoop.scheduleTask(deadline: deadline) { [self] in self.attempt() }
+        state.retry = (task, deadline)
+    }
+
+    /// A client is waiting: bring the next attempt forward, unless the failure is one that waiting cures.
+    private func nudgeAttempt() {
+        let state = self.state.value
+        guard let retry = state.retry, !state.lastFailureWaitsForCap else { return }
+        let earliest = max(NIODeadline.now(), state.lastAttemptAt + Self.clientNudgeSpacing)
+        if retry.at > earliest + .milliseconds(50) { scheduleAttempt(at: earliest) }
+    }
+
+    // MARK: - Clients
+
     // MARK: - Listeners
+
+    private func bindAll() async throws {
+        for spec in localForwards {
+            try await bind(.local(spec))
+        }
+        for spec in dynamicForwards {
+            warnIfOpenProxy(spec)
+            try await bind(.proxy(spec))
+        }
+    }
 
     /// A port or socket to listen on, and what serves its clients.
     private enum Listener {
@@ -253,25 +425,22 @@ public final class HostTunnel: Sendable {
         return bootstrap
     }
 
-    /// A local client connected: pair it with a channel to the forward's target, or turn it away with a log line
-    /// saying why.
+    /// A local client connected: pair it with a channel to the forward's target now if the session is up, or hold
+    /// it until one is (bounded by the connect timeout).
     fileprivate func accepted(_ client: Channel, spec: ForwardSpec, handler: LocalClientHandler) {
         let target: ChannelTarget
         switch spec.target {
         case .tcp(let host, let port): target = .tcp(host: host, port: port)
         case .unixSocket(let path): target = .unixSocket(path: path)
         }
-        openForward(client: client, handler: handler, label: spec.forwardText, target: target) { [logger] result in
+        openForward(client: client, handler: handler, label: spec.forwardText, listenText: spec.listenText,
+                    target: target) { result in
             switch result {
             case .success:
                 break  // the session steps it from here: it starts reading the client
             case .failure(let failure):
-                guard let forward = handler.forward else {
-                    // Turned away before a forwarded connection was made: the session is not up.
-                    logger.warning("\(spec.listenText): refused a client: \(failure.message)")
-                    client.close(promise: nil)
-                    return
-                }
+                // Turned away before a forwarded connection was made: openForward said why in the log.
+                guard let forward = handler.forward else { return client.close(promise: nil) }
                 forward.logger.warning("\(forward.label): the server could not open the connection: \(failure.message)")
                 forward.close(.abort)
             }
@@ -279,19 +448,68 @@ public final class HostTunnel: Sendable {
     }
 
     /// The one way a client that connected here becomes a forwarded connection (a local forward's client, or a proxy
-    /// client once it has said where to go): make the `ForwardedConnection`, attach the client and its handler, and
-    /// ask the session for a channel to `target`. `completion` runs on the loop with the open's result, not at all
-    /// if the connection was closed meanwhile, and at once (before this returns) if there is no session to ask.
-    /// Returns the forwarded connection, or nil when there is no session to ask.
-    @discardableResult
-    func openForward(client: Channel, handler: ForwardClientHandler, label: String, target: ChannelTarget,
-                     completion: @escaping (Result<ForwardedConnection, ChannelOpenFailure>) -> Void) -> ForwardedConnection? {
+    /// client once it has said where to go). With a session up: make the `ForwardedConnection`, attach the client
+    /// and its handler, and ask the session for a channel to `target`. Without one: the client waits here for a
+    /// session (bounded by the connect timeout), or is turned away at once when none is coming (`start()`'s session
+    /// ended, or the tunnel is stopping).
+    ///
+    /// `completion` runs on the loop: with the open's result (a refused open is for the caller to log), with a
+    /// failure when the client is turned away or its wait ends (logged here, with `listenText`), and not at all if
+    /// the connection was closed meanwhile. A handler whose client closes while it waits (it has no forwarded
+    /// connection yet) calls `waitingClientClosed`.
+    func openForward(client: Channel, handler: ForwardClientHandler, label: String, listenText: String,
+                     target: ChannelTarget, completion: @escaping (Result<ForwardedConnection, ChannelOpenFailure>) -> Void) {
         counters.connectionAccepted()
-        guard !state.value.stopped, let connection = state.value.connection, connection.acceptsClients else {
-            counters.connectionEnded()
-            completion(.failure(ChannelOpenFailure(message: "the SSH session is not up")))
-            return nil
+        let state = self.state.value
+        let serve = { [self] (connection: SSHConnection) in
+            self.serve(client, handler: handler, label: label, target: target, on: connection, completion: completion)
         }
+        guard !state.stopped else {
+            counters.connectionEnded()
+            return completion(.failure(ChannelOpenFailure(message: "the tunnel is stopping")))
+        }
+        if let connection = state.connection, connection.isReady { return serve(connection) }
+        if case .oneShot = state.mode, state.connection == nil {
+            counters.connectionEnded()
+            logger.warning("\(listenText): refused a client: the SSH session is not up")
+            return completion(.failure(ChannelOpenFailure(message: "the SSH session is not up")))
+        }
+        let wait = TimeAmount.seconds(settings.connectTimeoutSeconds)
+        let key = ObjectIdentifier(client)
+        let deadline = eventLoop.scheduleTask(in: wait) { [self] in
+            guard self.state.value.waiting.removeValue(forKey: key) != nil else { return }
+            let why = self.state.value.lastFailure.map { " (last failure: \($0))" } ?? ""
+            self.logger.warning("\(listenText): closed a client that waited \(self.settings.connectTimeoutSeconds) s for the SSH session\(why)")
+            self.counters.connectionEnded()
+            completion(.failure(ChannelOpenFailure(message: "the SSH session is not up (waited \(self.settings.connectTimeoutSeconds) s)\(why)")))
+        }
+        let turnAway = { (reason: String) in completion(.failure(ChannelOpenFailure(message: "the SSH session is not up: \(reason)"))) }
+        state.waiting[key] = WaitingClient(listenText: listenText, serve: serve, turnAway: turnAway, deadline: deadline)
+        logger.debug("\(listenText): a client waits for the SSH session")
+        nudgeAttempt()
+    }
+
+    /// A waiting client left before a session came.
+    func waitingClientClosed(_ client: Channel) {
+        guard let waiting = state.value.waiting.removeValue(forKey: ObjectIdentifier(client)) else { return }
+        waiting.deadline.cancel()
+        counters.connectionEnded()
+    }
+
+    private func closeWaitingClients(reason: String) {
+        let waiting = state.value.waiting
+        state.value.waiting = [:]
+        for client in waiting.values {
+            client.deadline.cancel()
+            logger.warning("\(client.listenText): closed a waiting client: \(reason)")
+            counters.connectionEnded()
+            client.turnAway(reason)
+        }
+    }
+
+    /// Pair `client` with a new channel to `target` on `connection`.
+    private func serve(_ client: Channel, handler: ForwardClientHandler, label: String, target: ChannelTarget,
+                       on connection: SSHConnection, completion: @escaping (Result<ForwardedConnection, ChannelOpenFailure>) -> Void) {
         let forward = connection.makeForward(label: label)
         forward.attach(client: client)
         handler.attach(forward, connection)
@@ -306,13 +524,12 @@ public final class HostTunnel: Sendable {
                 completion(.failure(failure))
             }
         }
-        return forward
     }
 
     /// A proxy anyone on the network can use to reach whatever the SSH server reaches deserves a line at start.
     private func warnIfOpenProxy(_ spec: DynamicForwardSpec) {
         guard Self.isOpenProxy(spec, credentials: proxyCredentials) else { return }
-        logger.warning("DynamicForward \(spec.listenText) accepts clients from other machines without a password: anyone who can reach it can connect through the SSH server (bind it to 127.0.0.1, or set DynamicForwardAuth)")
+        logger.warning("DynamicForward \(spec.listenText) accepts clients from other machines without a password: anyone who can reach it can connect through the SSH server (bind it to 127.0.0.1, or set TunnelProxyAuth)")
     }
 
     /// A proxy port other machines can reach, with no password asked.
@@ -339,6 +556,11 @@ final class LocalClientHandler: ChannelInboundHandler, ForwardClientHandler {
     private let spec: ForwardSpec
     private(set) var forward: ForwardedConnection?
     private var connection: SSHConnection?
+    /// What arrived before the client was paired with a session: NIO reads a half-closed socket to its end even
+    /// with autoRead off, so a client that sent and shut down while waiting has its bytes and EOF delivered here.
+    /// Bounded by the kernel's receive buffer (nothing else reads ahead).
+    private var early: ByteBuffer?
+    private var earlyEOF = false
 
     init(tunnel: HostTunnel, spec: ForwardSpec) {
         self.tunnel = tunnel
@@ -348,6 +570,12 @@ final class LocalClientHandler: ChannelInboundHandler, ForwardClientHandler {
     func attach(_ forward: ForwardedConnection, _ connection: SSHConnection) {
         self.forward = forward
         self.connection = connection
+        if var early {
+            self.early = nil
+            forward.clientRead(&early)
+            forward.clientReadComplete()
+        }
+        if earlyEOF { forward.clientSentEOF() }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -357,7 +585,13 @@ final class LocalClientHandler: ChannelInboundHandler, ForwardClientHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
-        forward?.clientRead(&buffer)
+        if let forward {
+            forward.clientRead(&buffer)
+        } else if early == nil {
+            early = buffer
+        } else {
+            early!.writeBuffer(&buffer)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -367,9 +601,13 @@ final class LocalClientHandler: ChannelInboundHandler, ForwardClientHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event, let forward, let connection {
-            forward.clientSentEOF()
-            connection.clientEvent(forward)
+        if case ChannelEvent.inputClosed = event {
+            if let forward, let connection {
+                forward.clientSentEOF()
+                connection.clientEvent(forward)
+            } else {
+                earlyEOF = true
+            }
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -383,6 +621,8 @@ final class LocalClientHandler: ChannelInboundHandler, ForwardClientHandler {
         if let forward, let connection {
             forward.clientClosed()
             connection.clientEvent(forward)
+        } else {
+            tunnel.waitingClientClosed(context.channel)
         }
         forward = nil
         connection = nil

@@ -19,6 +19,9 @@ public enum TunnelError: Error, Sendable, CustomStringConvertible {
     case bindFailed(address: String, reason: String)
     /// The handshake or authentication took too long.
     case timedOut(String)
+    /// The server stopped answering: nothing from it for `probes` keepalives over `seconds` (a frozen server, a
+    /// dropped NAT entry, a pulled cable: TCP may still look open).
+    case keepaliveTimeout(probes: Int, seconds: Int)
     /// Stopped on request.
     case stopped
 
@@ -31,7 +34,22 @@ public enum TunnelError: Error, Sendable, CustomStringConvertible {
         case .authenticationFailed(let failure): return failure.description
         case .bindFailed(let address, let reason): return "cannot listen on \(address): \(reason)"
         case .timedOut(let what): return "timed out: \(what)"
+        case .keepaliveTimeout(let probes, let seconds):
+            if probes == 0 { return "connection lost: no data from the server in \(seconds) s" }
+            return "connection lost: no reply to \(probes) keepalive\(probes == 1 ? "" : "s") in \(seconds) s"
         case .stopped: return "stopped"
+        }
+    }
+}
+
+extension TunnelError {
+    /// Failures that retrying soon does not cure: the server refused every key, or the host key is not trusted
+    /// (a key may be installed, or known_hosts fixed, later). They are retried at the backoff's cap, never in a
+    /// tight loop; a changed host key is refused again on every attempt.
+    public var waitsForCap: Bool {
+        switch self {
+        case .authenticationFailed, .hostKeyRefused: return true
+        default: return false
         }
     }
 }

@@ -75,6 +75,22 @@ public func waitUntil(timeout: Double, _ what: String, _ condition: () -> Bool) 
     }
 }
 
+/// `waitUntil` for async tests: sleeps with `Task.sleep`, so the thread is free meanwhile. Use it where the condition
+/// depends on async work of the same process (the Swift concurrency pool has as many threads as cores, and other
+/// suites may be blocking theirs).
+public func waitUntilAsync(timeout: Double, _ what: String, _ condition: () -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    var pause = 0.002
+    while true {
+        if condition() { return }
+        if Date() >= deadline {
+            throw TestSupportError("timed out after \(formatSeconds(timeout)) s waiting for \(what)")
+        }
+        try await Task.sleep(nanoseconds: UInt64(min(pause, max(0, deadline.timeIntervalSinceNow)) * 1e9))
+        pause = min(pause * 2, 0.05)
+    }
+}
+
 /// Polls `sample` until it is above zero and has not changed for `quiet` seconds: the readiness signal for "the
 /// pipeline is full" or "the transfer stalled", which have no event of their own. Throws, naming `what` and the last
 /// value, after `timeout` seconds.

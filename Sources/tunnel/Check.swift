@@ -83,7 +83,7 @@ enum CheckSummary {
             }
             for forward in host.dynamicForwards {
                 let listener = forward.listenSocketPath ?? "\(forward.bind):\(forward.listenPort)"
-                let auth = host.dynamicForwardAuth.map { " (user \($0.user) and password required)" } ?? ""
+                let auth = host.proxyAuth.map { " (user \($0.user) and password required)" } ?? ""
                 out += "  DynamicForward \(listener) SOCKS 4/5 and HTTP proxy\(auth)\n"
             }
             forwards += host.localForwards.count + host.remoteForwards.count + host.dynamicForwards.count

@@ -92,7 +92,7 @@ struct DynamicForwardTests {
         }
     }
 
-    @Test("with DynamicForwardAuth: the right user and password pass (SOCKS5 and HTTP), wrong or none are refused, SOCKS4 too")
+    @Test("with TunnelProxyAuth: the right user and password pass (SOCKS5 and HTTP), wrong or none are refused, SOCKS4 too")
     func curlAuth() async throws {
         let sshd = try SSHDFixture()
         let web = try TCPTestServer(behavior: .http(body: "authorized\n"))
@@ -291,5 +291,37 @@ struct DynamicForwardTests {
         await tunnel.stop()
         try await group.shutdownGracefully()
         #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
+    @Test("a proxy client whose request comes before the session is up waits for it, then gets its answer and its bytes through")
+    func clientWaitsForSession() async throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let spec = DynamicForwardSpec(bind: .address("127.0.0.1"), listenPort: 0, location: SourceLocation(file: "test", line: 1))
+        let tunnel = HostTunnel(settings: settings(sshd), localForwards: [], dynamicForwards: [spec], eventLoop: group.next(), logger: testLogger)
+        // A frozen server: TCP connects, the SSH handshake waits.
+        sshd.suspend()
+        let starting = Task { try await tunnel.start() }
+        do {
+            try await waitUntilAsync(timeout: 10, "the proxy port to be bound") { !tunnel.boundAddresses.isEmpty }
+            let port = try boundPorts(tunnel)[0]
+            let client = try TCPTestClient.connect(port: port)
+            // The handshake needs no session; the request (and the payload right behind it) waits for one.
+            try client.send([5, 1, 0])
+            #expect(try client.receive(exactly: 2) == [5, 0])
+            try client.send([5, 1, 0, 1, 127, 0, 0, 1, UInt8(echo.port >> 8), UInt8(echo.port & 0xFF)] + Array("early bytes".utf8))
+            sshd.resume()
+            _ = try await starting.value
+            #expect(try client.receive(exactly: 10) == [5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+            #expect(try client.receive(exactly: 11) == Array("early bytes".utf8))
+        } catch {
+            sshd.resume()
+            await tunnel.stop()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        await tunnel.stop()
+        try await group.shutdownGracefully()
     }
 }

@@ -186,32 +186,33 @@ struct ForwardSpecTests {
         #expect(errors("StreamLocalBindUnlink maybe").count == 1)
     }
 
-    @Test("DynamicForwardAuth user:password (tunnel's own keyword): first value wins, none unsets, never printed")
-    func dynamicForwardAuth() throws {
+    @Test("TunnelProxyAuth user:password (tunnel's own keyword): first value wins, none unsets, never printed")
+    func proxyAuth() throws {
         let config = try parse(
-            "IgnoreUnknown DynamicForwardAuth",
+            "IgnoreUnknown Tunnel*",
             "Host h",
             "  DynamicForward 1080",
-            "  DynamicForwardAuth alice:pa:ss",
+            "  TunnelProxyAuth alice:pa:ss",
             "Host n",
-            "  DynamicForwardAuth none",
+            "  TunnelProxyAuth none",
             "Host *",
-            "  DynamicForwardAuth bob:x"
+            "  TunnelProxyAuth bob:x"
         )
         #expect(config.warnings.isEmpty, "\(config.warnings)")
-        #expect(config.resolve(host: "h").dynamicForwardAuth == ProxyAuth(user: "alice", password: "pa:ss"))
-        #expect(config.resolve(host: "n").dynamicForwardAuth == nil)
-        #expect(config.resolve(host: "other").dynamicForwardAuth == ProxyAuth(user: "bob", password: "x"))
+        #expect(config.resolve(host: "h").proxyAuth == ProxyAuth(user: "alice", password: "pa:ss"))
+        #expect(config.resolve(host: "n").proxyAuth == nil)
+        #expect(config.resolve(host: "other").proxyAuth == ProxyAuth(user: "bob", password: "x"))
         #expect(!"\(ProxyAuth(user: "alice", password: "pa:ss"))".contains("pa:ss"))
     }
 
-    @Test("DynamicForwardAuth without an IgnoreUnknown line warns that ssh -F would reject the file; a bad value is an error without the value")
-    func dynamicForwardAuthChecks() throws {
-        let config = try parse("Host h", "  DynamicForwardAuth alice:x")
+    @Test("TunnelProxyAuth without IgnoreUnknown warns as tunnel's other keywords do; a bad value is an error that does not show it")
+    func proxyAuthChecks() throws {
+        let config = try parse("Host h", "  TunnelProxyAuth alice:x")
+        #expect(config.resolve(host: "h").proxyAuth == ProxyAuth(user: "alice", password: "x"))
         #expect(config.warnings.map(\.description) == [
-            "t.conf:2: DynamicForwardAuth is tunnel's own keyword: ssh -F rejects this file unless a line \"IgnoreUnknown DynamicForwardAuth\" comes before it",
+            "t.conf:2: TunnelProxyAuth is tunnel's own keyword, which ssh rejects: put `IgnoreUnknown Tunnel*` before the first Host line so `ssh -F` accepts this file",
         ])
-        #expect(errors("DynamicForwardAuth secretwithoutcolon") == ["t.conf:1: DynamicForwardAuth: bad value (expected user:password, or none; the value is not shown here)"])
-        #expect(errors("DynamicForwardAuth :nouser").count == 1)
+        #expect(errors("IgnoreUnknown Tunnel*", "TunnelProxyAuth secretwithoutcolon") == ["t.conf:2: TunnelProxyAuth: bad value (expected user:password, or none; the value is not shown here)"])
+        #expect(errors("IgnoreUnknown Tunnel*", "TunnelProxyAuth :nouser").count == 1)
     }
 }

@@ -102,7 +102,7 @@ struct SOCKSServerHandshakeTests {
     @Test("a client that offers no acceptable method gets 0xFF")
     func socks5NoMethod() {
         var handshake = SOCKSServerHandshake(credentials: nil)
-        #expect(run(&handshake, [5, 1, 2]).steps.last == .refuse(reply: buffer([5, 0xFF]), reason: "SOCKS5 client does not offer 'no authentication' (no DynamicForwardAuth is set)"))
+        #expect(run(&handshake, [5, 1, 2]).steps.last == .refuse(reply: buffer([5, 0xFF]), reason: "SOCKS5 client does not offer 'no authentication' (no TunnelProxyAuth is set)"))
         var none = SOCKSServerHandshake(credentials: nil)
         guard case .refuse(nil, _)? = run(&none, [5, 0]).steps.last else { Issue.record("zero methods taken"); return }
     }

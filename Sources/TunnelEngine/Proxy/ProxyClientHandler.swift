@@ -45,6 +45,11 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
     private var deadline: Scheduled<Void>?
     private var forward: ForwardedConnection?
     private var connection: SSHConnection?
+    /// Bytes after the request that arrived before the forwarded connection existed (the client's first payload,
+    /// while the open waits for a session), and whether its EOF came too. Bounded: nothing is read after the
+    /// request until the channel is open, except what NIO delivers of a half-closed socket.
+    private var early: ByteBuffer?
+    private var earlyEOF = false
 
     init(tunnel: HostTunnel, listenText: String, credentials: ProxyCredentials?, handshakeTimeout: TimeAmount, logger: Logger) {
         self.tunnel = tunnel
@@ -57,6 +62,23 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
     func attach(_ forward: ForwardedConnection, _ connection: SSHConnection) {
         self.forward = forward
         self.connection = connection
+        if var early {
+            self.early = nil
+            forward.clientRead(&early)
+            forward.clientReadComplete()
+        }
+        if earlyEOF { forward.clientSentEOF() }
+    }
+
+    /// Client bytes once the request is known: to the forwarded connection, or held until it exists.
+    private func keep(_ buffer: inout ByteBuffer) {
+        if let forward {
+            forward.clientRead(&buffer)
+        } else if early == nil {
+            early = buffer
+        } else {
+            early!.writeBuffer(&buffer)
+        }
     }
 
     // MARK: - Handshake
@@ -91,7 +113,7 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
         case .http:
             break  // nothing reaches here before the HTTP handlers have decided
         case .opening, .forwarding:
-            forward?.clientRead(&buffer)
+            keep(&buffer)
         case .closed:
             break
         }
@@ -162,6 +184,8 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
                 if let forward, let connection {
                     forward.clientSentEOF()
                     connection.clientEvent(forward)
+                } else {
+                    earlyEOF = true
                 }
             case .closed:
                 break
@@ -193,13 +217,11 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
         endHandshake()
         phase = .opening(reply)
         let client = context.channel
+        if var firstBytes, firstBytes.readableBytes > 0 { keep(&firstBytes) }
         let label = "\(listenText) -> \(target) (\(kind))"
-        let opened = tunnel.openForward(client: client, handler: self, label: label,
-                                        target: .tcp(host: target.host, port: target.port)) { [self] result in
+        tunnel.openForward(client: client, handler: self, label: label, listenText: listenText,
+                           target: .tcp(host: target.host, port: target.port)) { [self] result in
             self.opened(result, target: target, client: client)
-        }
-        if let forward = opened, var firstBytes, firstBytes.readableBytes > 0 {
-            forward.clientRead(&firstBytes)
         }
     }
 
@@ -223,8 +245,10 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
                 answer = HTTPProxyWire.openFailed(kind, target: target, detail: failure.message, version: version)
             }
             let forward = self.forward
-            // A target that cannot be reached is the client's business, not a fault of the tunnel: info, not warning.
-            (forward?.logger ?? logger).info("\(forward?.label ?? "\(listenText) -> \(target)"): the server could not open the connection: \(failure.message)")
+            if let forward {
+                // A target that cannot be reached is the client's business, not a fault of the tunnel: info.
+                forward.logger.info("\(forward.label): the server could not open the connection: \(failure.message)")
+            }  // else it never got to the server: HostTunnel said why
             client.writeAndFlush(answer).whenComplete { _ in
                 if let forward { forward.close(.abort) } else { client.close(promise: nil) }
             }
@@ -255,10 +279,14 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
         endHandshake()
         if case .start = phase { logger.debug("proxy client closed: it left before sending anything") }
         if case .socks = phase { logger.debug("proxy client closed: it left mid-handshake") }
+        let wasOpening: Bool
+        if case .opening = phase { wasOpening = true } else { wasOpening = false }
         phase = .closed
         if let forward, let connection {
             forward.clientClosed()
             connection.clientEvent(forward)
+        } else if wasOpening {
+            tunnel.waitingClientClosed(context.channel)
         }
         forward = nil
         connection = nil

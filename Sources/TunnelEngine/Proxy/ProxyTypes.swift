@@ -16,7 +16,7 @@ public struct ProxyTarget: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// The user name and password a proxy client must give (SOCKS5 RFC 1929, HTTP Basic proxy auth), from our own
-/// `DynamicForwardAuth user:password` keyword.
+/// `TunnelProxyAuth user:password` keyword.
 public struct ProxyCredentials: Hashable, Sendable {
     public var user: String
     public var password: String

@@ -95,7 +95,7 @@ struct SOCKSServerHandshake {
         }
         guard methods.contains(Method.noAuthentication) else {
             return refuse(ByteBuffer(bytes: [0x05, Method.noneAcceptable]),
-                          "SOCKS5 client does not offer 'no authentication' (no DynamicForwardAuth is set)")
+                          "SOCKS5 client does not offer 'no authentication' (no TunnelProxyAuth is set)")
         }
         state = .v5Request
         return .reply(ByteBuffer(bytes: [0x05, Method.noAuthentication]))
@@ -214,7 +214,7 @@ struct SOCKSServerHandshake {
         }
         if credentials != nil {
             // SOCKS 4 has only an unchecked user id: with a password set it cannot be let through.
-            return refuse(reply4(granted: false), "SOCKS4 cannot authenticate and this proxy requires a password (DynamicForwardAuth)")
+            return refuse(reply4(granted: false), "SOCKS4 cannot authenticate and this proxy requires a password (TunnelProxyAuth)")
         }
         let host: String
         if is4a {
