@@ -23,6 +23,12 @@ public struct ConnectionSettings: Sendable {
     public var streamLocalBindMask: Int = 0o177
     /// Replace an existing socket file when binding a Unix-domain socket listener (`StreamLocalBindUnlink`).
     public var streamLocalBindUnlink = false
+    /// `RemoteForward`s each session asks the server for when it is up (TCP on the server's side, to a TCP target
+    /// here; `init(_ host:)` leaves out the kinds the engine cannot serve).
+    public var remoteForwards: [RemoteForwardSpec] = []
+    /// `ExitOnForwardFailure yes`: a refused remote forward ends the session (and a host does not come up)
+    /// instead of being asked for again with backoff.
+    public var exitOnForwardFailure = false
 
     public init(name: String, hostName: String, port: Int, user: String, identityFiles: [String],
                 identityFilesGiven: Bool = true, hostKeyPolicy: HostKeyPolicy, connectTimeoutSeconds: Int64 = 30) {
@@ -53,6 +59,8 @@ public struct ConnectionSettings: Sendable {
                   connectTimeoutSeconds: Int64(host.connectTimeout ?? 30))
         streamLocalBindMask = host.streamLocalBindMask
         streamLocalBindUnlink = host.streamLocalBindUnlink
+        remoteForwards = host.remoteForwards.filter(\.isServedByEngine)
+        exitOnForwardFailure = host.exitOnForwardFailure
     }
 
     /// "root@127.0.0.1:2222", for messages.

@@ -29,6 +29,7 @@ public final class HostTunnel: Sendable {
     private struct Published {
         var boundAddresses: [String] = []
         var sessionEnded: EventLoopFuture<TunnelError?>?
+        var remoteForwards: [RemoteForwardStatus] = []
     }
 
     public init(settings: ConnectionSettings, localForwards: [ForwardSpec], eventLoop: EventLoop, logger: Logger) {
@@ -40,6 +41,7 @@ public final class HostTunnel: Sendable {
         logger[metadataKey: "peer"] = "\(settings.hostName):\(settings.port)"
         self.logger = logger
         self.state = NIOLoopBoundBox.makeBoxSendingValue(LoopState(), eventLoop: eventLoop)
+        published.withLockedValue { $0.remoteForwards = settings.remoteForwards.map { RemoteForwardStatus(forward: $0, state: .pending) } }
     }
 
     public convenience init(host: HostConfig, eventLoop: EventLoop, logger: Logger) {
@@ -48,6 +50,10 @@ public final class HostTunnel: Sendable {
 
     /// The addresses actually bound, e.g. "127.0.0.1:8080" (port 0 in the config becomes the real port here).
     public var boundAddresses: [String] { published.withLockedValue { $0.boundAddresses } }
+
+    /// Each `RemoteForward` of the current session: pending, listening (on which port: the server's choice for
+    /// `RemoteForward 0`) or refused (why).
+    public var remoteForwardStatus: [RemoteForwardStatus] { published.withLockedValue { $0.remoteForwards } }
 
     /// Completes when the current session ends, with the reason (nil after `stop()`).
     public var sessionEnded: EventLoopFuture<TunnelError?>? { published.withLockedValue { $0.sessionEnded } }
@@ -65,6 +71,8 @@ public final class HostTunnel: Sendable {
                                                counters: self.counters, logger: self.logger)
                 self.state.value.connection = connection
                 self.published.withLockedValue { $0.sessionEnded = connection.closeFuture }
+                // [remote forwards] Status for `remoteForwardStatus`, from whichever session is current.
+                connection.remoteForwards.onChange = { [published = self.published] status in published.withLockedValue { $0.remoteForwards = status } }
             }.get()
             for spec in localForwards {
                 try await bind(spec)
@@ -98,9 +106,10 @@ public final class HostTunnel: Sendable {
         }.get()
     }
 
-    /// One line per forward, "127.0.0.1:8080 -> 127.0.0.1:80", with the ports actually bound.
+    /// One line per forward, "127.0.0.1:8080 -> 127.0.0.1:80", then "remote localhost:9000 -> 127.0.0.1:3000",
+    /// with the server's port once it listens.
     public var forwardDescriptions: [String] {
-        localForwards.map(\.forwardText)
+        localForwards.map(\.forwardText) + remoteForwardStatus.map(\.description)
     }
 
     // MARK: - Listeners

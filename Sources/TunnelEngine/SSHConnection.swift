@@ -65,6 +65,10 @@ final class SSHConnection: SessionLinkEvents {
     private var authenticationStarted = false
     /// Bytes from the server that arrived while the session was lent to the pool.
     private var heldInbound: ByteBuffer?
+    /// The remote forwards this session asks the server for (see `RemoteForwards`; hooks marked "remote forwards").
+    let remoteForwards: RemoteForwards
+    /// Authenticated, but not announced as up until the server agreed to every remote forward (ExitOnForwardFailure).
+    private var readyWaitingForRemoteForwards: SessionInfo?
 
     // Forwarded connections.
     private var forwards: [Int: ForwardedConnection] = [:]
@@ -97,6 +101,13 @@ final class SSHConnection: SessionLinkEvents {
         case unavailable
     }
     private var drainChannel = DrainChannel.notOpened
+    /// The server has answered the idle channel's open (or it will not be opened).
+    private var drainChannelSettled: Bool {
+        switch drainChannel {
+        case .notOpened, .opening: return false
+        case .open, .unavailable: return true
+        }
+    }
     private var drainThrough: SSHChannel? { if case .open(let channel) = drainChannel { return channel } else { return nil } }
     /// When the open at the head of the queue was first sent (a round-trip sample when it is answered).
     private var openSentAt: NIODeadline?
@@ -139,6 +150,9 @@ final class SSHConnection: SessionLinkEvents {
         self.logger = logger
         self.readyPromise = eventLoop.makePromise()
         self.closedPromise = eventLoop.makePromise()
+        self.remoteForwards = RemoteForwards(settings.remoteForwards, exitOnFailure: settings.exitOnForwardFailure,
+                                             eventLoop: eventLoop, logger: logger)
+        remoteForwards.wake = { [weak self] in self?.pump() }
     }
 
     deinit { scratch.deallocate() }
@@ -297,12 +311,23 @@ final class SSHConnection: SessionLinkEvents {
     }
 
     private func becomeReady(identity: String) {
+        state = .ready
+        let info = SessionInfo(hostKeyType: hostKeyType, hostKeyFingerprint: hostKeyFingerprint,
+                               hostKeyStatus: hostKeyStatus, identityFile: identity)
+        // [remote forwards] With ExitOnForwardFailure yes, up means every remote forward listens (the setup deadline
+        // still bounds the wait); `advance` announces it then.
+        if remoteForwards.holdsReadiness {
+            readyWaitingForRemoteForwards = info
+            return
+        }
+        announceReady(info)
+    }
+
+    private func announceReady(_ info: SessionInfo) {
         setupDeadline?.cancel()
         setupDeadline = nil
-        state = .ready
         counters.sessionEstablished()
-        readyPromise.succeed(SessionInfo(hostKeyType: hostKeyType, hostKeyFingerprint: hostKeyFingerprint,
-                                         hostKeyStatus: hostKeyStatus, identityFile: identity))
+        readyPromise.succeed(info)
     }
 
     /// Whether the session is lent to the pool (nothing on the loop may touch it or its transport).
@@ -396,6 +421,7 @@ final class SSHConnection: SessionLinkEvents {
         if let error { logger.debug("session ended: \(error)") }
         // A session lent to the pool is invalidated when it comes back (see startAuthenticationStep).
         if !lent { session?.invalidate() }
+        remoteForwards.sessionEnded()  // [remote forwards]
         for forward in forwards.values { forward.close(.abort) }
         forwards.removeAll()
         let requests = openQueue
@@ -471,7 +497,15 @@ final class SSHConnection: SessionLinkEvents {
         case .ready:
             // Packets of a new burst that opens (and window wake-ups, below) take are counted from here.
             if serverBytesPending { controlPackets = 0 }
+            // [remote forwards] Requests first: see RemoteForwards for why before anything else reads.
+            try remoteForwards.request(session, mayStart: drainChannelSettled)
             try driveOpens(session)
+            // [remote forwards] The first request starts once the idle channel's open was answered (just now, maybe).
+            if drainChannelSettled && remoteForwards.hasDue { try remoteForwards.request(session, mayStart: true) }
+            if let info = readyWaitingForRemoteForwards, remoteForwards.allListening {
+                readyWaitingForRemoteForwards = nil
+                announceReady(info)
+            }
             let now = NIODeadline.now()
             var received = 0
             // libssh2 parses what arrived once, for the burst and a due sweep alike.
@@ -486,6 +520,8 @@ final class SSHConnection: SessionLinkEvents {
                 sweepDue = false
                 sweepAllChannels()
             }
+            // [remote forwards] Connections the server forwarded, parsed by now.
+            if !remoteForwards.isEmpty { try remoteForwards.accept(adoptForwardedChannel) }
             let (delivered, packets) = try stepScheduled(now: now)
             if received > 0 {
                 switch watch.sweep(received: received, delivered: delivered, packets: packets + controlPackets) {
@@ -658,6 +694,24 @@ final class SSHConnection: SessionLinkEvents {
             // The server may already have sent data on it.
             schedule(forward)
         }
+    }
+
+    /// [remote forwards] A connection the server forwarded (`forwarded-tcpip`, already confirmed by libssh2): pair
+    /// its channel with a new forwarded connection, then connect that connection's local end to the target.
+    private func adoptForwardedChannel(_ channel: SSHChannel, _ spec: RemoteForwardSpec) {
+        guard let target = spec.targetHostAndPort else {
+            retiring.append(channel)
+            return
+        }
+        counters.connectionAccepted()
+        let forward = makeForward(label: "RemoteForward \(spec.serverSideText(port: spec.listenPort)) -> \(spec.targetText)")
+        let slot = channels.insert(channel)
+        _ = forward.attach(channel: channel, slot: slot)
+        while slotOwners.count <= slot { slotOwners.append(nil) }
+        slotOwners[slot] = forward
+        watch.noteReceived(slot: slot, at: .now())
+        controlPackets += 1  // the server's open
+        RemoteTarget.connect(forward, host: target.host, port: target.port, connection: self)
     }
 
     private func retire(_ forward: ForwardedConnection) {
