@@ -186,7 +186,9 @@ final class RemoteForwards {
         entries[index].state = .refused(reason: reason, retryAt: retryAt)
         // The first refusal is news; the retries after it are not, until one succeeds (logged as up).
         let line = "RemoteForward \(spec.serverSideText(port: spec.listenPort)) -> \(spec.targetText): the server refused to listen: \(reason); asking again in \(Double(Int(delay * 10)) / 10) s (ExitOnForwardFailure no)"
-        if first { logger.warning("\(line)") } else { logger.debug("\(line)") }
+        // Located like the config's own warnings (FILE:LINE), so the line to change is named.
+        let location: Logger.Metadata = ["location": "\(spec.location)"]
+        if first { logger.warning("\(line)", metadata: location) } else { logger.debug("\(line)", metadata: location) }
         scheduleRetry()
     }
 
