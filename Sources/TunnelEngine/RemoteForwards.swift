@@ -115,6 +115,8 @@ final class RemoteForwards {
                 guard mayStart else { return }
                 entries[index].state = .asking(messagesBefore: session.serverMessageCount)
             }
+            // Asking now: just set, or by an earlier pump.
+            guard case .asking(let messagesBefore) = entries[index].state else { return }
             let spec = entries[index].spec
             let step: SSHStep<SSHRemoteListener>
             do {
@@ -122,8 +124,6 @@ final class RemoteForwards {
             } catch {
                 if error.isSessionFatal { throw error }
                 changed = true
-                var messagesBefore = session.serverMessageCount
-                if case .asking(let count) = entries[index].state { messagesBefore = count }
                 try refused(index, reason: refusalReason(error, session: session, messagesBefore: messagesBefore))
                 continue
             }
