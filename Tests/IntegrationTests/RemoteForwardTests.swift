@@ -118,6 +118,30 @@ struct RemoteForwardTests {
         }
     }
 
+    @Test("a client on the server's side that does not read holds the local target back instead of filling memory")
+    func backpressure() async throws {
+        let sshd = try SSHDFixture()
+        let total = 200_000_000
+        let source = try TCPTestServer(behavior: .source(bytes: total))
+        try await Self.withRemoteTunnel(sshd, remote: [Self.spec(port: try freeTCPPort(), target: source.port)]) { tunnel in
+            let slow = try TCPTestClient.connect(port: try Self.listeningPort(tunnel, 0))
+            // Here the bytes go from our side (the local target) to the server: counted as sent.
+            try waitUntilStable(timeout: 30, "the tunnel to stop taking bytes from a target whose client reads nothing") {
+                tunnel.counters.snapshot.bytesSent
+            }
+            let buffered = tunnel.counters.snapshot.bytesSent
+            // Bounded by sshd's and the client's socket buffers plus one SSH window; far below 200 MB.
+            #expect(buffered < 32_000_000, "the tunnel took \(buffered) bytes for a client that reads nothing")
+            var count = 0
+            while true {
+                let chunk = try slow.receive(upTo: 1 << 20, timeout: 30)
+                if chunk.isEmpty { break }
+                count += chunk.count
+            }
+            #expect(count == total)
+        }
+    }
+
     @Test("a local target that refuses or cannot be resolved closes only that connection; the forward and others stay up")
     func localTargetFails() async throws {
         let sshd = try SSHDFixture()
