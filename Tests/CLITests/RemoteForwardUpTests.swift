@@ -28,7 +28,7 @@ struct RemoteForwardUpTests {
     func serverChosenPortWithCurl() throws {
         let sshd = try SSHDFixture()
         let http = try TCPTestServer(behavior: .http(body: "hello from this side\n"))
-        let fixed = try freeTCPPort()
+        let fixed = try freeTCPPortOutsideEphemeralRange()  // checked as no longer listened on at the end
         let config = try Self.writeConfig(sshd, lines: [
             "RemoteForward 127.0.0.1:0 127.0.0.1:\(http.port)",
             "RemoteForward 127.0.0.1:\(fixed) 127.0.0.1:\(http.port)",

@@ -142,6 +142,39 @@ struct RemoteForwardTests {
         }
     }
 
+    @Test("stop() during 10 remote-forwarded transfers ends them all at once, with nothing left open")
+    func stopUnderLoad() async throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var settings = settings(sshd)
+        // Below the ephemeral range: checked as no longer listened on at the end.
+        settings.remoteForwards = [Self.spec(port: try freeTCPPortOutsideEphemeralRange(), target: echo.port)]
+        let tunnel = HostTunnel(settings: settings, localForwards: [], eventLoop: group.next(), logger: testLogger)
+        _ = try await tunnel.start()
+        let port = try Self.listeningPort(tunnel, 0)
+        let payload = TestData.pseudoRandom(count: 100_000_000, seed: 21)
+        let transfers = (0..<10).map { _ in Thread.detachedResult { () -> Date in
+            _ = try? TCPTestClient.connect(port: port).exchange(payload, timeout: 40)
+            return Date()
+        } }
+        try waitUntil(timeout: 20, "traffic on all 10 connections") {
+            tunnel.counters.snapshot.connectionsActive == 10 && tunnel.counters.snapshot.bytesSent > 10_000_000
+        }
+        let start = Date()
+        await tunnel.stop()
+        let stopTook = Date().timeIntervalSince(start)
+        #expect(stopTook < 4, "stop() took \(stopTook) s")
+        for (index, thread) in transfers.enumerated() {
+            let when = try thread.wait(seconds: 45)
+            #expect(when.timeIntervalSince(start) < 5, "transfer \(index) ended \(when.timeIntervalSince(start)) s after stop()")
+        }
+        #expect(tunnel.counters.snapshot.connectionsActive == 0)
+        try waitUntil(timeout: 10, "sshd to close the forwarded port") { !TCPTestClient.isAccepting(port: port) }
+        try waitUntil(timeout: 10, "the local target's connections to close") { echo.activeConnections == 0 }
+        try await group.shutdownGracefully()
+    }
+
     @Test("a local target that refuses or cannot be resolved closes only that connection; the forward and others stay up")
     func localTargetFails() async throws {
         let sshd = try SSHDFixture()
