@@ -35,7 +35,11 @@ final class Forwarder {
     /// The forwarding process: the one whose CPU time counts.
     var pid: pid_t { process.pid }
 
-    init(_ kind: ForwarderKind, sshd: SSHDFixture, targetPort: Int, remote: Bool = false) throws {
+    /// The running process itself, for cases that read its log or wait for it to exit.
+    var running: RunningProcess { process }
+
+    /// `extraConfig`: more lines for tunnel's Host block (e.g. `ServerAliveInterval 2`).
+    init(_ kind: ForwarderKind, sshd: SSHDFixture, targetPort: Int, remote: Bool = false, extraConfig: [String] = []) throws {
         self.kind = kind
         self.remote = remote
         let localPort = try freeTCPPort()
@@ -51,8 +55,8 @@ final class Forwarder {
                     IdentityFile \(sshd.clientKeyPath)
                     UserKnownHostsFile \(sshd.knownHostsPath)
                     \(remote ? "RemoteForward" : "LocalForward") \(loopback):\(localPort) \(loopback):\(targetPort)
-
-                """.write(toFile: config, atomically: true, encoding: .utf8)
+                """.appending(extraConfig.map { "\n    " + $0 }.joined() + "\n")
+                .write(toFile: config, atomically: true, encoding: .utf8)
             // Log only warnings: a line per connection would be captured in memory for thousands of connections.
             process = try ProcessRunner(binary, ["up", "--log-level", "warning", config]).start()
             // At warning level the "connected" line is not printed: wait for the port instead, then for the
@@ -80,11 +84,11 @@ final class Forwarder {
     /// CPU time (user + system, all threads) the forwarding process has used so far, in milliseconds, from
     /// /proc/PID/stat. Its resolution is one clock tick (10 ms at the usual 100 Hz).
     func cpuMilliseconds() throws -> Double {
-        try ProcessCPU.milliseconds(pid)
+        try ProcessStats.cpuMilliseconds(pid)
     }
 
     /// Peak resident memory of the forwarding process so far.
-    var peakRSSKiB: Int? { ProcessCPU.peakRSSKiB(pid) }
+    var peakRSSKiB: Int? { ProcessStats.peakRSSKiB(pid) }
 
     /// Stops it (SIGTERM, SIGKILL after 5 s); throws if it had already exited, since then the figures are void.
     func stop() throws {
@@ -108,31 +112,5 @@ final class Forwarder {
         }
         try forwarder.stop()
         return result
-    }
-}
-
-/// Reads a process's CPU time and memory from /proc.
-enum ProcessCPU {
-    static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
-
-    static func milliseconds(_ pid: pid_t) throws -> Double {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else {
-            throw BenchError("cannot read /proc/\(pid)/stat (did the process exit?)")
-        }
-        // After "pid (comm)": field 3 (state) is index 0, so utime (field 14) is index 11 and stime index 12.
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else {
-            throw BenchError("unexpected /proc/\(pid)/stat: \(stat)")
-        }
-        return (user + system) / ticksPerSecond * 1000
-    }
-
-    static func peakRSSKiB(_ pid: pid_t) -> Int? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-        }
-        return nil
     }
 }

@@ -24,7 +24,7 @@ struct TunnelBench: ParsableCommand {
             fails if one does not move its bytes. Only ratios from the same run mean anything: the figures move \
             with the machine's load, which is printed before and after.
             """,
-        subcommands: [All.self, Parse.self, Throughput.self, RemoteThroughput.self, ManyClients.self, Latency.self, Idle.self, ConnectRate.self],
+        subcommands: [All.self, Parse.self, Throughput.self, RemoteThroughput.self, ManyClients.self, Latency.self, Idle.self, ConnectRate.self, Reconnect.self],
         defaultSubcommand: All.self
     )
 }
@@ -134,6 +134,25 @@ struct ConnectRateOptions: ParsableArguments {
     }
 }
 
+struct ReconnectOptions: ParsableArguments {
+    @Option(help: "sshd kill/restart cycles timed in the reconnect case.")
+    var cycles = 10
+    @Option(help: "Kill/restart cycles in all, for the descriptor and memory figures.")
+    var leakCycles = 100
+    @Option(help: "Seconds of outage whose CPU cost is measured.")
+    var outageSeconds: Double = 30
+
+    func validate() throws {
+        guard cycles >= 1 && cycles <= 1000 else { throw ValidationError("--cycles must be between 1 and 1000") }
+        guard leakCycles >= 1 && leakCycles <= 10_000 else { throw ValidationError("--leak-cycles must be between 1 and 10,000") }
+        guard outageSeconds >= 0 && outageSeconds <= 600 else { throw ValidationError("--outage-seconds must be in [0, 600]") }
+    }
+
+    func makeCase(smoke: Bool) -> ReconnectCase {
+        smoke ? .smoke() : ReconnectCase(cycles: cycles, leakCycles: leakCycles, outageSeconds: outageSeconds, interval: 2, countMax: 3)
+    }
+}
+
 // MARK: - Subcommands: each selects cases and hands them to BenchRun
 
 extension TunnelBench {
@@ -145,6 +164,7 @@ extension TunnelBench {
         @OptionGroup var latency: LatencyOptions
         @OptionGroup var idle: IdleOptions
         @OptionGroup var connectRate: ConnectRateOptions
+        @OptionGroup var reconnect: ReconnectOptions
 
         func run() throws {
             let smoke = common.smoke
@@ -154,7 +174,8 @@ extension TunnelBench {
                  ("many clients", { try manyClients.makeCase(smoke: smoke).run(context) }),
                  ("one client latency", { try latency.makeCase(smoke: smoke).run(context) }),
                  ("idle connections", { try idle.makeCase(smoke: smoke).run(context) }),
-                 ("connection rate", { try connectRate.makeCase(smoke: smoke).run(context) })]
+                 ("connection rate", { try connectRate.makeCase(smoke: smoke).run(context) }),
+                 ("reconnect", { try reconnect.makeCase(smoke: smoke).run(context) })]
             }
         }
     }
@@ -215,6 +236,16 @@ extension TunnelBench {
             try BenchRun(common, filesNeeded: idleCase.filesNeeded).execute { context in
                 [("idle connections", { try idleCase.run(context) })]
             }
+        }
+    }
+
+    struct Reconnect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Through sshd kills and freezes: time to serve again, detection time, CPU while down, fds and RSS.")
+        @OptionGroup var common: CommonOptions
+        @OptionGroup var options: ReconnectOptions
+        func run() throws {
+            try BenchRun(common).execute { context in [("reconnect", { try options.makeCase(smoke: common.smoke).run(context) })] }
         }
     }
 

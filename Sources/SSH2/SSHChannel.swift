@@ -74,6 +74,21 @@ public final class SSHChannel {
         throw session.lastError(rc, operation: "check whether the server closed the channel")
     }
 
+    /// Send a request the server must answer, on a `session` channel kept open for it: a keepalive whose reply
+    /// libssh2 takes out of its packet list (unlike the reply to a want-reply global request, which it keeps forever;
+    /// see design notes). It is an `env` request, which libssh2 can repeat on one channel; servers refuse names they
+    /// do not accept (OpenSSH: anything outside AcceptEnv) and either answer proves the link alive.
+    /// Repeat after `.wouldBlock` until `.done`; `.done(true)` if the server accepted, `.done(false)` if it refused.
+    public func keepaliveRequest() throws(SSH2Error) -> SSHStep<Bool> {
+        let raw = try usable()
+        let name = "TUNNEL_KEEPALIVE", value = "1"
+        let rc = libssh2_channel_setenv_ex(raw, name, UInt32(name.utf8.count), value, UInt32(value.utf8.count))
+        if rc == 0 { return .done(true) }
+        if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+        if rc == LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED { return .done(false) }
+        throw session.lastError(rc, operation: "send a keepalive")
+    }
+
     /// Close and release the channel. Repeat after `.wouldBlock`; after `.done` the channel is unusable.
     public func free() -> SSHStep<Void> {
         guard let raw else { return .done(()) }

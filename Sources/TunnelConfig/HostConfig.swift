@@ -25,8 +25,14 @@ public struct HostConfig: Sendable, Hashable {
     public var localForwards: [ForwardSpec]
     public var remoteForwards: [RemoteForwardSpec]
     public var dynamicForwards: [DynamicForwardSpec]
-    /// Seconds between keepalives; 0 = off (default).
+    /// Seconds between keepalives; 0 = off (OpenSSH's default; `ssh -G` prints 0 when unset).
     public var serverAliveInterval: Int
+    /// Whether the config set `ServerAliveInterval` (tunnel's engine probes every 15 s when it did not).
+    public var serverAliveIntervalSet = false
+    /// tunnel's own `TunnelReconnectDelay` / `TunnelReconnectMaxDelay`: the reconnect backoff's first ceiling and
+    /// cap, in seconds (defaults 1 and 60).
+    public var reconnectDelay: Double = 1
+    public var reconnectMaxDelay: Double = 60
     /// Missed keepalive replies before giving up; default 3.
     public var serverAliveCountMax: Int
     /// Seconds; nil = the system's TCP timeout (default).
@@ -51,7 +57,7 @@ public struct HostConfig: Sendable, Hashable {
     /// `none` (also when a ProxyCommand came first). `%` tokens are kept as
     /// written, as OpenSSH 9.2 does. (Parsed; not used yet.)
     public var proxyJump: [JumpHost]?
-    /// TCP connection attempts, one second apart; default 1. (Parsed; not used yet.)
+    /// TCP connection attempts, one second apart; default 1.
     public var connectionAttempts: Int
     /// Default true. (Parsed; not used yet.)
     public var passwordAuthentication: Bool

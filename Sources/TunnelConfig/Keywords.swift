@@ -41,6 +41,10 @@ enum Keyword: String, CaseIterable, Sendable {
     case tag = "Tag"
     case streamLocalBindMask = "StreamLocalBindMask"
     case streamLocalBindUnlink = "StreamLocalBindUnlink"
+    // tunnel's own keywords: all start with "Tunnel", so one `IgnoreUnknown Tunnel*` line keeps the file valid
+    // for `ssh -F` (OpenSSH's own `Tunnel` and `TunnelDevice` are known to it, so the pattern leaves them alone).
+    case tunnelReconnectDelay = "TunnelReconnectDelay"
+    case tunnelReconnectMaxDelay = "TunnelReconnectMaxDelay"
 
     /// Lowercased spelling → keyword; OpenSSH also accepts a few aliases.
     static let byLowercasedName: [String: Keyword] = {
@@ -57,6 +61,17 @@ enum Keyword: String, CaseIterable, Sendable {
 
     /// The name as ssh_config(5) spells it, for messages.
     var name: String { rawValue }
+
+    /// Keywords of tunnel's own, which OpenSSH rejects unless `IgnoreUnknown` covers them.
+    var isOwn: Bool {
+        switch self {
+        case .tunnelReconnectDelay, .tunnelReconnectMaxDelay: return true
+        default: return false
+        }
+    }
+
+    /// The `IgnoreUnknown` line that covers every keyword of tunnel's own.
+    static let ownKeywordsIgnoreLine = "IgnoreUnknown Tunnel*"
 }
 
 /// Every other keyword OpenSSH 9.x accepts in ssh_config, including its

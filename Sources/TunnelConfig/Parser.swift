@@ -107,6 +107,10 @@ struct Parser {
             return nil
         }
         if keyword == .match { return match(rawLine, at: location) }
+        if keyword.isOwn, !ignoreUnknown.contains(where: { $0.matches(keyword.name) }) {
+            // Fine for tunnel, but `ssh -F` on this file would stop here.
+            diagnostics.warnOnce(key: "own-keyword", "\(keyword.name) is tunnel's own keyword, which ssh rejects: put `\(Keyword.ownKeywordsIgnoreLine)` before the first Host line so `ssh -F` accepts this file", at: location)
+        }
         guard let directive = directive(for: keyword, line.arguments, at: location, depth: depth) else { return nil }
         return Statement(location: location, directive: directive)
     }
@@ -359,6 +363,13 @@ struct Parser {
                 return bad("bad value \(value.quotedForMessage) (expected yes or no)")
             }
             return .setting(.streamLocalBindUnlink(flag))
+
+        case .tunnelReconnectDelay, .tunnelReconnectMaxDelay:
+            guard let value = single() else { return nil }
+            guard let seconds = ValueSyntax.seconds(value), seconds > 0 else {
+                return bad("bad time value \(value.quotedForMessage) (seconds, at least 1; or e.g. 30s, 5m)")
+            }
+            return .setting(keyword == .tunnelReconnectDelay ? .reconnectDelay(seconds) : .reconnectMaxDelay(seconds))
         }
     }
 

@@ -42,6 +42,8 @@ struct CollectedSettings {
     var tag: String?
     var streamLocalBindMask: Int?
     var streamLocalBindUnlink: Bool?
+    var reconnectDelay: Int?
+    var reconnectMaxDelay: Int?
     /// Lines that apply but that tunnel cannot act on, and `Match exec` failures.
     var problems: [ConfigError] = []
     /// Set before OpenSSH's second ("final") pass: the host name is fixed from then on.
@@ -107,6 +109,8 @@ struct CollectedSettings {
         case .tag(let v): tag = tag ?? v
         case .streamLocalBindMask(let v): streamLocalBindMask = streamLocalBindMask ?? v
         case .streamLocalBindUnlink(let v): streamLocalBindUnlink = streamLocalBindUnlink ?? v
+        case .reconnectDelay(let v): reconnectDelay = reconnectDelay ?? v
+        case .reconnectMaxDelay(let v): reconnectMaxDelay = reconnectMaxDelay ?? v
         case .unusable(let problem): if !problems.contains(problem) { problems.append(problem) }
         }
     }
@@ -241,7 +245,7 @@ struct Resolver {
 
         let gatewayPorts = settings.gatewayPorts ?? false
         let identityGiven = !settings.identityFiles.isEmpty
-        return HostConfig(
+        var resolved = HostConfig(
             name: host,
             hostName: hostName,
             port: port,
@@ -276,5 +280,9 @@ struct Resolver {
             streamLocalBindUnlink: settings.streamLocalBindUnlink ?? false,
             problems: settings.problems
         )
+        resolved.serverAliveIntervalSet = settings.serverAliveInterval != nil
+        resolved.reconnectDelay = Double(settings.reconnectDelay ?? 1)
+        resolved.reconnectMaxDelay = Double(max(settings.reconnectMaxDelay ?? 60, settings.reconnectDelay ?? 1))
+        return resolved
     }
 }

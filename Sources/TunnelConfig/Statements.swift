@@ -62,6 +62,9 @@ enum Setting: Sendable {
     /// Octal permission bits cleared on socket files we create (OpenSSH default 0177).
     case streamLocalBindMask(Int)
     case streamLocalBindUnlink(Bool)
+    /// tunnel's own: the reconnect backoff's first ceiling and cap, in seconds.
+    case reconnectDelay(Int)
+    case reconnectMaxDelay(Int)
     /// A line OpenSSH accepts but tunnel cannot act on (a service name for a
     /// port, a path whose expansion fails): it makes the hosts that use it
     /// unusable instead of the whole file (`HostConfig.problems`).

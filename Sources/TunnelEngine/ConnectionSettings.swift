@@ -14,7 +14,8 @@ public struct ConnectionSettings: Sendable {
     /// When false, the identity files are OpenSSH's defaults: missing ones are skipped silently.
     public var identityFilesGiven: Bool
     public var hostKeyPolicy: HostKeyPolicy
-    /// Bound on TCP connect + handshake + authentication.
+    /// Bound on each TCP connect, on handshake + authentication, and on how long a client waits for a session
+    /// that is down (`ConnectTimeout`; our default 10 s, where OpenSSH waits for TCP's own timeout).
     public var connectTimeoutSeconds: Int64
     /// Passphrases for encrypted identity files, by path (asked for by the front end before connecting).
     public var passphrases: [String: String] = [:]
@@ -29,9 +30,22 @@ public struct ConnectionSettings: Sendable {
     /// `ExitOnForwardFailure yes`: a refused remote forward ends the session (and a host does not come up)
     /// instead of being asked for again with backoff.
     public var exitOnForwardFailure = false
+    /// Seconds of silence from the server before a keepalive probe; 0 turns dead-link detection off.
+    /// Our default is 15 (OpenSSH's is off): a dead link is found within a minute, not after TCP's retransmits.
+    public var serverAliveInterval: Double = ConnectionSettings.defaultServerAliveInterval
+    /// Unanswered probes after which (and one more interval) the session is given up.
+    public var serverAliveCountMax = 3
+    /// Reconnect backoff: the first ceiling and the cap, in seconds.
+    public var reconnectDelay = 1.0
+    public var reconnectMaxDelay = 60.0
+    /// TCP connect attempts per session attempt, one second apart (`ConnectionAttempts`).
+    public var connectionAttempts = 1
+
+    public static let defaultServerAliveInterval: Double = 15
+    public static let defaultConnectTimeout: Int64 = 10
 
     public init(name: String, hostName: String, port: Int, user: String, identityFiles: [String],
-                identityFilesGiven: Bool = true, hostKeyPolicy: HostKeyPolicy, connectTimeoutSeconds: Int64 = 30) {
+                identityFilesGiven: Bool = true, hostKeyPolicy: HostKeyPolicy, connectTimeoutSeconds: Int64 = ConnectionSettings.defaultConnectTimeout) {
         self.name = name
         self.hostName = hostName
         self.port = port
@@ -56,11 +70,16 @@ public struct ConnectionSettings: Sendable {
                   hostKeyPolicy: HostKeyPolicy(mode: mode, knownHostsFiles: host.userKnownHostsFiles,
                                                globalKnownHostsFiles: host.globalKnownHostsFiles,
                                                hashNewEntries: host.hashKnownHosts),
-                  connectTimeoutSeconds: Int64(host.connectTimeout ?? 30))
+                  connectTimeoutSeconds: host.connectTimeout.map(Int64.init) ?? Self.defaultConnectTimeout)
         streamLocalBindMask = host.streamLocalBindMask
         streamLocalBindUnlink = host.streamLocalBindUnlink
         remoteForwards = host.remoteForwards.filter(\.isServedByEngine)
         exitOnForwardFailure = host.exitOnForwardFailure
+        serverAliveInterval = host.serverAliveIntervalSet ? Double(host.serverAliveInterval) : Self.defaultServerAliveInterval
+        serverAliveCountMax = host.serverAliveCountMax
+        reconnectDelay = host.reconnectDelay
+        reconnectMaxDelay = host.reconnectMaxDelay
+        connectionAttempts = max(host.connectionAttempts, 1)
     }
 
     /// "root@127.0.0.1:2222", for messages.

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 import NIOCore
 import SSH2
@@ -240,6 +245,16 @@ final class ForwardedConnection {
         default:
             client.close(promise: nil)
         }
+    }
+
+    /// The session died under this connection: close the client with a reset (SO_LINGER 0), so a transfer that
+    /// was cut looks cut to the client, never like a clean end of stream.
+    func cut() {
+        if let client, let options = client as? SocketOptionProvider {
+            let client = client
+            options.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in client.close(promise: nil) }
+        }
+        close(.abort)
     }
 
     func takeChannelToRetire() -> (channel: SSHChannel, slot: Int)? {

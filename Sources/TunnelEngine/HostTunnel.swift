@@ -4,11 +4,24 @@ import NIOCore
 import NIOPosix
 import TunnelConfig
 
+/// What happens to a kept-up tunnel's session, for the front end to report (`HostTunnel.keepUp`).
+public enum TunnelEvent: Sendable {
+    /// A session is up: the first one, or a new one after an outage (`reconnected`).
+    case connected(SessionInfo, reconnected: Bool)
+    /// The session that was up ended; the next attempt starts in `retryIn` seconds.
+    case sessionLost(TunnelError, retryIn: Double)
+    /// An attempt to set a session up failed; the next starts in `retryIn` seconds. `report` says whether this
+    /// failure is news (a new reason), a reminder (still failing, at the backoff's cap) or a repeat to keep quiet.
+    case attemptFailed(TunnelError, retryIn: Double, report: OutageReport.Level)
+}
+
 /// Everything one `Host` block brings up: its local listeners, its counters, and the SSH session they use.
 ///
 /// Listeners and counters belong here, not to the session, so a session can be replaced (reconnect) while the
-/// listeners stay bound and the counters keep counting. The mutable state lives on `eventLoop`, in a box that
-/// checks it is only touched there; what other threads read (bound addresses, the session's end) is locked.
+/// listeners stay bound and the counters keep counting. While no session is up, an accepted client waits here,
+/// unread (its bytes stay in the kernel's socket buffer: bounded), until a session is up or its wait
+/// (`ConnectTimeout`) ends. The mutable state lives on `eventLoop`, in a box that checks it is only touched there;
+/// what other threads read (bound addresses, the session's end) is locked.
 public final class HostTunnel: Sendable {
     public let settings: ConnectionSettings
     public let localForwards: [ForwardSpec]
@@ -16,13 +29,48 @@ public final class HostTunnel: Sendable {
     public let counters = TunnelCounters()
     private let logger: Logger
 
+    /// A session that stayed up this long resets the backoff: the next outage starts again from the first delay.
+    static let backoffResetAfter = TimeAmount.seconds(30)
+    /// A client arriving during an outage brings the next attempt forward, but never to less than this after
+    /// the previous attempt began (a stream of clients must not become a stream of connection attempts).
+    static let clientNudgeSpacing = TimeAmount.milliseconds(250)
+
+    /// How the session is looked after.
+    private enum Mode {
+        /// `start()`: one session; when it ends the tunnel is done (the owner decides what next).
+        case oneShot
+        /// `keepUp(onEvent:)`: a new session after every loss, with backoff; events go to the owner.
+        case keepUp(@Sendable (TunnelEvent) -> Void)
+    }
+
+    /// A client accepted while no session was up.
+    private struct WaitingClient {
+        let client: Channel
+        let spec: ForwardSpec
+        let handler: LocalClientHandler
+        let deadline: Scheduled<Void>
+    }
+
     /// State confined to `eventLoop`.
     private final class LoopState {
+        var mode = Mode.oneShot
         var listeners: [Channel] = []
         /// Unix-domain socket files we created, removed on stop.
         var socketFiles: [String] = []
+        /// The session being set up or up; nil between attempts.
         var connection: SSHConnection?
         var stopped = false
+        var waiting: [ObjectIdentifier: WaitingClient] = [:]
+        var backoff = Backoff()
+        var report = OutageReport()
+        var everConnected = false
+        var upSince: NIODeadline?
+        var lastAttemptAt = NIODeadline.distantPast
+        /// The next attempt, while waiting between attempts.
+        var retry: (task: Scheduled<Void>, at: NIODeadline)?
+        /// The last failure is one that retrying soon does not cure (clients do not bring the retry forward).
+        var lastFailureWaitsForCap = false
+        var lastFailure: TunnelError?
     }
     private let state: NIOLoopBoundBox<LoopState>
     private let published = NIOLockedValueBox(Published())
@@ -40,7 +88,9 @@ public final class HostTunnel: Sendable {
         logger[metadataKey: "tunnel"] = "\(settings.name)"
         logger[metadataKey: "peer"] = "\(settings.hostName):\(settings.port)"
         self.logger = logger
-        self.state = NIOLoopBoundBox.makeBoxSendingValue(LoopState(), eventLoop: eventLoop)
+        let loopState = LoopState()
+        loopState.backoff = Backoff(initial: settings.reconnectDelay, cap: settings.reconnectMaxDelay)
+        self.state = NIOLoopBoundBox.makeBoxSendingValue(loopState, eventLoop: eventLoop)
         published.withLockedValue { $0.remoteForwards = settings.remoteForwards.map { RemoteForwardStatus(forward: $0, state: .pending) } }
     }
 
@@ -55,33 +105,27 @@ public final class HostTunnel: Sendable {
     /// `RemoteForward 0`) or refused (why).
     public var remoteForwardStatus: [RemoteForwardStatus] { published.withLockedValue { $0.remoteForwards } }
 
-    /// Completes when the current session ends, with the reason (nil after `stop()`).
+    /// With `start()`: completes when the session ends, with the reason (nil after `stop()`).
     public var sessionEnded: EventLoopFuture<TunnelError?>? { published.withLockedValue { $0.sessionEnded } }
 
     // MARK: - Start and stop
 
-    /// Bind every listener, then open the SSH session. Fails (and unbinds) if any listener cannot be bound or the
-    /// session cannot be set up.
+    /// Bind every listener, then open one SSH session. Fails (and unbinds) if any listener cannot be bound or the
+    /// session cannot be set up. When that session ends the tunnel does not reconnect (see `keepUp`).
     public func start() async throws -> SessionInfo {
         do {
-            // The session object exists before the first listener does, so a client accepted at once is queued
-            // for it instead of finding no session and being turned away.
+            // The session object exists before the first listener does, so a client accepted at once waits for it
+            // instead of finding no session and being turned away.
             try await eventLoop.submit {
-                let connection = SSHConnection(settings: self.settings, eventLoop: self.eventLoop,
-                                               counters: self.counters, logger: self.logger)
-                self.state.value.connection = connection
+                let connection = self.makeConnection()
                 self.published.withLockedValue { $0.sessionEnded = connection.closeFuture }
-                // [remote forwards] Status for `remoteForwardStatus`, from whichever session is current.
-                connection.remoteForwards.onChange = { [published = self.published] status in published.withLockedValue { $0.remoteForwards = status } }
             }.get()
-            for spec in localForwards {
-                try await bind(spec)
-            }
+            try await bindAll()
             return try await eventLoop.flatSubmit { () -> EventLoopFuture<SessionInfo> in
                 guard let connection = self.state.value.connection, !self.state.value.stopped else {
                     return self.eventLoop.makeFailedFuture(TunnelError.stopped)
                 }
-                return connection.connect()
+                return self.connect(connection)
             }.get()
         } catch {
             await stop()
@@ -89,13 +133,36 @@ public final class HostTunnel: Sendable {
         }
     }
 
-    /// Close listeners, forwarded connections and the session. Idempotent, and safe while `start()` is still
-    /// setting the session up (it then fails with `TunnelError.stopped`).
+    /// Bind every listener, then keep a session up until `stop()`: after any loss (EOF, reset, keepalive deadline,
+    /// failed handshake or authentication, DNS) a new attempt follows, with capped exponential backoff and full
+    /// jitter. Returns once the listeners are bound (throws, having unbound them, if one cannot be); what happens
+    /// to the session is told through `onEvent`, on the tunnel's event loop.
+    public func keepUp(onEvent: @escaping @Sendable (TunnelEvent) -> Void) async throws {
+        do {
+            try await eventLoop.submit { self.state.value.mode = .keepUp(onEvent) }.get()
+            try await bindAll()
+            try await eventLoop.submit { self.attempt() }.get()
+        } catch {
+            await stop()
+            throw error
+        }
+    }
+
+    /// Close listeners, waiting clients, forwarded connections and the session. Idempotent, and safe while a
+    /// session is still being set up (`start()` then fails with `TunnelError.stopped`).
     public func stop() async {
         // If the event loop is already gone there is nothing left to stop.
         try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
             let state = self.state.value
             state.stopped = true
+            state.retry?.task.cancel()
+            state.retry = nil
+            for waiting in state.waiting.values {
+                waiting.deadline.cancel()
+                waiting.client.close(promise: nil)
+                self.counters.connectionEnded()
+            }
+            state.waiting = [:]
             let closing = state.listeners.map { $0.close() } + [state.connection?.close()].compactMap { $0 }
             state.listeners = []
             let files = state.socketFiles
@@ -112,7 +179,107 @@ public final class HostTunnel: Sendable {
         localForwards.map(\.forwardText) + remoteForwardStatus.map(\.description)
     }
 
+    // MARK: - Sessions
+
+    /// A new session object, made current, whose end is handled by `sessionEnded`.
+    private func makeConnection() -> SSHConnection {
+        let connection = SSHConnection(settings: settings, eventLoop: eventLoop, counters: counters, logger: logger)
+        state.value.connection = connection
+        // [remote forwards] Status for `remoteForwardStatus`, from whichever session is current.
+        connection.remoteForwards.onChange = { [published] status in published.withLockedValue { $0.remoteForwards = status } }
+        let bound = NIOLoopBound(connection, eventLoop: eventLoop)
+        connection.closeFuture.whenSuccess { [self] reason in self.sessionEnded(bound.value, reason: reason) }
+        return connection
+    }
+
+    /// Start one attempt at a session (keepUp mode).
+    private func attempt() {
+        let state = self.state.value
+        guard !state.stopped else { return }
+        state.retry = nil
+        state.lastAttemptAt = .now()
+        connect(makeConnection())
+    }
+
+    /// Set `connection` up; once it is, hand it the clients that waited.
+    @discardableResult
+    private func connect(_ connection: SSHConnection) -> EventLoopFuture<SessionInfo> {
+        let bound = NIOLoopBound(connection, eventLoop: eventLoop)
+        let ready = connection.connect()
+        ready.whenSuccess { [self] info in self.sessionUp(bound.value, info: info) }
+        return ready
+    }
+
+    private func sessionUp(_ connection: SSHConnection, info: SessionInfo) {
+        let state = self.state.value
+        guard state.connection === connection, !state.stopped else { return }
+        state.upSince = .now()
+        state.report.recovered()
+        state.lastFailure = nil
+        let reconnected = state.everConnected
+        state.everConnected = true
+        if case .keepUp(let onEvent) = state.mode { onEvent(.connected(info, reconnected: reconnected)) }
+        // Clients that waited through the outage go first, oldest first is not promised (they arrived together).
+        let waiting = state.waiting
+        state.waiting = [:]
+        for client in waiting.values {
+            client.deadline.cancel()
+            serve(client.client, spec: client.spec, handler: client.handler, on: connection)
+        }
+    }
+
+    private func sessionEnded(_ connection: SSHConnection, reason: TunnelError?) {
+        let state = self.state.value
+        guard state.connection === connection else { return }
+        state.connection = nil
+        guard !state.stopped, let reason, case .keepUp(let onEvent) = state.mode else {
+            // One-shot: the owner learns the end from `sessionEnded`; clients waiting for this session go.
+            closeWaitingClients(reason: reason.map { "the SSH session could not be set up: \($0)" } ?? "the tunnel stopped")
+            return
+        }
+        let now = NIODeadline.now()
+        let wasUp = state.upSince != nil
+        if let upSince = state.upSince, now - upSince >= Self.backoffResetAfter { state.backoff.reset() }
+        state.upSince = nil
+        let waitsForCap = reason.waitsForCap
+        let delay = waitsForCap ? state.backoff.delayAtCap() : state.backoff.nextDelay()
+        state.lastFailureWaitsForCap = waitsForCap
+        state.lastFailure = reason
+        if wasUp {
+            state.report.recovered()
+            _ = state.report.failed(reason: "\(reason)", atCap: false)
+            onEvent(.sessionLost(reason, retryIn: delay))
+        } else {
+            let level = state.report.failed(reason: "\(reason)", atCap: waitsForCap || state.backoff.atCap)
+            onEvent(.attemptFailed(reason, retryIn: delay, report: level))
+        }
+        scheduleAttempt(at: now + .nanoseconds(Int64(delay * 1e9)))
+    }
+
+    private func scheduleAttempt(at deadline: NIODeadline) {
+        let state = self.state.value
+        state.retry?.task.cancel()
+        let task = eventLoop.scheduleTask(deadline: deadline) { [self] in self.attempt() }
+        state.retry = (task, deadline)
+    }
+
+    /// A client is waiting: bring the next attempt forward, unless the failure is one that waiting cures.
+    private func nudgeAttempt() {
+        let state = self.state.value
+        guard let retry = state.retry, !state.lastFailureWaitsForCap else { return }
+        let earliest = max(NIODeadline.now(), state.lastAttemptAt + Self.clientNudgeSpacing)
+        if retry.at > earliest + .milliseconds(50) { scheduleAttempt(at: earliest) }
+    }
+
+    // MARK: - Clients
+
     // MARK: - Listeners
+
+    private func bindAll() async throws {
+        for spec in localForwards {
+            try await bind(spec)
+        }
+    }
 
     private func bind(_ spec: ForwardSpec) async throws {
         if case .unixSocket(let path) = spec.listener { return try await bindSocket(spec, path: path) }
@@ -205,16 +372,59 @@ public final class HostTunnel: Sendable {
         return bootstrap
     }
 
-    /// A local client connected: pair it with a channel to the forward's target, or turn it away with a log line
-    /// saying why.
+    /// A local client connected: pair it with a channel to the forward's target now if the session is up, or hold
+    /// it until one is (bounded by the connect timeout).
     fileprivate func accepted(_ client: Channel, spec: ForwardSpec, handler: LocalClientHandler) {
         counters.connectionAccepted()
-        guard !state.value.stopped, let connection = state.value.connection, connection.acceptsClients else {
+        let state = self.state.value
+        guard !state.stopped else {
+            counters.connectionEnded()
+            client.close(promise: nil)
+            return
+        }
+        if let connection = state.connection, connection.isReady {
+            return serve(client, spec: spec, handler: handler, on: connection)
+        }
+        if case .oneShot = state.mode, state.connection == nil {
             counters.connectionEnded()
             logger.warning("\(spec.listenText): refused a client: the SSH session is not up")
             client.close(promise: nil)
             return
         }
+        let wait = TimeAmount.seconds(settings.connectTimeoutSeconds)
+        let key = ObjectIdentifier(client)
+        let deadline = eventLoop.scheduleTask(in: wait) { [self] in
+            guard self.state.value.waiting.removeValue(forKey: key) != nil else { return }
+            let why = self.state.value.lastFailure.map { " (last failure: \($0))" } ?? ""
+            self.logger.warning("\(spec.listenText): closed a client that waited \(self.settings.connectTimeoutSeconds) s for the SSH session\(why)")
+            self.counters.connectionEnded()
+            client.close(promise: nil)
+        }
+        state.waiting[key] = WaitingClient(client: client, spec: spec, handler: handler, deadline: deadline)
+        logger.debug("\(spec.listenText): a client waits for the SSH session")
+        nudgeAttempt()
+    }
+
+    /// A waiting client left before a session came.
+    fileprivate func waitingClientClosed(_ client: Channel) {
+        guard let waiting = state.value.waiting.removeValue(forKey: ObjectIdentifier(client)) else { return }
+        waiting.deadline.cancel()
+        counters.connectionEnded()
+    }
+
+    private func closeWaitingClients(reason: String) {
+        let waiting = state.value.waiting
+        state.value.waiting = [:]
+        for client in waiting.values {
+            client.deadline.cancel()
+            logger.warning("\(client.spec.listenText): closed a waiting client: \(reason)")
+            counters.connectionEnded()
+            client.client.close(promise: nil)
+        }
+    }
+
+    /// Pair `client` with a new channel to the forward's target on `connection`.
+    private func serve(_ client: Channel, spec: ForwardSpec, handler: LocalClientHandler, on connection: SSHConnection) {
         let forward = connection.makeForward(label: spec.forwardText)
         forward.attach(client: client)
         handler.attach(forward, connection)
@@ -238,14 +448,17 @@ public final class HostTunnel: Sendable {
     }
 }
 
-/// The handler on an accepted client socket: feeds its bytes and events to its `ForwardedConnection`, and asks the
-/// session to step that one connection.
 final class LocalClientHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     private let tunnel: HostTunnel
     private let spec: ForwardSpec
     private var forward: ForwardedConnection?
     private var connection: SSHConnection?
+    /// What arrived before the client was paired with a session: NIO reads a half-closed socket to its end even
+    /// with autoRead off, so a client that sent and shut down while waiting has its bytes and EOF delivered here.
+    /// Bounded by the kernel's receive buffer (nothing else reads ahead).
+    private var early: ByteBuffer?
+    private var earlyEOF = false
 
     init(tunnel: HostTunnel, spec: ForwardSpec) {
         self.tunnel = tunnel
@@ -255,6 +468,12 @@ final class LocalClientHandler: ChannelInboundHandler {
     func attach(_ forward: ForwardedConnection, _ connection: SSHConnection) {
         self.forward = forward
         self.connection = connection
+        if var early {
+            self.early = nil
+            forward.clientRead(&early)
+            forward.clientReadComplete()
+        }
+        if earlyEOF { forward.clientSentEOF() }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -264,7 +483,13 @@ final class LocalClientHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
-        forward?.clientRead(&buffer)
+        if let forward {
+            forward.clientRead(&buffer)
+        } else if early == nil {
+            early = buffer
+        } else {
+            early!.writeBuffer(&buffer)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -274,9 +499,13 @@ final class LocalClientHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event, let forward, let connection {
-            forward.clientSentEOF()
-            connection.clientEvent(forward)
+        if case ChannelEvent.inputClosed = event {
+            if let forward, let connection {
+                forward.clientSentEOF()
+                connection.clientEvent(forward)
+            } else {
+                earlyEOF = true
+            }
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -290,6 +519,8 @@ final class LocalClientHandler: ChannelInboundHandler {
         if let forward, let connection {
             forward.clientClosed()
             connection.clientEvent(forward)
+        } else {
+            tunnel.waitingClientClosed(context.channel)
         }
         forward = nil
         connection = nil

@@ -112,6 +112,19 @@ final class SSHConnection: SessionLinkEvents {
     /// When the open at the head of the queue was first sent (a round-trip sample when it is answered).
     private var openSentAt: NIODeadline?
     private var sweepDue = false
+    /// Dead-link detection (nil when `ServerAliveInterval` is 0): see `Keepalive`.
+    private var keepalive: Keepalive?
+    private var keepaliveTimer: Scheduled<Void>?
+    private enum Probe {
+        case idle
+        /// A tick asked for one; it goes out on the next pump.
+        case wanted
+        /// Sent on the drain channel; libssh2 takes the reply when it comes.
+        case inFlight
+        /// The server refuses session channels: a probe is a new attempt to open one (its refusal is the reply).
+        case byOpen
+    }
+    private var probe = Probe.idle
     private var sweepTimer: Scheduled<Void>?
     private var sweepDeadline = NIODeadline.distantPast
     /// libssh2 runs one channel-open at a time per session, so opens wait here in arrival order.
@@ -166,29 +179,23 @@ final class SSHConnection: SessionLinkEvents {
     // MARK: - Connect
 
     /// TCP connect, handshake, host-key check, authentication. Succeeds once channels can be opened.
-    /// Call on the event loop.
+    /// `ConnectionAttempts` TCP connects, one second apart, each bounded by `ConnectTimeout`, as OpenSSH; the
+    /// name is resolved again for each (a server that moved is found). Then handshake and authentication are
+    /// bounded by `ConnectTimeout` again. Call on the event loop.
     func connect() -> EventLoopFuture<SessionInfo> {
         eventLoop.assertInEventLoop()
         guard case .idle = state else { return readyPromise.futureResult }
         state = .connecting
         let settings = self.settings
         let this = onLoop
-        let timeout = TimeAmount.seconds(settings.connectTimeoutSeconds)
-        setupDeadline = eventLoop.scheduleTask(in: timeout) {
-            this.value.fail(.timedOut("no SSH session with \(settings.peer) within \(settings.connectTimeoutSeconds) s"))
-        }
         // known_hosts first (off the loop): it decides which host-key algorithms to ask the server for.
         NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
             // An unreadable file is reported by the host-key check; here it only costs the preferred order.
             HostKeyVerifier.preferredAlgorithms(host: settings.hostName, port: settings.port,
                                                 knownHosts: (try? KnownHostsCache.shared.load(settings.hostKeyPolicy)) ?? KnownHosts())
         }
-        .flatMap { [eventLoop] algorithms -> EventLoopFuture<([String], TCPLink)> in
-            TCPLink.connect(host: settings.hostName, port: settings.port, timeout: timeout, on: eventLoop, events: this.value)
-                .map { (algorithms, $0) }
-                .flatMapErrorThrowing { error in
-                    throw TunnelError.connectFailed(host: settings.hostName, port: settings.port, reason: plainReason(error))
-                }
+        .flatMap { algorithms -> EventLoopFuture<([String], TCPLink)> in
+            this.value.connectLink(attemptsLeft: max(settings.connectionAttempts, 1)).map { (algorithms, $0) }
         }
         .whenComplete { result in
             switch result {
@@ -200,12 +207,32 @@ final class SSHConnection: SessionLinkEvents {
         return readyPromise.futureResult
     }
 
+    private func connectLink(attemptsLeft: Int) -> EventLoopFuture<TCPLink> {
+        let settings = self.settings
+        let this = onLoop
+        return TCPLink.connect(host: settings.hostName, port: settings.port,
+                               timeout: .seconds(settings.connectTimeoutSeconds), on: eventLoop, events: self)
+            .flatMapError { [eventLoop] error -> EventLoopFuture<TCPLink> in
+                let failure = TunnelError.connectFailed(host: settings.hostName, port: settings.port, reason: plainReason(error))
+                guard attemptsLeft > 1, case .connecting = this.value.state else { return eventLoop.makeFailedFuture(failure) }
+                this.value.logger.debug("\(failure); trying again in 1 s (ConnectionAttempts)")
+                return eventLoop.scheduleTask(in: .seconds(1)) {}.futureResult.flatMap {
+                    this.value.connectLink(attemptsLeft: attemptsLeft - 1)
+                }
+            }
+    }
+
     private func linkConnected(_ link: TCPLink, preferring algorithms: [String]) {
         guard case .connecting = state else {
             link.close()
             return
         }
         self.link = link
+        let this = onLoop
+        let settings = self.settings
+        setupDeadline = eventLoop.scheduleTask(in: .seconds(settings.connectTimeoutSeconds)) {
+            this.value.fail(.timedOut("no SSH session with \(settings.peer) within \(settings.connectTimeoutSeconds) s of connecting"))
+        }
         let transport = SessionTransport(allocator: ByteBufferAllocator())
         self.transport = transport
         do {
@@ -327,6 +354,7 @@ final class SSHConnection: SessionLinkEvents {
         setupDeadline?.cancel()
         setupDeadline = nil
         counters.sessionEstablished()
+        startKeepalive()
         readyPromise.succeed(info)
     }
 
@@ -337,6 +365,12 @@ final class SSHConnection: SessionLinkEvents {
     }
 
     // MARK: - Forwarded connections
+
+    /// Whether the session is up: channels can be opened now.
+    var isReady: Bool {
+        // [remote forwards] Not while ExitOnForwardFailure holds the session's "up" for its remote forwards.
+        if case .ready = state, readyWaitingForRemoteForwards == nil { return true } else { return false }
+    }
 
     /// Whether new clients can be handed to this session (now or once it is up).
     var acceptsClients: Bool {
@@ -422,7 +456,8 @@ final class SSHConnection: SessionLinkEvents {
         // A session lent to the pool is invalidated when it comes back (see startAuthenticationStep).
         if !lent { session?.invalidate() }
         remoteForwards.sessionEnded()  // [remote forwards]
-        for forward in forwards.values { forward.close(.abort) }
+        // A lost session cuts its connections (the clients see a reset); a requested stop closes them.
+        for forward in forwards.values { if error == nil { forward.close(.abort) } else { forward.cut() } }
         forwards.removeAll()
         let requests = openQueue
         openQueue.removeAll()
@@ -430,6 +465,8 @@ final class SSHConnection: SessionLinkEvents {
         scheduled.removeAll()
         sweepTimer?.cancel()
         sweepTimer = nil
+        keepaliveTimer?.cancel()
+        keepaliveTimer = nil
         waitingForWindow.removeAll()
         waitingForOutput.removeAll()
         slotOwners.removeAll()
@@ -522,6 +559,7 @@ final class SSHConnection: SessionLinkEvents {
             }
             // [remote forwards] Connections the server forwarded, parsed by now.
             if !remoteForwards.isEmpty { try remoteForwards.accept(adoptForwardedChannel) }
+            if case .wanted = probe { try sendProbe() } else if case .inFlight = probe { try sendProbe() }
             let (delivered, packets) = try stepScheduled(now: now)
             if received > 0 {
                 switch watch.sweep(received: received, delivered: delivered, packets: packets + controlPackets) {
@@ -630,8 +668,13 @@ final class SSHConnection: SessionLinkEvents {
     }
 
     private func driveOpens(_ session: SSHSession) throws {
-        // The idle drain channel first, once per session (libssh2 opens one channel at a time).
-        if case .notOpened = drainChannel { drainChannel = .opening(since: .now()) }
+        // The idle drain channel first, once per session (libssh2 opens one channel at a time, so never while
+        // another open is in flight). Where the server refused it, a keepalive probe asks for it again.
+        if case .byOpen = probe, case .unavailable = drainChannel, !openInFlight {
+            probe = .idle
+            drainChannel = .notOpened
+        }
+        if case .notOpened = drainChannel, !openInFlight { drainChannel = .opening(since: .now()) }
         if case .opening(let since) = drainChannel {
             do {
                 guard case .done(let channel) = try session.openIdleSession() else { return }
@@ -748,6 +791,67 @@ final class SSHConnection: SessionLinkEvents {
         pumpAgain = true
     }
 
+    // MARK: - Keepalive
+
+    /// The longest between two keepalive ticks, so a wake from sleep is noticed within this (NIO's timers stop
+    /// while the machine sleeps; `Keepalive` compares with a clock that does not).
+    static let keepaliveTickLimit = 5.0
+
+    private func startKeepalive() {
+        guard settings.serverAliveInterval > 0 else { return }
+        let now = KeepaliveClock.now()
+        keepalive = Keepalive(interval: settings.serverAliveInterval, countMax: settings.serverAliveCountMax, now: now)
+        scheduleKeepaliveTick(at: now + settings.serverAliveInterval, now: now)
+    }
+
+    private func scheduleKeepaliveTick(at due: Double, now: Double) {
+        let delay = min(max(due - now, 0.001), Self.keepaliveTickLimit)
+        let tickDue = now + delay
+        keepaliveTimer = eventLoop.scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) { [this = onLoop] in
+            this.value.keepaliveTick(due: tickDue)
+        }
+    }
+
+    private func keepaliveTick(due: Double) {
+        keepaliveTimer = nil
+        guard case .ready = state, keepalive != nil else { return }
+        let now = KeepaliveClock.now()
+        switch keepalive!.tick(at: now, due: due) {
+        case .wait(let until):
+            scheduleKeepaliveTick(at: until, now: now)
+        case .probe(let next):
+            logger.debug("no data from the server for \(Int(now - keepalive!.lastHeard)) s: keepalive \(keepalive!.probesUnanswered) of \(keepalive!.countMax)")
+            if case .idle = probe { probe = .wanted }
+            scheduleKeepaliveTick(at: next, now: now)
+            pump()
+        case .dead(let probes, let seconds):
+            fail(.keepaliveTimeout(probes: probes, seconds: Int(seconds.rounded())))
+        }
+    }
+
+    /// Send the wanted probe, or take the reply to the one in flight.
+    private func sendProbe() throws {
+        guard let channel = drainThrough else {
+            // No kept session channel: ask for one again (the answer, yes or no, is what the probe needs). While
+            // the first one is still being opened, the probe waits for it.
+            if case .unavailable = drainChannel { probe = .byOpen }
+            return
+        }
+        if case .wanted = probe { counters.keepaliveSent() }
+        do {
+            switch try channel.keepaliveRequest() {
+            case .wouldBlock: probe = .inFlight
+            case .done: probe = .idle
+            }
+        } catch {
+            // libssh2 gives up waiting for a reply after 60 s; the keepalive count, not libssh2, decides when the
+            // session is dead, so only a broken transport ends it here.
+            probe = .idle
+            if error.isSessionFatal && error.kind != .timeout { throw error }
+            logger.debug("keepalive: \(error)")
+        }
+    }
+
     // MARK: - SessionLinkEvents
 
     func linkReceived(_ bytes: inout ByteBuffer) {
@@ -761,6 +865,8 @@ final class SSHConnection: SessionLinkEvents {
     }
 
     func linkReadComplete() {
+        // Any byte from the server proves the link alive (one clock read per burst).
+        if keepalive != nil { keepalive!.heard(at: KeepaliveClock.now()) }
         if serverBytesPending { pump() }
     }
 

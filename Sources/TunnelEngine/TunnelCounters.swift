@@ -10,6 +10,8 @@ public final class TunnelCounters: Sendable {
         public var bytesSent = 0      // local client -> SSH server
         public var bytesReceived = 0  // SSH server -> local client
         public var sessionsEstablished = 0
+        /// Keepalive probes sent (after `ServerAliveInterval` of silence from the server).
+        public var keepalivesSent = 0
     }
 
     private let state = NIOLockedValueBox(Snapshot())
@@ -24,4 +26,5 @@ public final class TunnelCounters: Sendable {
     func addSent(_ count: Int) { state.withLockedValue { $0.bytesSent += count } }
     func addReceived(_ count: Int) { state.withLockedValue { $0.bytesReceived += count } }
     func sessionEstablished() { state.withLockedValue { $0.sessionsEstablished += 1 } }
+    func keepaliveSent() { state.withLockedValue { $0.keepalivesSent += 1 } }
 }

@@ -22,6 +22,9 @@ public enum TunnelError: Error, Sendable, CustomStringConvertible {
     /// The server refused a remote forward and `ExitOnForwardFailure yes` is set. `forward` names it
     /// ("RemoteForward localhost:9000 -> 127.0.0.1:3000"), `reason` is what the server said, as far as it said.
     case remoteForwardRefused(forward: String, reason: String)
+    /// The server stopped answering: nothing from it for `probes` keepalives over `seconds` (a frozen server, a
+    /// dropped NAT entry, a pulled cable: TCP may still look open).
+    case keepaliveTimeout(probes: Int, seconds: Int)
     /// Stopped on request.
     case stopped
 
@@ -36,7 +39,22 @@ public enum TunnelError: Error, Sendable, CustomStringConvertible {
         case .timedOut(let what): return "timed out: \(what)"
         case .remoteForwardRefused(let forward, let reason):
             return "\(forward): the server refused to listen: \(reason) (ExitOnForwardFailure yes)"
+        case .keepaliveTimeout(let probes, let seconds):
+            if probes == 0 { return "connection lost: no data from the server in \(seconds) s" }
+            return "connection lost: no reply to \(probes) keepalive\(probes == 1 ? "" : "s") in \(seconds) s"
         case .stopped: return "stopped"
+        }
+    }
+}
+
+extension TunnelError {
+    /// Failures that retrying soon does not cure: the server refused every key, or the host key is not trusted
+    /// (a key may be installed, or known_hosts fixed, later). They are retried at the backoff's cap, never in a
+    /// tight loop; a changed host key is refused again on every attempt.
+    public var waitsForCap: Bool {
+        switch self {
+        case .authenticationFailed, .hostKeyRefused: return true
+        default: return false
         }
     }
 }

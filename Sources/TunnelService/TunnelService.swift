@@ -6,10 +6,9 @@ import NIOPosix
 import TunnelConfig
 import TunnelEngine
 
-/// What `tunnel up` runs: brings up the chosen hosts of a config file, reports each, and keeps running until
-/// SIGINT/SIGTERM (clean stop, exit 0) or until no tunnel is left (exit 1).
-///
-/// Reconnect is not here yet: a session that ends is reported and its tunnel stopped.
+/// What `tunnel up` runs: binds the chosen hosts' listeners, keeps each host's session up (reconnecting after every
+/// loss), reports what happens, and runs until SIGINT/SIGTERM (clean stop, exit 0). Exit 1 only when no host could
+/// be brought up at all (every one refused by its config or unable to bind its ports).
 public final class TunnelService: Sendable {
     public let configPath: String
     public let hostNames: [String]
@@ -77,12 +76,12 @@ public final class TunnelService: Sendable {
     }
 
     private func run(_ hosts: [HostConfig], on group: MultiThreadedEventLoopGroup) async -> Int32 {
-        let events = AsyncStream<Event>.makeStream()
-        // Every tunnel made so far, so a signal that arrives while sessions are still being set up stops them at
-        // once (their start() then fails with `stopped`) instead of waiting for a server that may never answer.
+        let signalled = AsyncStream<Int32>.makeStream()
+        // Every tunnel made so far, so a signal that arrives while listeners are still being bound stops them at
+        // once instead of waiting for the rest of the start.
         let started = NIOLockedValueBox((tunnels: [HostTunnel](), stopping: false))
         let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { number in
-            events.continuation.yield(.signal(number))
+            signalled.continuation.yield(number)
             let tunnels = started.withLockedValue { state in
                 state.stopping = true
                 return state.tunnels
@@ -91,81 +90,57 @@ public final class TunnelService: Sendable {
         }
         defer { signals.cancel() }
 
-        var running: [String: HostTunnel] = [:]
+        var running: [HostTunnel] = []
         var passphrases: [String: String] = [:]  // asked once per key file, whatever number of hosts use it
-        await withTaskGroup(of: (HostConfig, HostTunnel, Result<SessionInfo, Error>).self) { tasks in
-            for host in hosts {
-                if let reason = Self.unsupportedSetting(host) {
-                    var log = logger
-                    log[metadataKey: "tunnel"] = "\(host.name)"
-                    log.error("\(reason)")
-                    continue
-                }
-                var settings = ConnectionSettings(host)
-                if let passphrasePrompt {
-                    // Asked before connecting, one key at a time: a prompt must not race the sessions' output.
-                    for path in IdentityFiles.needingPassphrase(settings) {
-                        if passphrases[path] == nil { passphrases[path] = passphrasePrompt.ask(forKey: path) }
-                    }
-                    settings.passphrases = passphrases
-                }
-                let tunnel = HostTunnel(settings: settings, localForwards: host.localForwards,
-                                        eventLoop: group.next(), logger: logger)
-                let stopping = started.withLockedValue { state in
-                    state.tunnels.append(tunnel)
-                    return state.stopping
-                }
-                if stopping { break }
-                tasks.addTask { do { return (host, tunnel, .success(try await tunnel.start())) } catch { return (host, tunnel, .failure(error)) } }
+        for host in hosts {
+            var log = logger
+            log[metadataKey: "tunnel"] = "\(host.name)"
+            log[metadataKey: "peer"] = "\(host.hostName):\(host.port)"
+            if let reason = Self.unsupportedSetting(host) {
+                log.error("\(reason)")
+                continue
             }
-            for await (host, tunnel, result) in tasks {
-                var log = logger
-                log[metadataKey: "tunnel"] = "\(host.name)"
-                log[metadataKey: "peer"] = "\(host.hostName):\(host.port)"
-                switch result {
-                case .success(let info):
-                    running[host.name] = tunnel
-                    log.notice("\(connectedLine(host, tunnel, info))")
-                    warnAboutInactiveForwards(host, log)
-                    tunnel.sessionEnded?.whenSuccess { reason in events.continuation.yield(.sessionEnded(host.name, reason)) }
-                case .failure(TunnelError.stopped):
-                    log.debug("stopped while connecting")
-                case .failure(let error):
-                    log.error("\(UserMessage.describe(error))")
+            var settings = ConnectionSettings(host)
+            if let passphrasePrompt {
+                // Asked before connecting, one key at a time: a prompt must not race the sessions' output.
+                for path in IdentityFiles.needingPassphrase(settings) {
+                    if passphrases[path] == nil { passphrases[path] = passphrasePrompt.ask(forKey: path) }
                 }
+                settings.passphrases = passphrases
+            }
+            let tunnel = HostTunnel(settings: settings, localForwards: host.localForwards,
+                                    eventLoop: group.next(), logger: logger)
+            let stopping = started.withLockedValue { state in
+                state.tunnels.append(tunnel)
+                return state.stopping
+            }
+            if stopping { break }
+            let report = SessionReport(host: host, tunnel: tunnel, log: log)
+            do {
+                // Returns once the listeners are bound; the session comes (and comes back) on its own.
+                try await tunnel.keepUp { event in report.tell(event) }
+                running.append(tunnel)
+                warnAboutInactiveForwards(host, log)
+            } catch TunnelError.stopped {
+                log.debug("stopped while starting")
+            } catch {
+                log.error("\(UserMessage.describe(error)); not brought up")
             }
         }
         let stoppedBySignal = started.withLockedValue { $0.stopping }
-        guard !running.isEmpty, !stoppedBySignal else {
-            await withTaskGroup(of: Void.self) { tasks in
-                for tunnel in running.values { tasks.addTask { await tunnel.stop() } }
-            }
-            if stoppedBySignal { logger.notice("stopped by a signal while connecting") }
-            return stoppedBySignal ? 0 : 1
-        }
-
-        var exitCode: Int32 = 0
-        for await event in events.stream {
-            switch event {
-            case .signal(let number):
+        if !stoppedBySignal, !running.isEmpty {
+            // Runs until stopped: a session that ends is replaced, so only a signal ends this.
+            for await number in signalled.stream {
                 logger.notice("\(number == SIGINT ? "SIGINT" : "SIGTERM"): closing tunnels")
-                exitCode = 0
-            case .sessionEnded(let name, let reason):
-                guard let tunnel = running.removeValue(forKey: name) else { continue }
-                var log = logger
-                log[metadataKey: "tunnel"] = "\(name)"
-                log[metadataKey: "peer"] = "\(tunnel.settings.hostName):\(tunnel.settings.port)"
-                log.error("\(reason.map { UserMessage.describe($0) } ?? "session closed"); tunnel stopped (reconnect is not implemented yet)")
-                await tunnel.stop()
-                if !running.isEmpty { continue }
-                exitCode = 1
+                break
             }
-            break
+        } else if stoppedBySignal {
+            logger.notice("stopped by a signal while starting")
         }
         await withTaskGroup(of: Void.self) { tasks in
-            for tunnel in running.values { tasks.addTask { await tunnel.stop() } }
+            for tunnel in running { tasks.addTask { await tunnel.stop() } }
         }
-        return exitCode
+        return stoppedBySignal || !running.isEmpty ? 0 : 1
     }
 
     /// Settings this release parses but cannot honour, where going ahead would do something else than the user
@@ -188,16 +163,6 @@ public final class TunnelService: Sendable {
             return "PubkeyAuthentication no\(place): public keys are the only authentication tunnel supports so far"
         }
         return nil
-    }
-
-    private enum Event: Sendable {
-        case signal(Int32)
-        case sessionEnded(String, TunnelError?)
-    }
-
-    private func connectedLine(_ host: HostConfig, _ tunnel: HostTunnel, _ info: SessionInfo) -> String {
-        "connected to \(host.hostName):\(host.port) (\(info.hostKeyType) \(info.hostKeyFingerprint)), forwarding "
-            + tunnel.forwardDescriptions.joined(separator: ", ")
     }
 
     private func warnAboutInactiveForwards(_ host: HostConfig, _ log: Logger) {

@@ -169,6 +169,22 @@ public final class SSHDFixture: @unchecked Sendable {
         try startLocked(fixedPort: port)
     }
 
+    /// SIGKILL to the listener and every descendant (a crashed server: no goodbye on any connection; the kernel
+    /// resets them), then waits until they are gone. `start()` brings it back on the same port.
+    public func crash() {
+        lifecycle.lock()
+        defer { lifecycle.unlock() }
+        stopLocked(signal: SIGKILL)
+    }
+
+    /// Starts a stopped or killed server again on the same port, with the same keys.
+    public func start() throws {
+        lifecycle.lock()
+        defer { lifecycle.unlock() }
+        guard state.withLock({ $0.process == nil }) else { return }
+        try startLocked(fixedPort: port)
+    }
+
     /// SIGSTOP to the listener and every descendant: a frozen server (TCP still completes in the kernel).
     /// Returns once they are all stopped.
     public func suspend() {
@@ -223,7 +239,8 @@ public final class SSHDFixture: @unchecked Sendable {
         }
     }
 
-    private func stopLocked() {
+    /// Ends the listener and every descendant with `signal` (SIGTERM: a polite stop; SIGKILL: a crash).
+    private func stopLocked(signal: Int32 = SIGTERM) {
         let process: RunningProcess? = state.withLock { s in
             s.stopped = true
             return s.process
@@ -231,8 +248,8 @@ public final class SSHDFixture: @unchecked Sendable {
         guard let process else { return }
         if process.isRunning {
             let tree = freezeTree(process)
-            process.signal(SIGTERM)
-            for pid in tree { kill(pid, SIGTERM) }
+            process.signal(signal)
+            for pid in tree { kill(pid, signal) }
             for pid in tree { kill(pid, SIGCONT) }
             process.signal(SIGCONT)
             let allGone = { !process.isRunning && !tree.contains(where: ProcessTree.isAlive) }
@@ -244,7 +261,7 @@ public final class SSHDFixture: @unchecked Sendable {
         }
         _ = try? process.waitForExit(timeout: 2)
         state.withLock { s in
-            s.earlierLog += process.stderr
+            s.earlierLog += process.stderr + (signal == SIGKILL ? "--- sshd killed ---\n" : "")
             s.process = nil
         }
     }

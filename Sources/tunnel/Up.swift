@@ -6,7 +6,12 @@ extension Tunnel {
     struct Up: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Bring up the tunnels of a config file and keep them up until SIGINT/SIGTERM.",
-            discussion: "Every Host with a concrete name and at least one forward comes up, or only the HOSTs named."
+            discussion: """
+                Every Host with a concrete name and at least one forward comes up, or only the HOSTs named. \
+                A lost session is replaced (keepalives find dead links; reconnect backs off up to \
+                TunnelReconnectMaxDelay) while the local ports stay bound. Exit 0 on SIGINT/SIGTERM; \
+                exit 1 only when no host could be brought up at all.
+                """
         )
 
         @Argument(help: "Config file in ssh_config syntax.")

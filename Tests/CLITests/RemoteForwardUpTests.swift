@@ -54,16 +54,23 @@ struct RemoteForwardUpTests {
         try waitUntil(timeout: 10, "sshd to close the forwarded port") { !TCPTestClient.isAccepting(port: fixed) }
     }
 
-    @Test("ExitOnForwardFailure yes and a server that forbids remote forwards: exit 1 with the server's words")
+    @Test("ExitOnForwardFailure yes and a server that forbids remote forwards: the host does not come up, the error has the server's words")
     func exitOnForwardFailure() throws {
         let sshd = try SSHDFixture(options: { var o = SSHDFixture.Options(); o.extraConfig = ["AllowTcpForwarding local"]; return o }())
         let port = try freeTCPPort()
         let config = try Self.writeConfig(sshd, lines: ["RemoteForward 127.0.0.1:\(port) 127.0.0.1:9", "ExitOnForwardFailure yes"])
-        let output = try ProcessRunner(try CheckTool.tunnel(), ["up", config]).run(timeout: 30)
-        #expect(output.exit == .exited(1))
-        #expect(output.stderrText.contains("expose: error: RemoteForward 127.0.0.1:\(port) -> 127.0.0.1:9: the server refused to listen: \"Server has disabled port forwarding.\" (ExitOnForwardFailure yes)"),
-                "stderr: \(output.stderrText)")
-        #expect(!output.stderrText.contains("connected to"), "the host must not come up: \(output.stderrText)")
+        let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", config]).start()
+        defer { _ = tunnel.terminate() }
+        // Each attempt ends with the refusal and is retried with the reconnect backoff; the host never comes up.
+        let error = try tunnel.waitForLine(containing: "the server refused to listen", timeout: 20)
+        #expect(error.hasPrefix("expose: error: RemoteForward 127.0.0.1:\(port) -> 127.0.0.1:9: the server refused to listen: \"Server has disabled port forwarding.\" (ExitOnForwardFailure yes); retrying in"),
+                "\(error)")
+        try waitUntil(timeout: 20, "a second attempt, refused too") {
+            sshd.log.components(separatedBy: "Accepted publickey").count - 1 >= 2
+        }
+        tunnel.signal(SIGTERM)
+        #expect(try tunnel.waitForExit(timeout: 10) == .exited(0), "\(tunnel.outputSummary())")
+        #expect(!tunnel.outputSummary().contains("connected to"), "the host must not come up: \(tunnel.outputSummary())")
     }
 
     @Test("ExitOnForwardFailure no: a refused RemoteForward is a warning, and the host's LocalForward works")

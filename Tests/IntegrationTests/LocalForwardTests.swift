@@ -149,15 +149,15 @@ struct LocalForwardTests {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let port = try freeTCPPort()
-        let spec = ForwardSpec(bind: .address("127.0.0.1"), listenPort: port, targetHost: "127.0.0.1", targetPort: echo.port,
-                               location: SourceLocation(file: "test", line: 1))
-        let tunnel = HostTunnel(settings: settings(sshd), localForwards: [spec], eventLoop: group.next(), logger: testLogger)
+        // Port 0: the kernel picks a free port (a fixed "free" port can be taken by another test meanwhile).
+        let tunnel = makeTunnel(sshd, targets: [echo.port], group: group)
         // A frozen server: TCP connects (the kernel accepts), the SSH handshake waits.
         sshd.suspend()
         let starting = Task { try await tunnel.start() }
+        try waitUntil(timeout: 10, "the listener to be bound") { !tunnel.boundAddresses.isEmpty }
+        let port = try boundPorts(tunnel)[0]
         var client: TCPTestConnection?
-        try waitUntil(timeout: 10, "the listener on \(port) to be bound") {
+        try waitUntil(timeout: 10, "the listener on \(port) to accept") {
             client = try? TCPTestClient.connect(port: port, timeout: 1)
             return client != nil
         }

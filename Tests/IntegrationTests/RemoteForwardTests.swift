@@ -175,6 +175,34 @@ struct RemoteForwardTests {
         try await group.shutdownGracefully()
     }
 
+    @Test("after sshd restarts, the new session asks for every remote forward again (fixed port and port 0)")
+    func reaskedAfterReconnect() async throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var settings = settings(sshd)
+        settings.remoteForwards = [Self.spec(port: try freeTCPPort(), target: echo.port, line: 1),
+                                   Self.spec(port: 0, target: echo.port, line: 2)]
+        settings.reconnectDelay = 0.2
+        settings.reconnectMaxDelay = 1
+        let tunnel = HostTunnel(settings: settings, localForwards: [], eventLoop: group.next(), logger: testLogger)
+        try await tunnel.keepUp { _ in }
+        try await onOwnThread { [tunnel] in
+            let payload = Array("before and after".utf8)
+            for index in 0..<2 {
+                #expect(try TCPTestClient.connect(port: try Self.listeningPort(tunnel, index)).exchange(payload) == payload)
+            }
+            try sshd.restart()
+            try waitUntil(timeout: 30, "a second session") { tunnel.counters.snapshot.sessionsEstablished == 2 }
+            for index in 0..<2 {
+                let port = try Self.listeningPort(tunnel, index, timeout: 40)
+                #expect(try TCPTestClient.connect(port: port).exchange(payload) == payload, "forward \(index) after the restart")
+            }
+        }
+        await tunnel.stop()
+        try await group.shutdownGracefully()
+    }
+
     @Test("a local target that refuses or cannot be resolved closes only that connection; the forward and others stay up")
     func localTargetFails() async throws {
         let sshd = try SSHDFixture()
@@ -301,7 +329,37 @@ struct RemoteForwardTests {
         }
     }
 
-    @Test("a remote forward asked for after our keepalives have run is granted",
-          .disabled("needs the keepalive of issue 13 (lead), not on main yet: libssh2 takes the first REQUEST_SUCCESS/FAILURE as the answer, so a keepalive's stale reply must not meet a tcpip-forward"))
-    func requestedAfterKeepalives() async throws {}
+    @Test("a remote forward asked for after 40 of our keepalives have run is granted, and the session stays up")
+    func requestedAfterKeepalives() async throws {
+        // libssh2 takes the first REQUEST_SUCCESS/FAILURE in its packet list as the answer to tcpip-forward: a
+        // keepalive that left a stale reply there (a want-reply global request) would make this retry fail.
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        var squatter: TCPTestServer? = try TCPTestServer(behavior: .echo)
+        let takenPort = squatter!.port
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var settings = settings(sshd)
+        settings.remoteForwards = [Self.spec(port: takenPort, target: echo.port)]
+        settings.serverAliveInterval = 0.02
+        settings.serverAliveCountMax = 500  // about detection elsewhere; here only the replies matter
+        let tunnel = HostTunnel(settings: settings, localForwards: [], eventLoop: group.next(), logger: testLogger)
+        _ = try await tunnel.start()
+        try await onOwnThread { [tunnel] in
+            try waitUntil(timeout: 15, "the forward to be refused") {
+                if case .refused = tunnel.remoteForwardStatus[0].state { return true } else { return false }
+            }
+            try waitUntil(timeout: 30, "40 keepalives to be sent") { tunnel.counters.snapshot.keepalivesSent >= 40 }
+        }
+        squatter?.stop()
+        squatter = nil
+        try await onOwnThread { [tunnel] in
+            let port = try Self.listeningPort(tunnel, 0, timeout: 40)
+            let payload = Array("after keepalives".utf8)
+            #expect(try TCPTestClient.connect(port: port).exchange(payload) == payload)
+        }
+        #expect(tunnel.counters.snapshot.keepalivesSent >= 40)
+        #expect(tunnel.counters.snapshot.sessionsEstablished == 1, "the session never dropped")
+        await tunnel.stop()
+        try await group.shutdownGracefully()
+    }
 }

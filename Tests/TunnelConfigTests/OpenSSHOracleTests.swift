@@ -41,6 +41,16 @@ struct OpenSSHOracleTests {
             "  UserKnownHostsFile none",
             "  Port=2022",
         ]),
+        // tunnel's own keywords, covered by the documented IgnoreUnknown line: ssh reads the same file.
+        Case(hosts: ["db"], lines: [
+            "IgnoreUnknown Tunnel*",
+            "Host db",
+            "  Port 2222",
+            "  TunnelReconnectDelay 2",
+            "  TunnelReconnectMaxDelay 5m",
+            "  ServerAliveInterval 20",
+            "  LocalForward 15432 db.internal:5432",
+        ]),
         Case(hosts: ["q", "Q"], lines: [
             "Host=q",
             "  User = \"deploy\"",
