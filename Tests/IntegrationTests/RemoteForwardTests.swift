@@ -17,10 +17,11 @@ struct RemoteForwardTests {
                           location: SourceLocation(file: "test", line: line))
     }
 
-    /// A started tunnel with `remote` (and `local`) forwards, run `body`, stop everything.
+    /// A started tunnel with `remote` (and `local`) forwards, run `body` (on a thread of its own: it blocks on
+    /// sockets and waits), stop everything.
     static func withRemoteTunnel(_ sshd: SSHDFixture, remote: [RemoteForwardSpec], local: [ForwardSpec] = [],
                                  exitOnFailure: Bool = false,
-                                 _ body: (HostTunnel) async throws -> Void) async throws {
+                                 _ body: @escaping @Sendable (HostTunnel) throws -> Void) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var settings = settings(sshd)
         settings.remoteForwards = remote
@@ -28,7 +29,7 @@ struct RemoteForwardTests {
         let tunnel = HostTunnel(settings: settings, localForwards: local, eventLoop: group.next(), logger: testLogger)
         do {
             _ = try await tunnel.start()
-            try await body(tunnel)
+            try await onOwnThread { try body(tunnel) }
         } catch {
             await tunnel.stop()
             try? await group.shutdownGracefully()
@@ -273,8 +274,8 @@ struct RemoteForwardTests {
     func refusedThenRetried() async throws {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
-        var squatter: TCPTestServer? = try TCPTestServer(behavior: .echo)
-        let takenPort = squatter!.port
+        let squatter = try TCPTestServer(behavior: .echo)
+        let takenPort = squatter.port
         let remote = [Self.spec(port: takenPort, target: echo.port, line: 1),
                       Self.spec(port: try freeTCPPort(), target: echo.port, line: 2)]
         let local = [ForwardSpec(bind: .address("127.0.0.1"), listenPort: 0, targetHost: "127.0.0.1", targetPort: echo.port,
@@ -297,8 +298,7 @@ struct RemoteForwardTests {
             }
             if case .listening = tunnel.remoteForwardStatus[0].state { Issue.record("listening on a port that is taken") }
 
-            squatter?.stop()
-            squatter = nil
+            squatter.stop()
             // Backoff ceilings 1, 2, 4, 8 s: the next retry after the port is freed comes within 8-16 s.
             let port = try Self.listeningPort(tunnel, 0, timeout: 40)
             #expect(port == takenPort)
@@ -312,17 +312,16 @@ struct RemoteForwardTests {
         // so the retried tcpip-forward still gets its own answer.
         let sshd = try SSHDFixture(options: { var o = SSHDFixture.Options(); o.extraConfig = ["ClientAliveInterval 1"]; return o }())
         let echo = try TCPTestServer(behavior: .echo)
-        var squatter: TCPTestServer? = try TCPTestServer(behavior: .echo)
-        let takenPort = squatter!.port
+        let squatter = try TCPTestServer(behavior: .echo)
+        let takenPort = squatter.port
         try await Self.withRemoteTunnel(sshd, remote: [Self.spec(port: takenPort, target: echo.port)]) { tunnel in
             try waitUntil(timeout: 15, "the forward to be refused") {
                 if case .refused = tunnel.remoteForwardStatus[0].state { return true } else { return false }
             }
             // Five keepalive intervals: unanswered, sshd would have dropped us after three (ClientAliveCountMax).
-            try await Task.sleep(for: .seconds(5))
+            Thread.sleep(forTimeInterval: 5)
             #expect(tunnel.counters.snapshot.sessionsEstablished == 1)
-            squatter?.stop()
-            squatter = nil
+            squatter.stop()
             let port = try Self.listeningPort(tunnel, 0, timeout: 40)
             let payload = Array("after keepalives".utf8)
             #expect(try TCPTestClient.connect(port: port).exchange(payload) == payload)
@@ -335,8 +334,8 @@ struct RemoteForwardTests {
         // keepalive that left a stale reply there (a want-reply global request) would make this retry fail.
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
-        var squatter: TCPTestServer? = try TCPTestServer(behavior: .echo)
-        let takenPort = squatter!.port
+        let squatter = try TCPTestServer(behavior: .echo)
+        let takenPort = squatter.port
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var settings = settings(sshd)
         settings.remoteForwards = [Self.spec(port: takenPort, target: echo.port)]
@@ -350,8 +349,7 @@ struct RemoteForwardTests {
             }
             try waitUntil(timeout: 30, "40 keepalives to be sent") { tunnel.counters.snapshot.keepalivesSent >= 40 }
         }
-        squatter?.stop()
-        squatter = nil
+        squatter.stop()
         try await onOwnThread { [tunnel] in
             let port = try Self.listeningPort(tunnel, 0, timeout: 40)
             let payload = Array("after keepalives".utf8)
