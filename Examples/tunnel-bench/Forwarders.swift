@@ -23,8 +23,11 @@ enum ForwarderKind: Sendable {
 }
 
 /// A running forwarder: 127.0.0.1:`localPort` -> 127.0.0.1:`targetPort` through the sshd. Stop it with `stop()`.
+/// With `remote`, it is a remote forward (`RemoteForward`, `ssh -R`): sshd listens on `localPort` and the
+/// forwarder connects each connection to the target from its side.
 final class Forwarder {
     let kind: ForwarderKind
+    let remote: Bool
     let localPort: Int
     private let process: RunningProcess
     static let startTimeout: Double = 20
@@ -36,8 +39,9 @@ final class Forwarder {
     var running: RunningProcess { process }
 
     /// `extraConfig`: more lines for tunnel's Host block (e.g. `ServerAliveInterval 2`).
-    init(_ kind: ForwarderKind, sshd: SSHDFixture, targetPort: Int, extraConfig: [String] = []) throws {
+    init(_ kind: ForwarderKind, sshd: SSHDFixture, targetPort: Int, remote: Bool = false, extraConfig: [String] = []) throws {
         self.kind = kind
+        self.remote = remote
         let localPort = try freeTCPPort()
         self.localPort = localPort
         switch kind {
@@ -50,7 +54,7 @@ final class Forwarder {
                     User \(sshd.user)
                     IdentityFile \(sshd.clientKeyPath)
                     UserKnownHostsFile \(sshd.knownHostsPath)
-                    LocalForward \(loopback):\(localPort) \(loopback):\(targetPort)
+                    \(remote ? "RemoteForward" : "LocalForward") \(loopback):\(localPort) \(loopback):\(targetPort)
                 """.appending(extraConfig.map { "\n    " + $0 }.joined() + "\n")
                 .write(toFile: config, atomically: true, encoding: .utf8)
             // Log only warnings: a line per connection would be captured in memory for thousands of connections.
@@ -60,10 +64,11 @@ final class Forwarder {
         case .openSSH(_, let options):
             process = try ProcessRunner("/usr/bin/ssh", sshd.sshOptions() + options
                 + ["-N", "-o", "ExitOnForwardFailure=yes",
-                   "-L", "\(loopback):\(localPort):\(loopback):\(targetPort)", sshd.destination]).start()
+                   remote ? "-R" : "-L", "\(loopback):\(localPort):\(loopback):\(targetPort)", sshd.destination]).start()
         }
         let process = self.process
         do {
+            // A remote forward's port is sshd's: it listens once the forwarder's request was granted.
             try waitUntil(timeout: Self.startTimeout, "\(kind.label) to listen on \(loopback):\(localPort)") {
                 !process.isRunning || TCPTestClient.isAccepting(host: loopback, port: localPort)
             }

@@ -25,7 +25,7 @@ struct TunnelBench: ParsableCommand {
             fails if one does not move its bytes. Only ratios from the same run mean anything: the figures move \
             with the machine's load, which is printed before and after.
             """,
-        subcommands: [All.self, Parse.self, Throughput.self, ManyClients.self, Latency.self, Idle.self, ConnectRate.self, Reconnect.self, Proxy.self],
+        subcommands: [All.self, Parse.self, Throughput.self, RemoteThroughput.self, ManyClients.self, Latency.self, Idle.self, ConnectRate.self, Reconnect.self, Proxy.self],
         defaultSubcommand: All.self
     )
 }
@@ -70,6 +70,10 @@ struct ThroughputOptions: ParsableArguments {
 
     func makeCase(smoke: Bool) -> ThroughputCase {
         ThroughputCase(mebibytes: smoke ? 4 : mib, skipSSH: skipSSH, skipLibSSH2: skipLibSSH2)
+    }
+
+    func makeRemoteCase(smoke: Bool) -> RemoteThroughputCase {
+        RemoteThroughputCase(mebibytes: smoke ? 4 : mib, skipSSH: skipSSH)
     }
 }
 
@@ -184,6 +188,7 @@ extension TunnelBench {
             let smoke = common.smoke
             try BenchRun(common, parse: true, filesNeeded: idle.makeCase(smoke: smoke).filesNeeded).execute { context in
                 [("throughput", { try throughput.makeCase(smoke: smoke).run(context) }),
+                 ("remote-forward throughput", { try throughput.makeRemoteCase(smoke: smoke).run(context) }),
                  ("many clients", { try manyClients.makeCase(smoke: smoke).run(context) }),
                  ("one client latency", { try latency.makeCase(smoke: smoke).run(context) }),
                  ("idle connections", { try idle.makeCase(smoke: smoke).run(context) }),
@@ -206,6 +211,16 @@ extension TunnelBench {
         @OptionGroup var options: ThroughputOptions
         func run() throws {
             try BenchRun(common).execute { context in [("throughput", { try options.makeCase(smoke: common.smoke).run(context) })] }
+        }
+    }
+
+    struct RemoteThroughput: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Bulk MB/s both ways through a remote forward: tunnel's RemoteForward against ssh -R (and tunnel's LocalForward).")
+        @OptionGroup var common: CommonOptions
+        @OptionGroup var options: ThroughputOptions
+        func run() throws {
+            try BenchRun(common).execute { context in [("remote-forward throughput", { try options.makeRemoteCase(smoke: common.smoke).run(context) })] }
         }
     }
 

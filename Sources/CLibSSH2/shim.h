@@ -20,6 +20,15 @@ static inline void tunnel_ssh2_set_transport(LIBSSH2_SESSION *session, tunnel_ss
     libssh2_session_callback_set(session, LIBSSH2_CALLBACK_SEND, (void *)send_fn);
 }
 
+typedef void (*tunnel_ssh2_debug_fn)(LIBSSH2_SESSION *session, int always_display, const char *message, int message_len,
+                                     const char *language, int language_len, void **abstract);
+
+// SSH_MSG_DEBUG from the server (RFC 4253 11.3): the only words a server gives when it refuses a global request
+// (sshd sends "Server has disabled port forwarding." before its SSH_MSG_REQUEST_FAILURE, which carries no text).
+static inline void tunnel_ssh2_set_debug_callback(LIBSSH2_SESSION *session, tunnel_ssh2_debug_fn debug_fn) {
+    libssh2_session_callback_set(session, LIBSSH2_CALLBACK_DEBUG, (void *)debug_fn);
+}
+
 static inline int tunnel_ssh2_disconnect(LIBSSH2_SESSION *session, const char *description) {
     return libssh2_session_disconnect_ex(session, SSH_DISCONNECT_BY_APPLICATION, description, "");
 }

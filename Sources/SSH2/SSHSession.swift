@@ -45,6 +45,10 @@ public final class SSHSession {
     /// Once set, the transport reads as end-of-stream, so libssh2 marks the socket disconnected and every pending
     /// close or free finishes instead of waiting for a reply that can never come (session_free would spin otherwise).
     private var transportEnded = false
+    /// The server's last SSH_MSG_DEBUG text, and how many it has sent: a caller notes the count before a request
+    /// and reads the text after a refusal, to report the server's own words (see `requestRemoteListener`).
+    public private(set) var lastServerMessage: String?
+    public private(set) var serverMessageCount = 0
 
     public init(transport: SSHByteTransport) throws(SSH2Error) {
         try SSH2Library.ensureInitialised()
@@ -65,6 +69,7 @@ public final class SSHSession {
         }
         libssh2_session_set_blocking(session, 0)
         tunnel_ssh2_set_transport(session, sshReceiveCallback, sshSendCallback)
+        tunnel_ssh2_set_debug_callback(session, sshDebugCallback)
     }
 
     deinit {
@@ -193,6 +198,28 @@ public final class SSHSession {
         throw lastError(code, operation: "open a channel to \(path)")
     }
 
+    // MARK: - Remote forwards
+
+    /// Ask the server to listen on `host:port` and forward each connection to us (`tcpip-forward`, RFC 4254 7.1);
+    /// port 0 lets the server choose (see `SSHRemoteListener.boundPort`). `host` is sent as is: "localhost" for
+    /// loopback, "" for every address, or an address; the server's GatewayPorts decides what it binds.
+    ///
+    /// libssh2 keeps one such request in flight per session (one state for all of them) and takes the first
+    /// SSH_MSG_REQUEST_SUCCESS/FAILURE it finds as the answer: the caller must not start a second request, nor any
+    /// other global request with want-reply, until this one returned `.done` or threw, and must repeat the call with
+    /// the same arguments after `.wouldBlock`. A refusal throws `.requestDenied` (the server's words, if it sent
+    /// any, are in `lastServerMessage`). It uses none of the channel-open state, so it may run while a channel opens.
+    /// `queueLimit`: forwarded connections libssh2 queues until `accept()` before it refuses more.
+    public func requestRemoteListener(host: String, port: Int, queueLimit: Int = 256) throws(SSH2Error) -> SSHStep<SSHRemoteListener> {
+        try checkUsable()
+        var bound: Int32 = 0
+        let listener = host.withCString { libssh2_channel_forward_listen_ex(raw, $0, Int32(port), &bound, Int32(queueLimit)) }
+        if let listener { return .done(SSHRemoteListener(raw: listener, session: self, boundPort: Int(bound))) }
+        let code = libssh2_session_last_errno(raw)
+        if code == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+        throw lastError(code, operation: "ask the server to listen on \(host.isEmpty ? "*" : host):\(port)")
+    }
+
     // MARK: - Keepalive, teardown
 
     /// Politely end the session (SSH_MSG_DISCONNECT). Repeat after `.wouldBlock`.
@@ -227,6 +254,11 @@ public final class SSHSession {
         // The failing call's own code is authoritative; libssh2's last error may be older when they differ.
         let effective = code != 0 ? code : lastCode
         return SSH2Error(code: effective, message: lastCode == effective ? message : "", operation: operation)
+    }
+
+    fileprivate func serverSentDebug(_ message: String) {
+        lastServerMessage = message
+        serverMessageCount += 1
     }
 
     // Called from the C callbacks.
@@ -264,6 +296,18 @@ private let sshSendCallback: tunnel_ssh2_send_fn = { socket, buffer, length, fla
     guard let buffer, let owner = abstract?.pointee else { return -Int(EINVAL) }
     let session = Unmanaged<SSHSession>.fromOpaque(owner).takeUnretainedValue()
     return session.sendToTransport(socket: socket, bytes: buffer, length: length, flags: flags)
+}
+
+private let sshDebugCallback: tunnel_ssh2_debug_fn = { _, _, message, length, _, _, abstract in
+    guard let message, length > 0, let owner = abstract?.pointee else { return }
+    let session = Unmanaged<SSHSession>.fromOpaque(owner).takeUnretainedValue()
+    let bytes = UnsafeRawBufferPointer(start: message, count: Int(length))
+    // Bounded, and only printable: the text ends up in a log line.
+    var text = ""
+    for scalar in String(decoding: bytes.prefix(512), as: UTF8.self).unicodeScalars where scalar.value >= 0x20 && scalar.value != 0x7f {
+        text.unicodeScalars.append(scalar)
+    }
+    session.serverSentDebug(text)
 }
 
 func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {

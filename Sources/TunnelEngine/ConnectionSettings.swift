@@ -24,6 +24,12 @@ public struct ConnectionSettings: Sendable {
     public var streamLocalBindMask: Int = 0o177
     /// Replace an existing socket file when binding a Unix-domain socket listener (`StreamLocalBindUnlink`).
     public var streamLocalBindUnlink = false
+    /// `RemoteForward`s each session asks the server for when it is up (TCP on the server's side, to a TCP target
+    /// here; `init(_ host:)` leaves out the kinds the engine cannot serve).
+    public var remoteForwards: [RemoteForwardSpec] = []
+    /// `ExitOnForwardFailure yes`: a refused remote forward ends the session (and a host does not come up)
+    /// instead of being asked for again with backoff.
+    public var exitOnForwardFailure = false
     /// Seconds of silence from the server before a keepalive probe; 0 turns dead-link detection off.
     /// Our default is 15 (OpenSSH's is off): a dead link is found within a minute, not after TCP's retransmits.
     public var serverAliveInterval: Double = ConnectionSettings.defaultServerAliveInterval
@@ -67,6 +73,8 @@ public struct ConnectionSettings: Sendable {
                   connectTimeoutSeconds: host.connectTimeout.map(Int64.init) ?? Self.defaultConnectTimeout)
         streamLocalBindMask = host.streamLocalBindMask
         streamLocalBindUnlink = host.streamLocalBindUnlink
+        remoteForwards = host.remoteForwards.filter(\.isServedByEngine)
+        exitOnForwardFailure = host.exitOnForwardFailure
         serverAliveInterval = host.serverAliveIntervalSet ? Double(host.serverAliveInterval) : Self.defaultServerAliveInterval
         serverAliveCountMax = host.serverAliveCountMax
         reconnectDelay = host.reconnectDelay

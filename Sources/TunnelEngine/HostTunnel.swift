@@ -86,6 +86,7 @@ public final class HostTunnel: Sendable {
     private struct Published {
         var boundAddresses: [String] = []
         var sessionEnded: EventLoopFuture<TunnelError?>?
+        var remoteForwards: [RemoteForwardStatus] = []
     }
 
     public init(settings: ConnectionSettings, localForwards: [ForwardSpec], dynamicForwards: [DynamicForwardSpec] = [],
@@ -104,6 +105,7 @@ public final class HostTunnel: Sendable {
         let loopState = LoopState()
         loopState.backoff = Backoff(initial: settings.reconnectDelay, cap: settings.reconnectMaxDelay)
         self.state = NIOLoopBoundBox.makeBoxSendingValue(loopState, eventLoop: eventLoop)
+        published.withLockedValue { $0.remoteForwards = settings.remoteForwards.map { RemoteForwardStatus(forward: $0, state: .pending) } }
     }
 
     public convenience init(host: HostConfig, eventLoop: EventLoop, logger: Logger) {
@@ -114,6 +116,10 @@ public final class HostTunnel: Sendable {
 
     /// The addresses actually bound, e.g. "127.0.0.1:8080" (port 0 in the config becomes the real port here).
     public var boundAddresses: [String] { published.withLockedValue { $0.boundAddresses } }
+
+    /// Each `RemoteForward` of the current session: pending, listening (on which port: the server's choice for
+    /// `RemoteForward 0`) or refused (why).
+    public var remoteForwardStatus: [RemoteForwardStatus] { published.withLockedValue { $0.remoteForwards } }
 
     /// With `start()`: completes when the session ends, with the reason (nil after `stop()`).
     public var sessionEnded: EventLoopFuture<TunnelError?>? { published.withLockedValue { $0.sessionEnded } }
@@ -185,9 +191,12 @@ public final class HostTunnel: Sendable {
         }.get()
     }
 
-    /// One line per forward, "127.0.0.1:8080 -> 127.0.0.1:80", with the ports actually bound.
+    /// One line per forward, "127.0.0.1:8080 -> 127.0.0.1:80", "127.0.0.1:1080 (SOCKS and HTTP proxy)", then
+    /// "remote localhost:9000 -> 127.0.0.1:3000",
+    /// with the server's port once it listens.
     public var forwardDescriptions: [String] {
         localForwards.map(\.forwardText) + dynamicForwards.map { "\($0.listenText) (SOCKS and HTTP proxy)" }
+            + remoteForwardStatus.map(\.description)
     }
 
     // MARK: - Sessions
@@ -196,6 +205,8 @@ public final class HostTunnel: Sendable {
     private func makeConnection() -> SSHConnection {
         let connection = SSHConnection(settings: settings, eventLoop: eventLoop, counters: counters, logger: logger)
         state.value.connection = connection
+        // [remote forwards] Status for `remoteForwardStatus`, from whichever session is current.
+        connection.remoteForwards.onChange = { [published] status in published.withLockedValue { $0.remoteForwards = status } }
         let bound = NIOLoopBound(connection, eventLoop: eventLoop)
         connection.closeFuture.whenSuccess { [self] reason in self.sessionEnded(bound.value, reason: reason) }
         return connection

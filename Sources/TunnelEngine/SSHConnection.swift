@@ -65,6 +65,10 @@ final class SSHConnection: SessionLinkEvents {
     private var authenticationStarted = false
     /// Bytes from the server that arrived while the session was lent to the pool.
     private var heldInbound: ByteBuffer?
+    /// The remote forwards this session asks the server for (see `RemoteForwards`; hooks marked "remote forwards").
+    let remoteForwards: RemoteForwards
+    /// Authenticated, but not announced as up until the server agreed to every remote forward (ExitOnForwardFailure).
+    private var readyWaitingForRemoteForwards: SessionInfo?
 
     // Forwarded connections.
     private var forwards: [Int: ForwardedConnection] = [:]
@@ -97,6 +101,13 @@ final class SSHConnection: SessionLinkEvents {
         case unavailable
     }
     private var drainChannel = DrainChannel.notOpened
+    /// The server has answered the idle channel's open (or it will not be opened).
+    private var drainChannelSettled: Bool {
+        switch drainChannel {
+        case .notOpened, .opening: return false
+        case .open, .unavailable: return true
+        }
+    }
     private var drainThrough: SSHChannel? { if case .open(let channel) = drainChannel { return channel } else { return nil } }
     /// When the open at the head of the queue was first sent (a round-trip sample when it is answered).
     private var openSentAt: NIODeadline?
@@ -152,6 +163,9 @@ final class SSHConnection: SessionLinkEvents {
         self.logger = logger
         self.readyPromise = eventLoop.makePromise()
         self.closedPromise = eventLoop.makePromise()
+        self.remoteForwards = RemoteForwards(settings.remoteForwards, exitOnFailure: settings.exitOnForwardFailure,
+                                             eventLoop: eventLoop, logger: logger)
+        remoteForwards.wake = { [weak self] in self?.pump() }
     }
 
     deinit { scratch.deallocate() }
@@ -324,13 +338,24 @@ final class SSHConnection: SessionLinkEvents {
     }
 
     private func becomeReady(identity: String) {
+        state = .ready
+        let info = SessionInfo(hostKeyType: hostKeyType, hostKeyFingerprint: hostKeyFingerprint,
+                               hostKeyStatus: hostKeyStatus, identityFile: identity)
+        // [remote forwards] With ExitOnForwardFailure yes, up means every remote forward listens (the setup deadline
+        // still bounds the wait); `advance` announces it then.
+        if remoteForwards.holdsReadiness {
+            readyWaitingForRemoteForwards = info
+            return
+        }
+        announceReady(info)
+    }
+
+    private func announceReady(_ info: SessionInfo) {
         setupDeadline?.cancel()
         setupDeadline = nil
-        state = .ready
         counters.sessionEstablished()
         startKeepalive()
-        readyPromise.succeed(SessionInfo(hostKeyType: hostKeyType, hostKeyFingerprint: hostKeyFingerprint,
-                                         hostKeyStatus: hostKeyStatus, identityFile: identity))
+        readyPromise.succeed(info)
     }
 
     /// Whether the session is lent to the pool (nothing on the loop may touch it or its transport).
@@ -342,7 +367,10 @@ final class SSHConnection: SessionLinkEvents {
     // MARK: - Forwarded connections
 
     /// Whether the session is up: channels can be opened now.
-    var isReady: Bool { if case .ready = state { return true } else { return false } }
+    var isReady: Bool {
+        // [remote forwards] Not while ExitOnForwardFailure holds the session's "up" for its remote forwards.
+        if case .ready = state, readyWaitingForRemoteForwards == nil { return true } else { return false }
+    }
 
     /// Whether new clients can be handed to this session (now or once it is up).
     var acceptsClients: Bool {
@@ -427,6 +455,7 @@ final class SSHConnection: SessionLinkEvents {
         if let error { logger.debug("session ended: \(error)") }
         // A session lent to the pool is invalidated when it comes back (see startAuthenticationStep).
         if !lent { session?.invalidate() }
+        remoteForwards.sessionEnded()  // [remote forwards]
         // A lost session cuts its connections (the clients see a reset); a requested stop closes them.
         for forward in forwards.values { if error == nil { forward.close(.abort) } else { forward.cut() } }
         forwards.removeAll()
@@ -505,7 +534,15 @@ final class SSHConnection: SessionLinkEvents {
         case .ready:
             // Packets of a new burst that opens (and window wake-ups, below) take are counted from here.
             if serverBytesPending { controlPackets = 0 }
+            // [remote forwards] Requests first: see RemoteForwards for why before anything else reads.
+            try remoteForwards.request(session, mayStart: drainChannelSettled)
             try driveOpens(session)
+            // [remote forwards] The first request starts once the idle channel's open was answered (just now, maybe).
+            if drainChannelSettled && remoteForwards.hasDue { try remoteForwards.request(session, mayStart: true) }
+            if let info = readyWaitingForRemoteForwards, remoteForwards.allListening {
+                readyWaitingForRemoteForwards = nil
+                announceReady(info)
+            }
             let now = NIODeadline.now()
             var received = 0
             // libssh2 parses what arrived once, for the burst and a due sweep alike.
@@ -520,6 +557,8 @@ final class SSHConnection: SessionLinkEvents {
                 sweepDue = false
                 sweepAllChannels()
             }
+            // [remote forwards] Connections the server forwarded, parsed by now.
+            if !remoteForwards.isEmpty { try remoteForwards.accept(adoptForwardedChannel) }
             if case .wanted = probe { try sendProbe() } else if case .inFlight = probe { try sendProbe() }
             let (delivered, packets) = try stepScheduled(now: now)
             if received > 0 {
@@ -698,6 +737,24 @@ final class SSHConnection: SessionLinkEvents {
             // The server may already have sent data on it.
             schedule(forward)
         }
+    }
+
+    /// [remote forwards] A connection the server forwarded (`forwarded-tcpip`, already confirmed by libssh2): pair
+    /// its channel with a new forwarded connection, then connect that connection's local end to the target.
+    private func adoptForwardedChannel(_ channel: SSHChannel, _ spec: RemoteForwardSpec) {
+        guard let target = spec.targetHostAndPort else {
+            retiring.append(channel)
+            return
+        }
+        counters.connectionAccepted()
+        let forward = makeForward(label: "RemoteForward \(spec.serverSideText(port: spec.listenPort)) -> \(spec.targetText)")
+        let slot = channels.insert(channel)
+        _ = forward.attach(channel: channel, slot: slot)
+        while slotOwners.count <= slot { slotOwners.append(nil) }
+        slotOwners[slot] = forward
+        watch.noteReceived(slot: slot, at: .now())
+        controlPackets += 1  // the server's open
+        RemoteTarget.connect(forward, host: target.host, port: target.port, connection: self)
     }
 
     private func retire(_ forward: ForwardedConnection) {

@@ -19,6 +19,9 @@ public enum TunnelError: Error, Sendable, CustomStringConvertible {
     case bindFailed(address: String, reason: String)
     /// The handshake or authentication took too long.
     case timedOut(String)
+    /// The server refused a remote forward and `ExitOnForwardFailure yes` is set. `forward` names it
+    /// ("RemoteForward localhost:9000 -> 127.0.0.1:3000"), `reason` is what the server said, as far as it said.
+    case remoteForwardRefused(forward: String, reason: String)
     /// The server stopped answering: nothing from it for `probes` keepalives over `seconds` (a frozen server, a
     /// dropped NAT entry, a pulled cable: TCP may still look open).
     case keepaliveTimeout(probes: Int, seconds: Int)
@@ -34,6 +37,8 @@ public enum TunnelError: Error, Sendable, CustomStringConvertible {
         case .authenticationFailed(let failure): return failure.description
         case .bindFailed(let address, let reason): return "cannot listen on \(address): \(reason)"
         case .timedOut(let what): return "timed out: \(what)"
+        case .remoteForwardRefused(let forward, let reason):
+            return "\(forward): the server refused to listen: \(reason) (ExitOnForwardFailure yes)"
         case .keepaliveTimeout(let probes, let seconds):
             if probes == 0 { return "connection lost: no data from the server in \(seconds) s" }
             return "connection lost: no reply to \(probes) keepalive\(probes == 1 ? "" : "s") in \(seconds) s"

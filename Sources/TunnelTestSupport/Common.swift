@@ -60,6 +60,18 @@ final class Locked<Value>: @unchecked Sendable {
     }
 }
 
+/// Runs blocking test code (sleeps, polling waits, blocking sockets) on a thread of its own and awaits it. Swift's
+/// cooperative pool has one thread per core (two here), shared by every test running in parallel: a test that blocks
+/// one of them for seconds stalls the async work of the others (a `Task` that should bind a listener at once waited
+/// 10 s). Tests that block for long wrap their bodies in this.
+public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+}
+
 /// Polls `condition` with short sleeps until it is true; throws a clear error naming `what` after `timeout` seconds.
 public func waitUntil(timeout: Double, _ what: String, _ condition: () -> Bool) throws {
     let start = Date()

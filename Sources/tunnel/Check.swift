@@ -79,7 +79,10 @@ enum CheckSummary {
                 }
                 let chosen = forward.listenPort == 0 && forward.listenSocketPath == nil ? " (port chosen by the server)" : ""
                 let listener = forward.listenSocketPath ?? "\(forward.bind):\(forward.listenPort)"
-                out += "  RemoteForward \(listener) on the server\(chosen) -> \(target) (parsed, not active yet)\n"
+                // Served: the server listens on a TCP port, and connections go to a TCP target here.
+                var served = forward.listenSocketPath == nil
+                if case .host = forward.target {} else { served = false }
+                out += "  RemoteForward \(listener) on the server\(chosen) -> \(target)\(served ? "" : " (parsed, not active yet)")\n"
             }
             for forward in host.dynamicForwards {
                 let listener = forward.listenSocketPath ?? "\(forward.bind):\(forward.listenPort)"

@@ -518,7 +518,7 @@ struct CheckOutputTests {
             db-bastion: deploy@bastion.example.com:22
               LocalForward 127.0.0.1:15432 -> db.internal:5432
               LocalForward localhost:8080 -> [2001:db8::5]:80
-              RemoteForward localhost:9000 on the server -> localhost:3000 (parsed, not active yet)
+              RemoteForward localhost:9000 on the server -> localhost:3000
               DynamicForward *:1080 SOCKS 4/5 and HTTP proxy
             \(file): OK, 1 host, 4 forwards
 

@@ -52,7 +52,8 @@ struct ReconnectTests {
     }
 
     @Test("sshd killed (SIGKILL) and started again: the port stays bound, and a new connection works within 3 s")
-    func killedAndRestarted() throws {
+    func killedAndRestarted() async throws { try await onOwnThread { try Self.killedAndRestartedBody() } }
+    static func killedAndRestartedBody() throws {
         let sshd = try SSHDFixture()
         let http = try TCPTestServer(behavior: .http(body: "back again\n"))
         let localPort = try freeTCPPortOutsideEphemeralRange()
@@ -79,7 +80,8 @@ struct ReconnectTests {
     }
 
     @Test("a frozen server (SIGSTOP): found dead within interval x (count + 1), its connections closed, and back after SIGCONT")
-    func frozenServerDetected() throws {
+    func frozenServerDetected() async throws { try await onOwnThread { try Self.frozenServerDetectedBody() } }
+    static func frozenServerDetectedBody() throws {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
         let localPort = try freeTCPPortOutsideEphemeralRange()
@@ -112,7 +114,8 @@ struct ReconnectTests {
     }
 
     @Test("sshd gone for 30 s: retries back off (visible in the log), under 1 s of CPU, and a client brings the retry forward")
-    func thirtySecondOutage() throws {
+    func thirtySecondOutage() async throws { try await onOwnThread { try Self.thirtySecondOutageBody() } }
+    static func thirtySecondOutageBody() throws {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
         let localPort = try freeTCPPortOutsideEphemeralRange()
@@ -145,7 +148,8 @@ struct ReconnectTests {
     }
 
     @Test("a download running when the link dies ends early for the client: fewer bytes, never a clean-looking end")
-    func cutTransferLooksCut() throws {
+    func cutTransferLooksCut() async throws { try await onOwnThread { try Self.cutTransferLooksCutBody() } }
+    static func cutTransferLooksCutBody() throws {
         let sshd = try SSHDFixture()
         let total = 512 * 1024 * 1024
         let source = try TCPTestServer(behavior: .source(bytes: total))
@@ -164,7 +168,8 @@ struct ReconnectTests {
     }
 
     @Test("20 kill/restart cycles with traffic: no growth in descriptors or memory from the first cycle to the last")
-    func cyclesDoNotLeak() throws {
+    func cyclesDoNotLeak() async throws { try await onOwnThread { try Self.cyclesDoNotLeakBody() } }
+    static func cyclesDoNotLeakBody() throws {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
         let localPort = try freeTCPPortOutsideEphemeralRange()
@@ -193,7 +198,8 @@ struct ReconnectTests {
     }
 
     @Test("two hosts, one server killed: the other host's download runs on, complete and intact")
-    func hostsAreIndependent() throws {
+    func hostsAreIndependent() async throws { try await onOwnThread { try Self.hostsAreIndependentBody() } }
+    static func hostsAreIndependentBody() throws {
         let sshdA = try SSHDFixture(), sshdB = try SSHDFixture()
         let total = 64 * 1024 * 1024
         let source = try TCPTestServer(behavior: .source(bytes: total))
@@ -218,7 +224,8 @@ struct ReconnectTests {
     }
 
     @Test("server down at start: the port is bound at once, a client waits ConnectTimeout and is closed with a log line, and the host comes up when the server does")
-    func serverDownAtStart() throws {
+    func serverDownAtStart() async throws { try await onOwnThread { try Self.serverDownAtStartBody() } }
+    static func serverDownAtStartBody() throws {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
         let localPort = try freeTCPPortOutsideEphemeralRange()
@@ -251,7 +258,8 @@ struct ReconnectTests {
     }
 
     @Test("a refused key: said once, loudly, and retried at the cap, not in a tight loop")
-    func authenticationFailureWaitsForCap() throws {
+    func authenticationFailureWaitsForCap() async throws { try await onOwnThread { try Self.authenticationFailureWaitsForCapBody() } }
+    static func authenticationFailureWaitsForCapBody() throws {
         let sshd = try SSHDFixture()
         let key = try sshd.makeUnauthorizedKey()
         let localPort = try freeTCPPortOutsideEphemeralRange()

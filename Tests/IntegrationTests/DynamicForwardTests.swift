@@ -12,7 +12,7 @@ import TunnelTestSupport
 @Suite("DynamicForward proxy against a real sshd", .serialized)
 struct DynamicForwardTests {
     /// A started tunnel with one proxy port on 127.0.0.1 (port chosen by the kernel).
-    struct Proxy {
+    struct Proxy: Sendable {
         let group: MultiThreadedEventLoopGroup
         let tunnel: HostTunnel
         let port: Int
@@ -60,14 +60,14 @@ struct DynamicForwardTests {
     func curlSOCKS() async throws {
         let sshd = try SSHDFixture()
         let web = try TCPTestServer(behavior: .http(body: "through the proxy\n"))
-        try await withProxy(sshd) { proxy in
+        try await withProxy(sshd) { proxy in try await onOwnThread {
             for (option, host) in [("--socks5-hostname", "localhost"), ("--socks5", "127.0.0.1"), ("--socks4a", "localhost")] {
                 let out = try curl([option, "127.0.0.1:\(proxy.port)", "http://\(host):\(web.port)/x"])
                 #expect(out.succeeded, "\(option): \(out.stderrText)")
                 #expect(out.stdoutText == "through the proxy\n", "\(option)")
             }
             #expect(web.connectionsAccepted == 3)
-        }
+        } }
     }
 
     @Test("curl -x http://: a plain request arrives in origin form with Connection: close; CONNECT tunnels")
@@ -75,7 +75,7 @@ struct DynamicForwardTests {
         let sshd = try SSHDFixture()
         let reflect = try TCPTestServer(behavior: .httpReflect)
         let web = try TCPTestServer(behavior: .http(body: "via CONNECT\n"))
-        try await withProxy(sshd) { proxy in
+        try await withProxy(sshd) { proxy in try await onOwnThread {
             let plain = try curl(["-x", "http://127.0.0.1:\(proxy.port)", "-H", "X-Test: 1", "--data-binary", "payload!",
                                   "http://127.0.0.1:\(reflect.port)/path?q=1"])
             #expect(plain.succeeded, "\(plain.stderrText)")
@@ -89,14 +89,14 @@ struct DynamicForwardTests {
             let tunnelled = try curl(["-p", "-x", "http://127.0.0.1:\(proxy.port)", "http://localhost:\(web.port)/"])
             #expect(tunnelled.succeeded, "\(tunnelled.stderrText)")
             #expect(tunnelled.stdoutText == "via CONNECT\n")
-        }
+        } }
     }
 
     @Test("with TunnelProxyAuth: the right user and password pass (SOCKS5 and HTTP), wrong or none are refused, SOCKS4 too")
     func curlAuth() async throws {
         let sshd = try SSHDFixture()
         let web = try TCPTestServer(behavior: .http(body: "authorized\n"))
-        try await withProxy(sshd, credentials: ProxyCredentials(user: "alice", password: "s3cret")) { proxy in
+        try await withProxy(sshd, credentials: ProxyCredentials(user: "alice", password: "s3cret")) { proxy in try await onOwnThread {
             let url = "http://localhost:\(web.port)/"
             let good = try curl(["--socks5-hostname", "127.0.0.1:\(proxy.port)", "--proxy-user", "alice:s3cret", url])
             #expect(good.stdoutText == "authorized\n", "\(good.stderrText)")
@@ -115,18 +115,18 @@ struct DynamicForwardTests {
                                       "-w", "%{http_code}", url])
             #expect(wrongHTTP.stdoutText == "407")
             #expect(web.connectionsAccepted == 3, "only the authorized requests reached the server")
-        }
+        } }
     }
 
     @Test("the PAC file, fetched from the proxy port, points at that port")
     func pacFile() async throws {
         let sshd = try SSHDFixture()
-        try await withProxy(sshd) { proxy in
+        try await withProxy(sshd) { proxy in try await onOwnThread {
             let out = try curl(["-i", "http://127.0.0.1:\(proxy.port)/proxy.pac"])
             #expect(out.succeeded, "\(out.stderrText)")
             #expect(out.stdoutText.contains("application/x-ns-proxy-autoconfig"))
             #expect(out.stdoutText.contains("\"SOCKS5 127.0.0.1:\(proxy.port); SOCKS 127.0.0.1:\(proxy.port); PROXY 127.0.0.1:\(proxy.port)\""))
-        }
+        } }
     }
 
     // MARK: - Reply codes, with a hand-written client
@@ -147,7 +147,7 @@ struct DynamicForwardTests {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
         let closed = try freeTCPPort()
-        try await withProxy(sshd) { proxy in
+        try await withProxy(sshd) { proxy in try await onOwnThread {
             let (ok, connection) = try socks5Connect(proxyPort: proxy.port, host: "127.0.0.1", port: echo.port)
             #expect(ok == 0)
             #expect(try connection.exchange(Array("ping".utf8)) == Array("ping".utf8))
@@ -175,7 +175,7 @@ struct DynamicForwardTests {
             let answer = String(decoding: try http.receiveAll(timeout: 10), as: UTF8.self)
             #expect(answer.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"), "\(answer)")
             #expect(proxy.tunnel.counters.snapshot.connectionsActive <= 1)
-        }
+        } }
     }
 
     // MARK: - Bad input
@@ -184,7 +184,7 @@ struct DynamicForwardTests {
     func badInput() async throws {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
-        try await withProxy(sshd, handshakeTimeout: .seconds(2)) { proxy in
+        try await withProxy(sshd, handshakeTimeout: .seconds(2)) { proxy in try await onOwnThread {
             // A client that never finishes its handshake, held open across the others.
             let silent = try TCPTestClient.connect(port: proxy.port)
             try silent.send([5, 1])
@@ -222,7 +222,7 @@ struct DynamicForwardTests {
             #expect(try silent.receiveAll(timeout: 10).isEmpty)
             #expect(Date().timeIntervalSince(started) >= 1.5)
             #expect(proxy.tunnel.counters.snapshot.connectionsActive == 0)
-        }
+        } }
     }
 
     // MARK: - Load
@@ -268,7 +268,7 @@ struct DynamicForwardTests {
         defer { _ = echoProcess.terminate() }
         struct Echo { let port: Int }
         let echo = Echo(port: echoPort)
-        try await withProxy(sshd) { proxy in
+        try await withProxy(sshd) { proxy in try await onOwnThread {
             let count = 200
             let payloads = (0..<count).map { TestData.pseudoRandom(count: 10_000 + $0 * 131, seed: UInt64(1000 + $0)) }
             var connections: [TCPTestConnection] = []
@@ -303,7 +303,7 @@ struct DynamicForwardTests {
             }
             #expect(proxy.tunnel.counters.snapshot.connectionsAccepted == count)
             try waitUntil(timeout: 10, "every proxied connection closed") { proxy.tunnel.counters.snapshot.connectionsActive == 0 }
-        }
+        } }
     }
 
     @Test("a proxy on a Unix-domain socket (DynamicForward /path.sock) serves SOCKS5")

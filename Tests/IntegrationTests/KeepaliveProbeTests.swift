@@ -21,7 +21,7 @@ struct KeepaliveProbeTests {
     }
 
     /// Median of `count` 64-byte round trips on one connection through the tunnel, in microseconds.
-    func medianRoundTrip(_ connection: TCPTestConnection, count: Int = 101) throws -> Double {
+    static func medianRoundTrip(_ connection: TCPTestConnection, count: Int = 101) throws -> Double {
         let message = [UInt8](repeating: 0x61, count: 64)
         var samples: [Double] = []
         for _ in 0..<count {
@@ -47,21 +47,22 @@ struct KeepaliveProbeTests {
         let sshd = try SSHDFixture(options: options)
         let echo = try TCPTestServer(behavior: .echo)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        // A generous count: this test is about what the replies leave behind, not about detection (a debug build on a
-        // busy machine can take longer than 3 x 5 ms to answer).
-        let tunnel = tunnel(sshd, target: echo.port, interval: 0.005, count: 100, group: group)
+        // A generous count (10 s of silence): this test is about what the replies leave behind, not about detection
+        // (a debug build on a machine busy with other tests can stall for far more than 3 x 5 ms).
+        let tunnel = tunnel(sshd, target: echo.port, interval: 0.005, count: 2000, group: group)
         _ = try await tunnel.start()
         let port = try boundPorts(tunnel)[0]
-        let connection = try TCPTestClient.connect(port: port)
-        defer { connection.close() }
-        let before = try medianRoundTrip(connection)
-        let rssBefore = ProcessStats.rssKiB(getpid()) ?? 0
-        try waitUntil(timeout: 60, "2000 keepalives to be sent") { tunnel.counters.snapshot.keepalivesSent >= 2000 }
-        let after = try medianRoundTrip(connection)
-        let rssAfter = ProcessStats.rssKiB(getpid()) ?? 0
-        // A reply libssh2 kept would be walked by every later read: 2000 of them show in the round trip.
+        // Blocking waits and sockets on a thread of their own (see onOwnThread).
+        let (before, after) = try await onOwnThread { [tunnel] in
+            let connection = try TCPTestClient.connect(port: port)
+            defer { connection.close() }
+            let before = try Self.medianRoundTrip(connection)
+            try waitUntil(timeout: 60, "2000 keepalives to be sent") { tunnel.counters.snapshot.keepalivesSent >= 2000 }
+            return (before, try Self.medianRoundTrip(connection))
+        }
+        // A reply libssh2 kept would be walked by every later read: 2000 of them show in the round trip. (Memory is
+        // checked on the tunnel process in CLITests and the benchmark: this test process runs other tests too.)
         #expect(after < max(before * 2, before + 200), "median round trip \(before) µs before, \(after) µs after 2000 probes")
-        #expect(rssAfter - rssBefore < 8 * 1024, "RSS \(rssBefore) KiB before, \(rssAfter) KiB after (this process also runs other tests)")
         #expect(tunnel.counters.snapshot.sessionsEstablished == 1, "the session never dropped")
         // The probes were channel requests, whose replies libssh2 takes; never want-reply global requests, whose
         // REQUEST_FAILURE replies it keeps forever.
@@ -97,7 +98,8 @@ struct KeepaliveProbeTests {
             return
         }
         #expect(probes == 2)
-        #expect(detection < 0.2 * 3 + 1.5, "detected after \(detection) s")
+        // Bound: 0.2 x (2 + 1) s, plus slack for a loaded machine running other tests.
+        #expect(detection < 0.2 * 3 + 3, "detected after \(detection) s")
         await tunnel.stop()
         try await group.shutdownGracefully()
     }
