@@ -361,4 +361,23 @@ struct DynamicForwardTests {
         await tunnel.stop()
         try await group.shutdownGracefully()
     }
+
+    @Test("SOCKS5 to an IPv6 address, and curl -x to a closed port gets the proxy's 502 (plain request)",
+          .enabled(if: hasIPv6Loopback, "needs an IPv6 loopback (::1)"))
+    func ipv6AndPlainFailure() async throws {
+        let sshd = try SSHDFixture()
+        let echo6 = try TCPTestServer(behavior: .echo, address: "::1")
+        let closed = try freeTCPPort()
+        try await withProxy(sshd) { proxy in try await onOwnThread {
+            let connection = try TCPTestClient.connect(port: proxy.port)
+            let loopback6: [UInt8] = Array(repeating: 0, count: 15) + [1]
+            try connection.send([5, 1, 0] + [5, 1, 0, 4] + loopback6 + [UInt8(echo6.port >> 8), UInt8(echo6.port & 0xFF)])
+            #expect(try connection.receive(exactly: 12) == [5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+            #expect(try connection.exchange(Array("over v6".utf8)) == Array("over v6".utf8))
+
+            let out = try curl(["-x", "http://127.0.0.1:\(proxy.port)", "-o", "-", "-w", "\n%{http_code}", "http://127.0.0.1:\(closed)/"])
+            #expect(out.stdoutText.hasSuffix("\n502"), "\(out.stdoutText) \(out.stderrText)")
+            #expect(out.stdoutText.contains("the SSH server could not connect to 127.0.0.1:\(closed)"))
+        } }
+    }
 }
