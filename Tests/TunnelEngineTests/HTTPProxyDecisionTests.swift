@@ -127,7 +127,7 @@ struct HTTPProxyDecisionTests {
         channel.embeddedEventLoop.run()
         let left = (try? channel.pipeline.syncOperations.handler(type: HTTPProxyRequestHandler.self)) != nil
             || (try? channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)) != nil
-        var answered = ""
+        var answered = recorder.answer
         while let out = try channel.readOutbound(as: ByteBuffer.self) { answered += String(buffer: out) }
         _ = try? channel.finish()
         return (recorder.events, recorder.bytes, answered, left)
@@ -137,6 +137,8 @@ struct HTTPProxyDecisionTests {
         typealias InboundIn = ByteBuffer
         var events: [String] = []
         var bytes = ""
+        /// What the HTTP handler asked the proxy handler to answer.
+        var answer = ""
         func channelRead(context: ChannelHandlerContext, data: NIOAny) { bytes += String(buffer: unwrapInboundIn(data)) }
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
             if let event = event as? HTTPProxyEvent {
@@ -144,8 +146,9 @@ struct HTTPProxyDecisionTests {
                 case .tunnel(let target, _): events.append("tunnel \(target)")
                 case .forward(let target, _): events.append("forward \(target)")
                 }
-            } else if event is ProxyHandshakeEnded {
+            } else if let ended = event as? ProxyHandshakeEnded {
                 events.append("ended")
+                answer += String(buffer: ended.answer)
             }
         }
     }

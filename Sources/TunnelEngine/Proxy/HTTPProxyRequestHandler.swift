@@ -98,11 +98,10 @@ final class HTTPProxyRequestHandler: ChannelInboundHandler, RemovableChannelHand
         }
     }
 
-    /// Write an answer of our own and close once it is out.
+    /// An answer of our own, after which the connection closes: the `ProxyClientHandler` writes it and closes
+    /// gently (see `ProxyHandshakeEnded`).
     private func answer(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
-        context.fireUserInboundEventTriggered(ProxyHandshakeEnded())
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
+        context.fireUserInboundEventTriggered(ProxyHandshakeEnded(answer: buffer))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -119,5 +118,8 @@ final class HTTPProxyRequestHandler: ChannelInboundHandler, RemovableChannelHand
     }
 }
 
-/// Fired when the handshake ended without a target (answered here and closing): the proxy handler stops its clock.
-struct ProxyHandshakeEnded {}
+/// Fired when the HTTP handshake ended without a target: the proxy handler stops its clock, writes `answer`, and
+/// closes.
+struct ProxyHandshakeEnded {
+    var answer: ByteBuffer
+}

@@ -25,6 +25,8 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
         case opening(Reply)
         /// The channel is open: bytes move as in a local forward.
         case forwarding
+        /// Answered (an HTTP error, the PAC file) and closing: what the client still sends is read and dropped.
+        case lingering
         case closed
     }
 
@@ -114,7 +116,7 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
             break  // nothing reaches here before the HTTP handlers have decided
         case .opening, .forwarding:
             keep(&buffer)
-        case .closed:
+        case .lingering, .closed:
             break
         }
     }
@@ -171,9 +173,8 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
             }
             return
         }
-        if event is ProxyHandshakeEnded {
-            endHandshake()
-            phase = .closed
+        if let ended = event as? ProxyHandshakeEnded {
+            answerAndLinger(ended.answer, context: context)
             return
         }
         if case ChannelEvent.inputClosed = event {
@@ -187,11 +188,30 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
                 } else {
                     earlyEOF = true
                 }
+            case .lingering:
+                context.close(promise: nil)
             case .closed:
                 break
             }
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// How long a client that was answered and is still sending is read from before the connection closes.
+    static let lingerLimit = TimeAmount.seconds(2)
+
+    /// Write `answer`, shut our side, and read (and drop) whatever the client still sends until it closes or
+    /// `lingerLimit` passes. Closing at once with unread input would send a reset, which can make the client lose
+    /// the answer (a 407 or a 431 that arrives while the client is still sending its request).
+    private func answerAndLinger(_ answer: ByteBuffer, context: ChannelHandlerContext) {
+        endHandshake()
+        phase = .lingering
+        let channel = context.channel
+        // The HTTP handlers stay (removing them while the decoder is mid-parse would hand this handler parsed
+        // parts): they drop whatever follows, and the parse errors it causes are ignored here (`errorCaught`).
+        context.writeAndFlush(wrapOutboundOut(answer)).whenComplete { _ in channel.close(mode: .output, promise: nil) }
+        deadline = context.eventLoop.scheduleTask(in: Self.lingerLimit) { channel.close(promise: nil) }
+        context.read()
     }
 
     private func endHandshake() {
@@ -259,6 +279,8 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
         switch phase {
         case .start, .socks, .http:
             context.read()  // the handshake reads until it has a request
+        case .lingering:
+            context.read()  // dropped, until the client's EOF or the limit
         case .opening, .forwarding:
             if let forward, let connection {
                 forward.clientReadComplete()
@@ -294,6 +316,8 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // While lingering the decoder reports what it makes of the dropped bytes; only a socket error ends it early.
+        if case .lingering = phase, !(error is IOError) { return }
         logger.debug("proxy client closed: \(error)")
         context.close(promise: nil)
     }
