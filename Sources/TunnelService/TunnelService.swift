@@ -79,14 +79,15 @@ public final class TunnelService: Sendable {
         let signalled = AsyncStream<Int32>.makeStream()
         // Every tunnel made so far, so a signal that arrives while listeners are still being bound stops them at
         // once instead of waiting for the rest of the start.
-        let started = NIOLockedValueBox((tunnels: [HostTunnel](), stopping: false))
+        // `stops`: the stops a signal started, awaited before returning: the caller shuts the event loops down next,
+        // and a stop that reached a loop after that would leave its promise unfulfilled (a crash in debug builds).
+        let started = NIOLockedValueBox((tunnels: [HostTunnel](), stopping: false, stops: [Task<Void, Never>]()))
         let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { number in
             signalled.continuation.yield(number)
-            let tunnels = started.withLockedValue { state in
+            started.withLockedValue { state in
                 state.stopping = true
-                return state.tunnels
+                for tunnel in state.tunnels { state.stops.append(Task { await tunnel.stop() }) }
             }
-            for tunnel in tunnels { Task { await tunnel.stop() } }
         }
         defer { signals.cancel() }
 
@@ -142,6 +143,8 @@ public final class TunnelService: Sendable {
         await withTaskGroup(of: Void.self) { tasks in
             for tunnel in running { tasks.addTask { await tunnel.stop() } }
         }
+        signals.cancel()
+        for stop in started.withLockedValue({ $0.stops }) { await stop.value }
         return stoppedBySignal || !running.isEmpty ? 0 : 1
     }
 
