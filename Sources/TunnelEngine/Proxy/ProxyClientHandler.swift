@@ -52,6 +52,8 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
     /// request until the channel is open, except what NIO delivers of a half-closed socket.
     private var early: ByteBuffer?
     private var earlyEOF = false
+    /// While lingering: the write of our answer.
+    private var lingerWrite: EventLoopFuture<Void>?
 
     init(tunnel: HostTunnel, listenText: String, credentials: ProxyCredentials?, handshakeTimeout: TimeAmount, logger: Logger) {
         self.tunnel = tunnel
@@ -189,7 +191,9 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
                     earlyEOF = true
                 }
             case .lingering:
-                context.close(promise: nil)
+                // The client is done too: close once our answer is out.
+                let channel = context.channel
+                if let lingerWrite { lingerWrite.whenComplete { _ in channel.close(promise: nil) } } else { channel.close(promise: nil) }
             case .closed:
                 break
             }
@@ -209,7 +213,9 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
         let channel = context.channel
         // The HTTP handlers stay (removing them while the decoder is mid-parse would hand this handler parsed
         // parts): they drop whatever follows, and the parse errors it causes are ignored here (`errorCaught`).
-        context.writeAndFlush(wrapOutboundOut(answer)).whenComplete { _ in channel.close(mode: .output, promise: nil) }
+        let written = context.writeAndFlush(wrapOutboundOut(answer))
+        lingerWrite = written
+        written.whenComplete { _ in channel.close(mode: .output, promise: nil) }
         deadline = context.eventLoop.scheduleTask(in: Self.lingerLimit) { channel.close(promise: nil) }
         context.read()
     }
