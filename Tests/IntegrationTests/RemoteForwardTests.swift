@@ -361,4 +361,43 @@ struct RemoteForwardTests {
         await tunnel.stop()
         try await group.shutdownGracefully()
     }
+
+    @Test("after a half-dead link, the old session still holds the server-side port: the new session is refused, retries with backoff, and gets it once the old one is gone")
+    func portHeldByTheOldSession() async throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let fixedPort = try freeTCPPort()
+        var settings = settings(sshd)
+        settings.remoteForwards = [Self.spec(port: fixedPort, target: echo.port)]
+        settings.serverAliveInterval = 0.3
+        settings.serverAliveCountMax = 2
+        settings.reconnectDelay = 0.2
+        settings.reconnectMaxDelay = 1
+        let tunnel = HostTunnel(settings: settings, localForwards: [], eventLoop: group.next(), logger: testLogger)
+        try await tunnel.keepUp { _ in }
+        try await onOwnThread { [tunnel] in
+            let payload = Array("old session".utf8)
+            #expect(try TCPTestClient.connect(port: try Self.listeningPort(tunnel, 0)).exchange(payload) == payload)
+            // Freeze only the session's processes (the one holding the port), not the listener: to us the link is
+            // dead, to the server the old session and its port live on.
+            guard let listener = sshd.listenerPID else { throw TestSupportError("no sshd") }
+            let old = sshd.processes().filter { $0 != listener }
+            #expect(!old.isEmpty)
+            for pid in old { kill(pid, SIGSTOP) }
+            defer { for pid in old { kill(pid, SIGCONT) } }
+            try waitUntil(timeout: 20, "a new session after the keepalive deadline") { tunnel.counters.snapshot.sessionsEstablished >= 2 }
+            try waitUntil(timeout: 20, "the port to be refused to the new session (the old one holds it)") {
+                sshd.log.contains("bind [127.0.0.1]:\(fixedPort): Address already in use")
+            }
+            if case .listening = tunnel.remoteForwardStatus[0].state { Issue.record("listening while the old session holds the port") }
+            // The old session wakes, finds its connection gone, and exits: the port is free, the retry gets it.
+            for pid in old { kill(pid, SIGCONT) }
+            let port = try Self.listeningPort(tunnel, 0, timeout: 30)
+            #expect(port == fixedPort)
+            #expect(try TCPTestClient.connect(port: port).exchange(Array("new session".utf8)) == Array("new session".utf8))
+        }
+        await tunnel.stop()
+        try await group.shutdownGracefully()
+    }
 }
