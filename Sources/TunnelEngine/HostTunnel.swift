@@ -567,11 +567,8 @@ final class LocalClientHandler: ChannelInboundHandler, ForwardClientHandler {
     private let spec: ForwardSpec
     private(set) var forward: ForwardedConnection?
     private var connection: SSHConnection?
-    /// What arrived before the client was paired with a session: NIO reads a half-closed socket to its end even
-    /// with autoRead off, so a client that sent and shut down while waiting has its bytes and EOF delivered here.
-    /// Bounded by the kernel's receive buffer (nothing else reads ahead).
-    private var early: ByteBuffer?
-    private var earlyEOF = false
+    /// Input that arrives before the forwarded connection exists.
+    private var early = ClientInputBeforePairing()
 
     init(tunnel: HostTunnel, spec: ForwardSpec) {
         self.tunnel = tunnel
@@ -581,12 +578,7 @@ final class LocalClientHandler: ChannelInboundHandler, ForwardClientHandler {
     func attach(_ forward: ForwardedConnection, _ connection: SSHConnection) {
         self.forward = forward
         self.connection = connection
-        if var early {
-            self.early = nil
-            forward.clientRead(&early)
-            forward.clientReadComplete()
-        }
-        if earlyEOF { forward.clientSentEOF() }
+        early.release(to: forward)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -598,10 +590,8 @@ final class LocalClientHandler: ChannelInboundHandler, ForwardClientHandler {
         var buffer = unwrapInboundIn(data)
         if let forward {
             forward.clientRead(&buffer)
-        } else if early == nil {
-            early = buffer
         } else {
-            early!.writeBuffer(&buffer)
+            early.hold(&buffer)
         }
     }
 
@@ -617,7 +607,7 @@ final class LocalClientHandler: ChannelInboundHandler, ForwardClientHandler {
                 forward.clientSentEOF()
                 connection.clientEvent(forward)
             } else {
-                earlyEOF = true
+                early.holdEOF()
             }
         }
         context.fireUserInboundEventTriggered(event)

@@ -47,11 +47,8 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
     private var deadline: Scheduled<Void>?
     private var forward: ForwardedConnection?
     private var connection: SSHConnection?
-    /// Bytes after the request that arrived before the forwarded connection existed (the client's first payload,
-    /// while the open waits for a session), and whether its EOF came too. Bounded: nothing is read after the
-    /// request until the channel is open, except what NIO delivers of a half-closed socket.
-    private var early: ByteBuffer?
-    private var earlyEOF = false
+    /// Input that arrives before the forwarded connection exists.
+    private var early = ClientInputBeforePairing()
     /// While lingering: the write of our answer.
     private var lingerWrite: EventLoopFuture<Void>?
 
@@ -66,22 +63,15 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
     func attach(_ forward: ForwardedConnection, _ connection: SSHConnection) {
         self.forward = forward
         self.connection = connection
-        if var early {
-            self.early = nil
-            forward.clientRead(&early)
-            forward.clientReadComplete()
-        }
-        if earlyEOF { forward.clientSentEOF() }
+        early.release(to: forward)
     }
 
     /// Client bytes once the request is known: to the forwarded connection, or held until it exists.
     private func keep(_ buffer: inout ByteBuffer) {
         if let forward {
             forward.clientRead(&buffer)
-        } else if early == nil {
-            early = buffer
         } else {
-            early!.writeBuffer(&buffer)
+            early.hold(&buffer)
         }
     }
 
@@ -188,7 +178,7 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
                     forward.clientSentEOF()
                     connection.clientEvent(forward)
                 } else {
-                    earlyEOF = true
+                    early.holdEOF()
                 }
             case .lingering:
                 // The client is done too: close once our answer is out.
