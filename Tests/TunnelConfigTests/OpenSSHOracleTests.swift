@@ -41,6 +41,19 @@ struct OpenSSHOracleTests {
             "  UserKnownHostsFile none",
             "  Port=2022",
         ]),
+        // Remote dynamic forwarding and where its connections may go (first PermitRemoteOpen wins).
+        Case(hosts: ["rd", "open", "shut", "other"], lines: [
+            "Host rd",
+            "  RemoteForward 1080",
+            "  RemoteForward 127.0.0.1:1081",
+            "  PermitRemoteOpen 127.0.0.1:80 *:22 [::1]:* db.internal:5432",
+            "Host open",
+            "  PermitRemoteOpen any",
+            "Host shut",
+            "  PermitRemoteOpen none",
+            "Host *",
+            "  PermitRemoteOpen localhost:1",
+        ]),
         // tunnel's own keywords, covered by the documented IgnoreUnknown line: ssh reads the same file.
         Case(hosts: ["db"], lines: [
             "IgnoreUnknown Tunnel*",
