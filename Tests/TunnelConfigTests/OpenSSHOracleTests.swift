@@ -112,7 +112,7 @@ struct OpenSSHOracleTests {
         "hostname", "port", "user", "identityfile", "userknownhostsfile", "stricthostkeychecking", "gatewayports",
         "localforward", "identityagent", "globalknownhostsfile", "hashknownhosts", "proxyjump", "connectionattempts",
         "passwordauthentication", "pubkeyauthentication", "kbdinteractiveauthentication", "preferredauthentications",
-        "bindaddress", "addressfamily",
+        "bindaddress", "addressfamily", "permitremoteopen",
     ]
 
     @Test(arguments: cases)
@@ -163,6 +163,7 @@ struct OpenSSHOracleTests {
             #expect(ssh["preferredauthentications"]?.first == ours.preferredAuthentications?.map(\.rawValue).joined(separator: ","), "\(host)")
             #expect(ssh["bindaddress"]?.first == ours.bindAddress, "\(host)")
             #expect(ssh["addressfamily"] == [ours.addressFamily.rawValue], "\(host)")
+            #expect(ssh["permitremoteopen"] == [ours.permitRemoteOpen.description], "\(host)")
 
             // And the `ssh -G` text itself, keyword by keyword.
             let printed = Dictionary(grouping: config.resolvedSettings(host: host), by: \.keyword).mapValues { $0.map(\.value) }
