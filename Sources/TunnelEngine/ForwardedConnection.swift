@@ -145,8 +145,10 @@ final class ForwardedConnection {
                         label += " -> \(target)"
                         targetToConnect = target
                     case .refuse(let reason):
-                        // Garbage is logged quietly (as the local proxy does); a PermitRemoteOpen refusal is news.
-                        if reason.contains("PermitRemoteOpen") { logger.info("\(label): refused: \(reason)") } else { logger.debug("\(label): refused: \(reason)") }
+                        // Garbage is logged quietly, as the local proxy does.
+                        logger.debug("\(label): refused: \(reason)")
+                    case .notPermitted(let reason):
+                        logger.info("\(label): refused: \(reason)")
                     }
                     try moveToServer(channel, outboundCongested: outboundCongested)
                 case .wouldBlock:

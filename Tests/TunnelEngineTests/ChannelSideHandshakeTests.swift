@@ -65,7 +65,7 @@ struct ChannelSideHandshakeTests {
         var byName = ChannelSideHandshake(permit: permit)
         let refused = byName.feed(ByteBuffer(bytes: socks5Request))
         #expect(bytes(refused.toChannel) == [5, 0, 5, 2, 0, 1, 0, 0, 0, 0, 0, 0])
-        guard case .refuse(let reason) = refused.decision else { Issue.record("not refused: \(refused.decision)"); return }
+        guard case .notPermitted(let reason) = refused.decision else { Issue.record("not refused: \(refused.decision)"); return }
         #expect(reason.contains("localhost:8080 is not allowed by PermitRemoteOpen 127.0.0.1:8080"))
 
         var socks4 = ChannelSideHandshake(permit: .none)

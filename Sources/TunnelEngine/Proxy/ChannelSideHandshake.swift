@@ -37,6 +37,9 @@ struct ChannelSideHandshake {
         case connect(ProxyTarget)
         /// Send what `toChannel` holds (the refusal, when the protocol has one), then close the channel.
         case refuse(reason: String)
+        /// The same for a well-formed request to a target `PermitRemoteOpen` does not allow (worth a log line of its
+        /// own: it is the configuration at work, not a broken client).
+        case notPermitted(reason: String)
     }
 
     struct Outcome: Equatable {
@@ -84,7 +87,7 @@ struct ChannelSideHandshake {
                 guard permit.permits(host: target.host, port: target.port) else {
                     state = .refused
                     send(socks.version == .v5 ? socks.reply5(.notAllowed) : socks.reply4(granted: false))
-                    return Outcome(toChannel: out, decision: .refuse(reason: "\(target) is not allowed by PermitRemoteOpen \(permit)"))
+                    return Outcome(toChannel: out, decision: .notPermitted(reason: "\(target) is not allowed by PermitRemoteOpen \(permit)"))
                 }
                 state = .connecting(socks, target: target, leftover: input)
                 return Outcome(toChannel: out, decision: .connect(target))
