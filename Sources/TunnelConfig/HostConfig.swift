@@ -82,6 +82,8 @@ public struct HostConfig: Sendable, Hashable {
     /// `TunnelProxyAuth user:password` (tunnel's own keyword): what DynamicForward proxy clients must give.
     /// nil (default, or `none`): no credentials asked.
     public var proxyAuth: ProxyAuth?
+    /// `PermitRemoteOpen`: where a remote dynamic forward's connections may go. Default `.any`.
+    public var permitRemoteOpen: PermitRemoteOpen
     /// Lines that apply to this host that tunnel cannot act on (a service
     /// name for a port, a path whose `${VAR}` is unset) and `Match exec`
     /// commands that failed or timed out, each with its file:line. Such a host
@@ -133,6 +135,7 @@ public struct HostConfig: Sendable, Hashable {
         streamLocalBindMask: Int = HostConfig.defaultStreamLocalBindMask,
         streamLocalBindUnlink: Bool = false,
         proxyAuth: ProxyAuth? = nil,
+        permitRemoteOpen: PermitRemoteOpen = .any,
         problems: [ConfigError] = []
     ) {
         self.name = name
@@ -168,6 +171,7 @@ public struct HostConfig: Sendable, Hashable {
         self.streamLocalBindMask = streamLocalBindMask
         self.streamLocalBindUnlink = streamLocalBindUnlink
         self.proxyAuth = proxyAuth
+        self.permitRemoteOpen = permitRemoteOpen
         self.problems = problems
     }
 

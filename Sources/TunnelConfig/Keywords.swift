@@ -41,6 +41,7 @@ enum Keyword: String, CaseIterable, Sendable {
     case tag = "Tag"
     case streamLocalBindMask = "StreamLocalBindMask"
     case streamLocalBindUnlink = "StreamLocalBindUnlink"
+    case permitRemoteOpen = "PermitRemoteOpen"
     // tunnel's own keywords: all start with "Tunnel", so one `IgnoreUnknown Tunnel*` line keeps the file valid
     // for `ssh -F` (OpenSSH's own `Tunnel` and `TunnelDevice` are known to it, so the pattern leaves them alone).
     case tunnelReconnectDelay = "TunnelReconnectDelay"
@@ -99,7 +100,7 @@ enum KnownOpenSSHKeywords {
             "KnownHostsCommand", "LocalCommand", "LogLevel", "LogVerbose", "MACs",
             "NoHostAuthenticationForLocalhost", "NumberOfPasswordPrompts",
             "ObscureKeystrokeTiming", "PermitLocalCommand",
-            "PermitRemoteOpen", "PKCS11Provider", "ProxyCommand",
+            "PKCS11Provider", "ProxyCommand",
             "ProxyUseFdpass", "PubkeyAcceptedAlgorithms",
             "RekeyLimit", "RemoteCommand", "RequestTTY", "RequiredRSASize", "RevokedHostKeys",
             "SecurityKeyProvider", "SendEnv", "SessionType", "SetEnv", "StdinNull",

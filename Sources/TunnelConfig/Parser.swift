@@ -364,6 +364,12 @@ struct Parser {
             }
             return .setting(.streamLocalBindUnlink(flag))
 
+        case .permitRemoteOpen:
+            switch PermitRemoteOpen.parse(args) {
+            case .success(let permit): return .setting(.permitRemoteOpen(permit))
+            case .failure(let error): return bad(error.message)
+            }
+
         case .tunnelReconnectDelay, .tunnelReconnectMaxDelay:
             guard let value = single() else { return nil }
             guard let seconds = ValueSyntax.seconds(value), seconds > 0 else {

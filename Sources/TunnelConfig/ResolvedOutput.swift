@@ -26,6 +26,7 @@ extension TunnelConfigFile {
         "identityagent", "globalknownhostsfile", "hashknownhosts", "proxyjump", "connectionattempts",
         "passwordauthentication", "pubkeyauthentication", "kbdinteractiveauthentication",
         "preferredauthentications", "bindaddress", "addressfamily", "streamlocalbindmask", "streamlocalbindunlink",
+        "permitremoteopen",
     ]
 
     /// What `ssh -F path -G host` prints for the keywords tunnel acts on, in the
@@ -109,6 +110,7 @@ extension TunnelConfigFile {
         add("addressfamily", resolved.addressFamily.rawValue)
         add("streamlocalbindmask", "0" + String(resolved.streamLocalBindMask, radix: 8))
         add("streamlocalbindunlink", flag(resolved.streamLocalBindUnlink))
+        add("permitremoteopen", resolved.permitRemoteOpen.description)
         return out
     }
 }

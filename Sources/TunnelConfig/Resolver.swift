@@ -42,6 +42,7 @@ struct CollectedSettings {
     var tag: String?
     var streamLocalBindMask: Int?
     var streamLocalBindUnlink: Bool?
+    var permitRemoteOpen: PermitRemoteOpen?
     var reconnectDelay: Int?
     var reconnectMaxDelay: Int?
     /// `.some(nil)`: set to `none`.
@@ -111,6 +112,7 @@ struct CollectedSettings {
         case .tag(let v): tag = tag ?? v
         case .streamLocalBindMask(let v): streamLocalBindMask = streamLocalBindMask ?? v
         case .streamLocalBindUnlink(let v): streamLocalBindUnlink = streamLocalBindUnlink ?? v
+        case .permitRemoteOpen(let v): permitRemoteOpen = permitRemoteOpen ?? v
         case .reconnectDelay(let v): reconnectDelay = reconnectDelay ?? v
         case .reconnectMaxDelay(let v): reconnectMaxDelay = reconnectMaxDelay ?? v
         case .proxyAuth(let v): proxyAuth = proxyAuth ?? .some(v)
@@ -282,6 +284,7 @@ struct Resolver {
             streamLocalBindMask: settings.streamLocalBindMask ?? HostConfig.defaultStreamLocalBindMask,
             streamLocalBindUnlink: settings.streamLocalBindUnlink ?? false,
             proxyAuth: settings.proxyAuth ?? nil,
+            permitRemoteOpen: settings.permitRemoteOpen ?? .any,
             problems: settings.problems
         )
         resolved.serverAliveIntervalSet = settings.serverAliveInterval != nil

@@ -62,6 +62,7 @@ enum Setting: Sendable {
     /// Octal permission bits cleared on socket files we create (OpenSSH default 0177).
     case streamLocalBindMask(Int)
     case streamLocalBindUnlink(Bool)
+    case permitRemoteOpen(PermitRemoteOpen)
     /// tunnel's own: the reconnect backoff's first ceiling and cap, in seconds.
     case reconnectDelay(Int)
     case reconnectMaxDelay(Int)

@@ -30,6 +30,11 @@ public struct ConnectionSettings: Sendable {
     /// `ExitOnForwardFailure yes`: a refused remote forward ends the session (and a host does not come up)
     /// instead of being asked for again with backoff.
     public var exitOnForwardFailure = false
+    /// `PermitRemoteOpen`: where the connections of a remote dynamic forward (`RemoteForward [bind:]port` with no
+    /// target, SOCKS served here) may go.
+    public var permitRemoteOpen = PermitRemoteOpen.any
+    /// Seconds a SOCKS client on the server's side of a remote dynamic forward has to send its complete request.
+    public var remoteSOCKSHandshakeTimeout = 10.0
     /// Seconds of silence from the server before a keepalive probe; 0 turns dead-link detection off.
     /// Our default is 15 (OpenSSH's is off): a dead link is found within a minute, not after TCP's retransmits.
     public var serverAliveInterval: Double = ConnectionSettings.defaultServerAliveInterval
@@ -75,6 +80,7 @@ public struct ConnectionSettings: Sendable {
         streamLocalBindUnlink = host.streamLocalBindUnlink
         remoteForwards = host.remoteForwards.filter(\.isServedByEngine)
         exitOnForwardFailure = host.exitOnForwardFailure
+        permitRemoteOpen = host.permitRemoteOpen
         serverAliveInterval = host.serverAliveIntervalSet ? Double(host.serverAliveInterval) : Self.defaultServerAliveInterval
         serverAliveCountMax = host.serverAliveCountMax
         reconnectDelay = host.reconnectDelay

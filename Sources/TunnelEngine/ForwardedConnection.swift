@@ -6,11 +6,14 @@ import Darwin
 import Logging
 import NIOCore
 import SSH2
+import TunnelConfig
 
 /// One forwarded connection: a client socket paired with an SSH channel. The same shape serves every forward:
 /// a local forward (client first, fixed target), a proxied connection (client first, target learned from the
 /// client, reply after the open), and a remote forward (channel first, client connection made afterwards).
-/// Either end can be attached first; bytes move once both are there.
+/// Either end can be attached first; bytes move once both are there. A remote dynamic forward's connection (channel
+/// first, the target learned from the channel's first bytes) has a pre-open phase, `ChannelSideHandshake`, in which
+/// the channel is read and answered before any local socket exists.
 ///
 /// Flow control (design section 4): bytes from the client are read only when the previous batch has been taken by
 /// the SSH channel and the session's output to the server is not congested; bytes from the SSH channel are read only
@@ -57,6 +60,10 @@ final class ForwardedConnection {
     /// Packets from the server the last step is known to have taken: data reads, and EOF and close (counted as
     /// two when the end of the stream was seen).
     private(set) var stepPackets = 0
+    /// Remote dynamic forwarding: the SOCKS handshake on the channel, until the pair forwards (nil for other forwards).
+    private var channelHandshake: ChannelSideHandshake?
+    /// The target the handshake asked for, for the session to connect to (`takeTargetToConnect`).
+    private var targetToConnect: ProxyTarget?
 
     init(id: Int, label: String, counters: TunnelCounters, logger: Logger) {
         self.id = id
@@ -79,6 +86,95 @@ final class ForwardedConnection {
     func attach(client: Channel) {
         self.client = client
         logger[metadataKey: "client"] = "\(client.remoteAddress.map(describe) ?? "?")"
+        // Remote dynamic: the target is connected; the SOCKS client is told so before anything else goes up, and what
+        // it sent after its request is the target's first input.
+        if channelHandshake != nil, let (reply, leftover) = channelHandshake!.connected() {
+            channelHandshake = nil
+            queueToServer(reply)
+            if let leftover { writeToClient(leftover) }
+        }
+    }
+
+    // MARK: - Remote dynamic forwarding: the channel-side SOCKS handshake
+
+    /// This connection's channel came from a remote dynamic forward: read a SOCKS request from it before anything else.
+    func startChannelHandshake(permit: PermitRemoteOpen) {
+        channelHandshake = ChannelSideHandshake(permit: permit)
+    }
+
+    /// Whether the SOCKS request is still being read from the channel (the handshake deadline applies).
+    var isReadingChannelHandshake: Bool { channelHandshake?.isReading ?? false }
+
+    /// Whether a SOCKS client on the channel waits for the answer to its request (remote dynamic forwarding).
+    var isAnsweringChannelHandshake: Bool { channelHandshake != nil }
+
+    /// The target the channel's SOCKS request named and `PermitRemoteOpen` allows, once: connect it, then attach it.
+    func takeTargetToConnect() -> ProxyTarget? {
+        defer { targetToConnect = nil }
+        return targetToConnect
+    }
+
+    /// The connection to the target failed: answer the SOCKS client with why; the channel closes once that is out.
+    func targetConnectFailed(_ error: Error, target: String) {
+        guard !isClosed, let reply = channelHandshake?.connectFailed(LocalConnectFailure(error)) else { return }
+        // The target was the client's choice, not the tunnel's configuration: info, not a warning.
+        logger.info("\(label): cannot connect to \(target): \(plainReason(error)); the SOCKS client is told so and this channel closes")
+        queueToServer(reply)
+    }
+
+    /// One step of the pre-open phase: send what the handshake answered, read the request, act on it.
+    private func stepChannelHandshake(_ channel: SSHChannel, outboundCongested: Bool, scratch: UnsafeMutableRawBufferPointer) throws(SSH2Error) {
+        try moveToServer(channel, outboundCongested: outboundCongested)
+        guard let handshake = channelHandshake else { return }
+        switch handshake.state {
+        case .reading:
+            // A small read: what follows the request is held until the target is connected, so keep it small.
+            let chunk = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<min(scratch.count, Self.handshakeChunk)])
+            while channelHandshake?.isReading == true {
+                switch try channel.read(into: chunk) {
+                case .bytes(let count):
+                    counters.addReceived(count)
+                    stepReceived += count
+                    stepPackets += 1
+                    let outcome = channelHandshake!.feed(ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: chunk[0..<count])))
+                    if let reply = outcome.toChannel { queueToServer(reply) }
+                    switch outcome.decision {
+                    case .needMore:
+                        break
+                    case .connect(let target):
+                        label += " -> \(target)"
+                        targetToConnect = target
+                    case .refuse(let reason):
+                        // Garbage is logged quietly, as the local proxy does.
+                        logger.debug("\(label): refused: \(reason)")
+                    case .notPermitted(let reason):
+                        logger.info("\(label): refused: \(reason)")
+                    }
+                    try moveToServer(channel, outboundCongested: outboundCongested)
+                case .wouldBlock:
+                    return
+                case .endOfStream:
+                    stepPackets += 2
+                    logger.debug("\(label): the SOCKS client left mid-handshake")
+                    return close(.abort)
+                }
+            }
+            if case .refused = channelHandshake?.state, toServer == nil { close(.drainThenClose) }
+        case .connecting, .finished:
+            return
+        case .refused:
+            // The answer is out (or was none): close. Waiting for the window otherwise (moveToServer noted it).
+            if toServer == nil { close(.drainThenClose) }
+        }
+    }
+
+    /// How much one read takes from the channel while the request is read.
+    static let handshakeChunk = 4096
+
+    /// Our own bytes for the server (a SOCKS answer), ahead of anything from the client.
+    private func queueToServer(_ buffer: ByteBuffer) {
+        var buffer = buffer
+        if toServer == nil { toServer = buffer } else { toServer!.writeBuffer(&buffer) }
     }
 
     /// The opened SSH channel, placed in `slot`. Returns false if the pair is already closed (the caller frees it).
@@ -102,7 +198,18 @@ final class ForwardedConnection {
         stepReceived = 0
         stepSent = 0
         stepPackets = 0
-        guard case .open(let channel, _) = phase, let client else { return }
+        guard case .open(let channel, _) = phase else { return }
+        if channelHandshake != nil, client == nil {
+            do throws(SSH2Error) {
+                try stepChannelHandshake(channel, outboundCongested: outboundCongested, scratch: scratch)
+            } catch {
+                if error.isSessionFatal { throw error }
+                logger.info("\(label): closed: \(error)")
+                close(.abort)
+            }
+            return
+        }
+        guard let client else { return }
         do throws(SSH2Error) {
             try moveToServer(channel, outboundCongested: outboundCongested)
             if flow.mayReadServer { try moveToClient(channel, client: client, scratch: scratch) }

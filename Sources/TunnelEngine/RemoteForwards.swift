@@ -236,12 +236,19 @@ final class RemoteForwards {
 
 extension RemoteForwardSpec {
     /// Whether the engine serves this forward: the server listens on a TCP port and connections go to a TCP target
-    /// here. A socket on the server needs `forwarded-streamlocal@openssh.com` channels, which libssh2 cannot accept;
-    /// remote dynamic forwarding (no target) and socket targets are not served yet.
+    /// here, or (remote dynamic forwarding, no target) to where each connection's SOCKS request says. A socket on
+    /// the server needs `forwarded-streamlocal@openssh.com` channels, which libssh2 cannot accept; socket targets
+    /// are not served yet.
     public var isServedByEngine: Bool {
-        guard listenSocketPath == nil, case .host = target else { return false }
-        return true
+        guard listenSocketPath == nil else { return false }
+        switch target {
+        case .host, .socks: return true
+        case .unixSocket: return false
+        }
     }
+
+    /// Remote dynamic forwarding: this side is the SOCKS server for the server's connections.
+    var isRemoteDynamic: Bool { if case .socks = target { return true } else { return false } }
 
     /// The address sent in `tcpip-forward`, as OpenSSH's client sends it: "localhost" when none was written (the
     /// server's GatewayPorts decides), "" for `*` or an empty address (every address), else the address.
@@ -260,7 +267,7 @@ extension RemoteForwardSpec {
     var targetText: String {
         switch target {
         case .host(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-        case .socks: return "socks"
+        case .socks: return "SOCKS proxy here (remote dynamic)"
         case .unixSocket(let path): return path
         }
     }
@@ -295,6 +302,12 @@ enum RemoteTarget {
             .whenFailure { [forward = NIOLoopBound(forward, eventLoop: eventLoop), connection = NIOLoopBound(connection, eventLoop: eventLoop)] error in
                 let forward = forward.value
                 guard !forward.isClosed else { return }
+                if forward.isAnsweringChannelHandshake {
+                    // Remote dynamic: the SOCKS client on the server's side gets the failure before its channel closes.
+                    forward.targetConnectFailed(error, target: ProxyTarget(host: host, port: port).description)
+                    connection.value.clientEvent(forward)
+                    return
+                }
                 forward.logger.warning("\(forward.label): cannot connect to \(host):\(port): \(plainReason(error)); closing this forwarded connection")
                 forward.close(.abort)
                 // Stepped once more, the closed connection hands its channel back to be closed and freed.

@@ -656,6 +656,10 @@ final class SSHConnection: SessionLinkEvents {
                     retire(forward)
                     continue
                 }
+                // [remote dynamic] The channel's SOCKS request named a target: connect it from here.
+                if let target = forward.takeTargetToConnect() {
+                    RemoteTarget.connect(forward, host: target.host, port: target.port, connection: self)
+                }
                 if let slot = forward.slot {
                     if forward.stepReceived > 0 { watch.noteReceived(slot: slot, at: now) }
                     if forward.stepSent > 0 { watch.noteSent(slot: slot, at: now) }
@@ -740,21 +744,40 @@ final class SSHConnection: SessionLinkEvents {
     }
 
     /// [remote forwards] A connection the server forwarded (`forwarded-tcpip`, already confirmed by libssh2): pair
-    /// its channel with a new forwarded connection, then connect that connection's local end to the target.
+    /// its channel with a new forwarded connection, then connect that connection's local end to the target. For a
+    /// remote dynamic forward (no target) the target comes from a SOCKS request read from the channel first
+    /// (`ChannelSideHandshake`); stepping the connection reads it, and `stepScheduled` connects what it names.
     private func adoptForwardedChannel(_ channel: SSHChannel, _ spec: RemoteForwardSpec) {
-        guard let target = spec.targetHostAndPort else {
+        let target = spec.targetHostAndPort
+        guard target != nil || spec.isRemoteDynamic else {
             retiring.append(channel)
             return
         }
         counters.connectionAccepted()
-        let forward = makeForward(label: "RemoteForward \(spec.serverSideText(port: spec.listenPort)) -> \(spec.targetText)")
+        let serverSide = "RemoteForward \(spec.serverSideText(port: spec.listenPort))"
+        let forward = makeForward(label: target == nil ? "\(serverSide) (remote SOCKS)" : "\(serverSide) -> \(spec.targetText)")
         let slot = channels.insert(channel)
         _ = forward.attach(channel: channel, slot: slot)
         while slotOwners.count <= slot { slotOwners.append(nil) }
         slotOwners[slot] = forward
         watch.noteReceived(slot: slot, at: .now())
         controlPackets += 1  // the server's open
-        RemoteTarget.connect(forward, host: target.host, port: target.port, connection: self)
+        if let target {
+            RemoteTarget.connect(forward, host: target.host, port: target.port, connection: self)
+            return
+        }
+        forward.startChannelHandshake(permit: settings.permitRemoteOpen)
+        // A client on the server's side that never finishes its request is closed alone.
+        let seconds = settings.remoteSOCKSHandshakeTimeout
+        eventLoop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) { [this = onLoop, forward = NIOLoopBound(forward, eventLoop: eventLoop)] in
+            let forward = forward.value
+            guard forward.isReadingChannelHandshake, !forward.isClosed else { return }
+            forward.logger.debug("\(forward.label): no complete SOCKS request within \(seconds) s; closing this channel")
+            forward.close(.abort)
+            this.value.clientEvent(forward)
+        }
+        // The request may have come with the open.
+        schedule(forward)
     }
 
     private func retire(_ forward: ForwardedConnection) {

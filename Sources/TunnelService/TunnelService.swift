@@ -162,7 +162,7 @@ public final class TunnelService: Sendable {
             return "ProxyJump is set\(place) but not supported yet; not connecting directly instead. Until then use: ssh -F \(file) -N \(host.name)"
         }
         if host.localForwards.isEmpty && host.dynamicForwards.isEmpty && !host.remoteForwards.contains(where: \.isServedByEngine) && host.hasForwards {
-            return "only RemoteForward kinds not supported yet (remote SOCKS, Unix sockets)\(place); nothing to bring up. Until then use: ssh -F \(file) -N \(host.name)"
+            return "only RemoteForward kinds not supported yet (Unix sockets)\(place); nothing to bring up. Until then use: ssh -F \(file) -N \(host.name)"
         }
         if !host.pubkeyAuthentication {
             return "PubkeyAuthentication no\(place): public keys are the only authentication tunnel supports so far"
@@ -177,9 +177,6 @@ public final class TunnelService: Sendable {
             if spec.listenSocketPath != nil {
                 // The server would open forwarded-streamlocal@openssh.com channels, which libssh2 cannot accept.
                 log.warning("RemoteForward \(spec) listens on a Unix socket on the server, which libssh2 cannot serve (it cannot accept forwarded-streamlocal@openssh.com channels); skipped",
-                            metadata: ["location": "\(spec.location)"])
-            } else if case .socks = spec.target {
-                log.warning("RemoteForward \(spec) (remote dynamic forwarding: a SOCKS proxy served from here) is not supported yet; ignored",
                             metadata: ["location": "\(spec.location)"])
             } else {
                 log.warning("RemoteForward \(spec) to a Unix socket here is not supported yet; ignored", metadata: ["location": "\(spec.location)"])

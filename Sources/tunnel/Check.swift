@@ -74,14 +74,16 @@ enum CheckSummary {
                 let target: String
                 switch forward.target {
                 case .host(let name, let port): target = "\(bracketed(name)):\(port)"
-                case .socks: target = "SOCKS proxy here"
+                case .socks:
+                    let permit = host.permitRemoteOpen == .any ? "" : " (PermitRemoteOpen \(host.permitRemoteOpen))"
+                    target = "SOCKS proxy here\(permit)"
                 case .unixSocket(let path): target = path
                 }
                 let chosen = forward.listenPort == 0 && forward.listenSocketPath == nil ? " (port chosen by the server)" : ""
                 let listener = forward.listenSocketPath ?? "\(forward.bind):\(forward.listenPort)"
-                // Served: the server listens on a TCP port, and connections go to a TCP target here.
+                // Served: the server listens on a TCP port, and connections go to a TCP target (or SOCKS) here.
                 var served = forward.listenSocketPath == nil
-                if case .host = forward.target {} else { served = false }
+                if case .unixSocket = forward.target { served = false }
                 out += "  RemoteForward \(listener) on the server\(chosen) -> \(target)\(served ? "" : " (parsed, not active yet)")\n"
             }
             for forward in host.dynamicForwards {

@@ -48,6 +48,7 @@ enum CheckTool {
         "identityagent", "globalknownhostsfile", "hashknownhosts", "proxyjump", "connectionattempts",
         "passwordauthentication", "pubkeyauthentication", "kbdinteractiveauthentication",
         "preferredauthentications", "bindaddress", "addressfamily", "streamlocalbindmask", "streamlocalbindunlink",
+        "permitremoteopen",
     ]
 
     /// Printed (by both tools) only when set.

@@ -54,6 +54,31 @@ struct RemoteForwardUpTests {
         try waitUntil(timeout: 10, "sshd to close the forwarded port") { !TCPTestClient.isAccepting(port: fixed) }
     }
 
+    @Test("RemoteForward PORT alone with PermitRemoteOpen from the file: curl --socks5-hostname on the server's side reaches the allowed server; another target is refused and logged")
+    func remoteDynamicWithPermitRemoteOpen() throws {
+        let sshd = try SSHDFixture()
+        let http = try TCPTestServer(behavior: .http(body: "through remote SOCKS\n"))
+        let other = try TCPTestServer(behavior: .http(body: "must not be reached\n"))
+        let port = try freeTCPPortOutsideEphemeralRange()
+        let config = try Self.writeConfig(sshd, lines: ["RemoteForward 127.0.0.1:\(port)", "PermitRemoteOpen localhost:\(http.port)"])
+        let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", config]).start()
+        defer { _ = tunnel.terminate() }
+        try tunnel.waitForLine(containing: "RemoteForward 127.0.0.1:\(port) -> SOCKS proxy here (remote dynamic): the server listens", timeout: 20)
+
+        let curl = try ProcessRunner("curl", ["-sS", "--max-time", "10", "--socks5-hostname", "127.0.0.1:\(port)", "http://localhost:\(http.port)/x"],
+                                     extraEnvironment: ["all_proxy": "", "ALL_PROXY": ""]).runChecked(timeout: 20)
+        #expect(curl.stdoutText == "through remote SOCKS\n")
+        let refused = try ProcessRunner("curl", ["-sS", "--max-time", "10", "--socks5-hostname", "127.0.0.1:\(port)", "http://localhost:\(other.port)/x"],
+                                        extraEnvironment: ["all_proxy": "", "ALL_PROXY": ""]).run(timeout: 20)
+        #expect(!refused.succeeded)
+        #expect(other.connectionsAccepted == 0)
+        let line = try tunnel.waitForLine(containing: "is not allowed by PermitRemoteOpen", timeout: 10)
+        #expect(line.contains("localhost:\(other.port) is not allowed by PermitRemoteOpen localhost:\(http.port)"), "\(line)")
+        tunnel.signal(SIGTERM)
+        #expect(try tunnel.waitForExit(timeout: 10) == .exited(0), "\(tunnel.outputSummary())")
+        #expect(!tunnel.outputSummary().contains("not supported"), "\(tunnel.outputSummary())")
+    }
+
     @Test("ExitOnForwardFailure yes and a server that forbids remote forwards: the host does not come up, the error has the server's words")
     func exitOnForwardFailure() throws {
         let sshd = try SSHDFixture(options: { var o = SSHDFixture.Options(); o.extraConfig = ["AllowTcpForwarding local"]; return o }())

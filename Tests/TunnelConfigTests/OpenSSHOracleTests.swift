@@ -41,6 +41,19 @@ struct OpenSSHOracleTests {
             "  UserKnownHostsFile none",
             "  Port=2022",
         ]),
+        // Remote dynamic forwarding and where its connections may go (first PermitRemoteOpen wins).
+        Case(hosts: ["rd", "open", "shut", "other"], lines: [
+            "Host rd",
+            "  RemoteForward 1080",
+            "  RemoteForward 127.0.0.1:1081",
+            "  PermitRemoteOpen 127.0.0.1:80 *:22 [::1]:* db.internal:5432",
+            "Host open",
+            "  PermitRemoteOpen any",
+            "Host shut",
+            "  PermitRemoteOpen none",
+            "Host *",
+            "  PermitRemoteOpen localhost:1",
+        ]),
         // tunnel's own keywords, covered by the documented IgnoreUnknown line: ssh reads the same file.
         Case(hosts: ["db"], lines: [
             "IgnoreUnknown Tunnel*",
@@ -99,7 +112,7 @@ struct OpenSSHOracleTests {
         "hostname", "port", "user", "identityfile", "userknownhostsfile", "stricthostkeychecking", "gatewayports",
         "localforward", "identityagent", "globalknownhostsfile", "hashknownhosts", "proxyjump", "connectionattempts",
         "passwordauthentication", "pubkeyauthentication", "kbdinteractiveauthentication", "preferredauthentications",
-        "bindaddress", "addressfamily",
+        "bindaddress", "addressfamily", "permitremoteopen",
     ]
 
     @Test(arguments: cases)
@@ -150,6 +163,7 @@ struct OpenSSHOracleTests {
             #expect(ssh["preferredauthentications"]?.first == ours.preferredAuthentications?.map(\.rawValue).joined(separator: ","), "\(host)")
             #expect(ssh["bindaddress"]?.first == ours.bindAddress, "\(host)")
             #expect(ssh["addressfamily"] == [ours.addressFamily.rawValue], "\(host)")
+            #expect(ssh["permitremoteopen"] == [ours.permitRemoteOpen.description], "\(host)")
 
             // And the `ssh -G` text itself, keyword by keyword.
             let printed = Dictionary(grouping: config.resolvedSettings(host: host), by: \.keyword).mapValues { $0.map(\.value) }

@@ -19,11 +19,12 @@ struct RemoteForwardSpecTests {
         #expect(try remote("RemoteForward [::1]:9000 localhost:3000").first?.requestHost == "::1")
     }
 
-    @Test("TCP to TCP is served; remote SOCKS and Unix sockets are not (yet, or with libssh2 never)")
+    @Test("TCP to TCP and remote SOCKS are served; Unix sockets are not (yet, or with libssh2 never)")
     func served() throws {
         #expect(try remote("RemoteForward 9000 localhost:3000").first?.isServedByEngine == true)
         #expect(try remote("RemoteForward 0 [::1]:3000").first?.isServedByEngine == true)
-        #expect(try remote("RemoteForward 9000").first?.isServedByEngine == false)
+        #expect(try remote("RemoteForward 9000").first?.isServedByEngine == true)
+        #expect(try remote("RemoteForward 9000").first?.isRemoteDynamic == true)
         #expect(try remote("RemoteForward /r.sock localhost:3000").first?.isServedByEngine == false)
         #expect(try remote("RemoteForward 9000 /l.sock").first?.isServedByEngine == false)
     }
@@ -39,7 +40,7 @@ struct RemoteForwardSpecTests {
               ExitOnForwardFailure yes
             """, file: "t.conf").resolve(host: "h")
         let settings = ConnectionSettings(host)
-        #expect(settings.remoteForwards.map(\.listenPort) == [9000, 0])
+        #expect(settings.remoteForwards.map(\.listenPort) == [9000, 9001, 0])
         #expect(settings.exitOnForwardFailure)
     }
 

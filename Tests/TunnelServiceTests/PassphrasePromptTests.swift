@@ -52,14 +52,16 @@ struct UnsupportedSettingTests {
     }
 
     @Test func onlyInactiveForwardsAreRefused() throws {
-        // Remote dynamic forwarding (no target) is not served yet.
-        let reason = TunnelService.unsupportedSetting(try host("Host h\n  RemoteForward 9000\n"))
-        #expect(reason?.contains("RemoteForward kinds not supported yet (remote SOCKS, Unix sockets) (Host at t.conf:1)") == true, "\(reason ?? "nil")")
+        // A remote forward to a Unix socket here is not served yet.
+        let reason = TunnelService.unsupportedSetting(try host("Host h\n  RemoteForward 9000 /l.sock\n"))
+        #expect(reason?.contains("RemoteForward kinds not supported yet (Unix sockets) (Host at t.conf:1)") == true, "\(reason ?? "nil")")
         #expect(reason?.contains("ssh -F t.conf -N h") == true)
     }
 
     @Test func aTCPRemoteForwardAloneIsEnough() throws {
         #expect(TunnelService.unsupportedSetting(try host("Host h\n  RemoteForward 9000 localhost:3000\n")) == nil)
+        // Remote dynamic forwarding (no target): a SOCKS proxy served from here.
+        #expect(TunnelService.unsupportedSetting(try host("Host h\n  RemoteForward 9000\n")) == nil)
         #expect(TunnelService.unsupportedSetting(try host("Host h\n  RemoteForward 0 localhost:3000\n  RemoteForward /r.sock /l.sock\n")) == nil)
     }
 
