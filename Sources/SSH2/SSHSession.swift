@@ -115,6 +115,19 @@ public final class SSHSession {
         libssh2_session_methods(raw, LIBSSH2_METHOD_MAC_SC).map { String(cString: $0) }
     }
 
+    /// The algorithms the handshake settled on (nil before it is done).
+    public var negotiatedMethods: SSHNegotiatedMethods? {
+        guard handshakeDone else { return nil }
+        func method(_ type: Int32) -> String {
+            libssh2_session_methods(raw, type).map { String(cString: $0) } ?? ""
+        }
+        return SSHNegotiatedMethods(
+            keyExchange: method(LIBSSH2_METHOD_KEX), hostKey: method(LIBSSH2_METHOD_HOSTKEY),
+            cipherClientToServer: method(LIBSSH2_METHOD_CRYPT_CS), cipherServerToClient: method(LIBSSH2_METHOD_CRYPT_SC),
+            macClientToServer: method(LIBSSH2_METHOD_MAC_CS), macServerToClient: method(LIBSSH2_METHOD_MAC_SC),
+            compressionClientToServer: method(LIBSSH2_METHOD_COMP_CS), compressionServerToClient: method(LIBSSH2_METHOD_COMP_SC))
+    }
+
     /// The server's host key after the handshake.
     public var hostKey: SSHHostKey? {
         var length = 0
@@ -313,4 +326,16 @@ private let sshDebugCallback: tunnel_ssh2_debug_fn = { _, _, message, length, _,
 func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
     guard let string else { return body(nil) }
     return string.withCString { body($0) }
+}
+
+/// What one handshake negotiated, as libssh2 names the algorithms ("" where libssh2 reports none).
+public struct SSHNegotiatedMethods: Sendable, Equatable {
+    public var keyExchange: String
+    public var hostKey: String
+    public var cipherClientToServer: String
+    public var cipherServerToClient: String
+    public var macClientToServer: String
+    public var macServerToClient: String
+    public var compressionClientToServer: String
+    public var compressionServerToClient: String
 }

@@ -11,6 +11,34 @@ public struct SessionInfo: Sendable {
     /// How the host key was accepted ("known_hosts:3", "recorded in ~/.ssh/known_hosts", "not checked").
     public var hostKeyStatus: String
     public var identityFile: String
+    /// The algorithms the handshake settled on.
+    public var algorithms = NegotiatedAlgorithms()
+}
+
+/// What the SSH handshake negotiated: key exchange, host-key algorithm, and per direction the cipher, MAC and
+/// compression (OpenSSH's names, e.g. "curve25519-sha256", "aes256-ctr", "hmac-sha2-256", "none").
+public struct NegotiatedAlgorithms: Sendable, Equatable, Codable {
+    public var keyExchange = ""
+    public var hostKey = ""
+    public var cipherClientToServer = ""
+    public var cipherServerToClient = ""
+    public var macClientToServer = ""
+    public var macServerToClient = ""
+    public var compressionClientToServer = ""
+    public var compressionServerToClient = ""
+
+    public init() {}
+
+    init(_ methods: SSHNegotiatedMethods) {
+        keyExchange = methods.keyExchange
+        hostKey = methods.hostKey
+        cipherClientToServer = methods.cipherClientToServer
+        cipherServerToClient = methods.cipherServerToClient
+        macClientToServer = methods.macClientToServer
+        macServerToClient = methods.macServerToClient
+        compressionClientToServer = methods.compressionClientToServer
+        compressionServerToClient = methods.compressionServerToClient
+    }
 }
 
 /// Where a channel should lead, as the server is asked to open it.
@@ -62,6 +90,7 @@ final class SSHConnection: SessionLinkEvents {
     private var session: SSHSession?
     private var setupDeadline: Scheduled<Void>?
     private var hostKeyType = "", hostKeyFingerprint = "", hostKeyStatus = ""
+    private var algorithms = NegotiatedAlgorithms()
     private var authenticationStarted = false
     /// Bytes from the server that arrived while the session was lent to the pool.
     private var heldInbound: ByteBuffer?
@@ -340,7 +369,7 @@ final class SSHConnection: SessionLinkEvents {
     private func becomeReady(identity: String) {
         state = .ready
         let info = SessionInfo(hostKeyType: hostKeyType, hostKeyFingerprint: hostKeyFingerprint,
-                               hostKeyStatus: hostKeyStatus, identityFile: identity)
+                               hostKeyStatus: hostKeyStatus, identityFile: identity, algorithms: algorithms)
         // [remote forwards] With ExitOnForwardFailure yes, up means every remote forward listens (the setup deadline
         // still bounds the wait); `advance` announces it then.
         if remoteForwards.holdsReadiness {
@@ -522,6 +551,7 @@ final class SSHConnection: SessionLinkEvents {
             } catch {
                 throw TunnelError.ssh(SSHFailure(error))
             }
+            if let methods = session.negotiatedMethods { algorithms = NegotiatedAlgorithms(methods) }
             if let mac = session.inboundMAC, let length = InputWatch.macLength(mac) {
                 watch.framingPerPacket = 14 + 19 + length
             }

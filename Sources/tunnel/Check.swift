@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
+import Logging
 import TunnelConfig
+import TunnelService
 
 extension Tunnel {
-    struct Check: ParsableCommand {
+    struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate a config file without connecting.",
             discussion: """
@@ -14,6 +16,12 @@ extension Tunnel {
                 With --resolve HOST, print HOST's resolved settings the way `ssh -F FILE -G HOST` does \
                 (lower-case keyword, space, value), for the keywords tunnel acts on; compare the two to \
                 see that tunnel and OpenSSH read the file the same way.
+
+                With --connect, set up an SSH session to each HOST (default: every host `tunnel up` would \
+                bring up) as `tunnel up` does (same host-key policy, same keys), open no forwards, disconnect, \
+                and explain the handshake: key exchange, the server's host key and where known_hosts has it, \
+                cipher and MAC each way, compression, and the authentication that worked (or why each failed). \
+                Exit 0 only when every host passed. With --json, print a JSON array, one object per host.
                 """
         )
 
@@ -23,7 +31,23 @@ extension Tunnel {
         @Option(name: .long, help: ArgumentHelp("Print the settings HOST resolves to, as `ssh -G` does.", valueName: "HOST"))
         var resolve: String?
 
-        func run() throws {
+        @Flag(name: .long, help: "Connect to each host, authenticate, open no forwards, and explain the handshake.")
+        var connect = false
+
+        @Flag(name: .long, help: "With --connect: print the results as JSON (an array, one object per host).")
+        var json = false
+
+        @Argument(help: "With --connect: the hosts to check (default: every Host with a forward).")
+        var hosts: [String] = []
+
+        func validate() throws {
+            if !connect && !hosts.isEmpty { throw ValidationError("HOST arguments need --connect") }
+            if !connect && json { throw ValidationError("--json needs --connect") }
+            if connect && resolve != nil { throw ValidationError("--resolve and --connect cannot be used together") }
+        }
+
+        func run() async throws {
+            if connect { return try await runConnect() }
             let config: TunnelConfigFile
             do {
                 // A plain check has no side effects: `Match exec` commands run only with --resolve.
@@ -44,6 +68,29 @@ extension Tunnel {
                 return
             }
             FileHandle.standardOutput.write(Data(CheckSummary.text(config, file: file).utf8))
+        }
+
+        private func runConnect() async throws {
+            // Warnings from the sessions (e.g. StrictHostKeyChecking no) go to stderr; the report to stdout.
+            let logger = Logger(label: "tunnel") { label in TunnelLogHandler(label: label, level: .warning) }
+            let check = ConnectionCheck(configPath: file, hostNames: hosts, logger: logger,
+                                        passphrasePrompt: PassphrasePrompt.standard())
+            let results: [HostCheckResult]
+            do {
+                results = try await check.run()
+            } catch {
+                printError(error.description)
+                throw ExitCode(1)
+            }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                FileHandle.standardOutput.write(try encoder.encode(results) + Data("\n".utf8))
+            } else {
+                let text = results.map(HandshakeExplanation.text).joined() + HandshakeExplanation.summary(results)
+                FileHandle.standardOutput.write(Data(text.utf8))
+            }
+            if !results.allSatisfy(\.passed) { throw ExitCode(1) }
         }
 
         /// `FILE:LINE: message`; a problem with no line (unreadable file) as `tunnel: message`.
