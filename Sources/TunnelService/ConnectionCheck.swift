@@ -44,6 +44,10 @@ public struct ConnectionCheck: Sendable {
         } catch {
             throw .config(error)
         }
+        for warning in config.warnings {
+            // FILE:LINE: warning: ..., the same as a plain `tunnel check`.
+            logger.warning("\(warning.message)", metadata: warning.location.map { ["location": "\($0)"] } ?? [:])
+        }
         if hostNames.isEmpty {
             guard !config.tunnelHosts.isEmpty else { throw .noHosts(file: configPath) }
             return config.tunnelHosts

@@ -43,10 +43,12 @@ struct CheckConnectTests {
     static func explainsTheHandshakeBody() throws {
         let sshd = try debugSSHD()
         // A RemoteForward too: --connect must not ask the server for it.
-        let config = try writeConfig(sshd, extra: ["RemoteForward 0 127.0.0.1:9"])
+        let config = try writeConfig(sshd, extra: ["RemoteForward 0 127.0.0.1:9", "ForwardAgent yes"])
         let output = try ProcessRunner(try CheckTool.tunnel(), ["check", config, "--connect"]).run(timeout: 30)
         #expect(output.exit == .exited(0), "stdout: \(output.stdoutText)\nstderr: \(output.stderrText)")
         let text = output.stdoutText
+        #expect(output.stderrText.contains("\(config):10: warning: ForwardAgent is an OpenSSH option tunnel does not use; ignored"),
+                "config warnings go to stderr: \(output.stderrText)")
         try waitUntil(timeout: 5, "sshd to log the client's disconnect") { sshd.log.contains("Received disconnect from 127.0.0.1") }
         let log = sshd.log
         let kex = try #require(sshdLogValue(log, line: "kex: algorithm:", after: "kex: algorithm: "), "sshd log: \(log)")
