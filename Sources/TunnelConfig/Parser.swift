@@ -298,7 +298,8 @@ struct Parser {
 
         case .numberOfPasswordPrompts:
             guard let value = single() else { return nil }
-            guard let count = ValueSyntax.count(value) else {
+            // OpenSSH reads it with strtonum: a leading '+' is taken.
+            guard let count = ValueSyntax.count(value.hasPrefix("+") ? String(value.dropFirst()) : value) else {
                 return bad("bad number \(value.quotedForMessage) (expected a whole number, 0 or more)")
             }
             return .setting(.numberOfPasswordPrompts(count))
