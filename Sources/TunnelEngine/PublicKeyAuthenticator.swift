@@ -88,7 +88,9 @@ final class PublicKeyAuthenticator {
 /// (asking from inside the event loop would stall every session on it).
 public enum IdentityFiles {
     public static func needingPassphrase(_ settings: ConnectionSettings) -> [String] {
-        PublicKeyAuthenticator.candidates(settings).filter { path in
+        // No key file is used where publickey is switched off: nothing to ask.
+        guard settings.authenticationMethods.contains(.publickey) else { return [] }
+        return PublicKeyAuthenticator.candidates(settings).filter { path in
             settings.passphrases[path] == nil && (try? PrivateKeyFileInfo.inspect(path: path))?.isEncrypted == true
         }
     }

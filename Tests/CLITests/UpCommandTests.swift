@@ -158,13 +158,22 @@ struct UpCommandTests {
         var options = SSHDFixture.Options()
         options.extraConfig = ["PasswordAuthentication yes"]
         let sshd = try SSHDFixture(options: options)
-        let path = try Self.writePasswordConfig(sshd, user: "nobody-to-ask", localPort: try freeTCPPortOutsideEphemeralRange(), target: 9)
+        var path = try Self.writePasswordConfig(sshd, user: "nobody-to-ask", localPort: try freeTCPPortOutsideEphemeralRange(), target: 9)
+        // A short cap, so the retries that must not repeat the message come within the test.
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        path = sshd.directory + "/nobody.conf"
+        try ("IgnoreUnknown Tunnel*\n" + text + "    TunnelReconnectDelay 1\n    TunnelReconnectMaxDelay 1\n")
+            .write(toFile: path, atomically: true, encoding: .utf8)
         let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", path], extraEnvironment: ["SSH_ASKPASS": ""]).start()
         defer { _ = tunnel.terminate() }
         let line = try tunnel.waitForLine(containing: "authentication failed", timeout: 20)
         #expect(line.contains("web: error: authentication failed for nobody-to-ask@127.0.0.1:\(sshd.port): tried password"), "\(line)")
         #expect(line.contains("nobody can be asked here: use a key (IdentityFile) or the agent"), "\(line)")
         #expect(line.contains("SSH_ASKPASS_REQUIRE=force"), "the front end says how it could ask: \(line)")
+        try waitUntil(timeout: 20, "three attempts in sshd's log") {
+            sshd.log.components(separatedBy: "Invalid user nobody-to-ask").count - 1 >= 3
+        }
+        #expect(tunnel.lines().filter { $0.contains("authentication failed") }.count == 1, "\(tunnel.lines())")
         #expect(!sshd.log.contains("Failed password"), "\(sshd.log)")
     }
 

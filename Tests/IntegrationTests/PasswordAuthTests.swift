@@ -147,6 +147,22 @@ struct PasswordAuthTests {
         #expect(sshd.log.contains("Accepted keyboard-interactive/pam for \(user.name)"), "\(sshd.log)")
     }
 
+    @Test("a person who takes longer than ConnectTimeout to answer is waited for",
+          .enabled(if: ThrowawayUser.unavailableReason == nil, "needs a throwaway user: \(ThrowawayUser.unavailableReason ?? "")"))
+    func slowAnswerIsWaitedFor() async throws {
+        let user = try ThrowawayUser(password: "take-your-time")
+        defer { user.remove() }
+        let sshd = try Self.server(Self.passwordServer)
+        var settings = Self.settings(sshd, user: user.name, answerer: nil)
+        settings.connectTimeoutSeconds = 1
+        settings.askSecret = { _ in
+            Thread.sleep(forTimeInterval: 2.5)
+            return user.password
+        }
+        let info = try await Self.start(settings).get()
+        #expect(info.identityFile == "password")
+    }
+
     @Test("a server that wants a password, and nobody to ask: the message says to use a key or the agent")
     func nobodyToAsk() async throws {
         let sshd = try Self.server(Self.passwordServer)
