@@ -49,6 +49,8 @@ public final class SSHSession {
     /// and reads the text after a refusal, to report the server's own words (see `requestRemoteListener`).
     public private(set) var lastServerMessage: String?
     public private(set) var serverMessageCount = 0
+    /// Set only during `userauthKeyboardInteractive`.
+    private var interactiveAnswerer: ((InteractiveQuestions) -> [String]?)?
 
     public init(transport: SSHByteTransport) throws(SSH2Error) {
         try SSH2Library.ensureInitialised()
@@ -149,6 +151,61 @@ public final class SSHSession {
         if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
         if rc != 0 { throw lastError(rc, operation: "public-key authentication as \(user) with \(privateKeyFile)") }
         return .done(())
+    }
+
+    /// The methods the server would take for `user` (SSH_MSG_USERAUTH_FAILURE's list, asked with the "none"
+    /// method). `.done(nil)`: the server let the user in without any method (libssh2 is then authenticated).
+    public func userauthList(user: String) throws(SSH2Error) -> SSHStep<[String]?> {
+        let list = user.withCString { libssh2_userauth_list(raw, $0, UInt32(strlen($0))) }
+        if let list {
+            return .done(String(cString: list).split(separator: ",").map(String.init))
+        }
+        if libssh2_userauth_authenticated(raw) != 0 { return .done(nil) }
+        let code = libssh2_session_last_errno(raw)
+        if code == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+        throw lastError(code, operation: "ask the server which authentication methods it takes for \(user)")
+    }
+
+    /// Password authentication (RFC 4252 section 8). Repeat with the same arguments after `.wouldBlock`.
+    public func userauthPassword(user: String, password: String) throws(SSH2Error) -> SSHStep<Void> {
+        let rc = user.withCString { userPointer in
+            password.withCString { passwordPointer in
+                libssh2_userauth_password_ex(raw, userPointer, UInt32(strlen(userPointer)), passwordPointer,
+                                             UInt32(strlen(passwordPointer)), nil)
+            }
+        }
+        if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+        if rc != 0 { throw lastError(rc, operation: "password authentication as \(user)") }
+        return .done(())
+    }
+
+    /// One round of questions from the server in keyboard-interactive authentication (RFC 4256).
+    public struct InteractiveQuestions: Sendable {
+        /// The server's name for the round and its instruction; often empty.
+        public var name: String
+        public var instruction: String
+        public var prompts: [(text: String, echo: Bool)]
+    }
+
+    /// Keyboard-interactive authentication (RFC 4256): `answer` is called, on the calling thread and inside the
+    /// libssh2 call, for each round of questions the server sends, and returns one answer per prompt (nil: no
+    /// answer, which the server takes as a wrong one). Repeat with the same arguments after `.wouldBlock`.
+    public func userauthKeyboardInteractive(user: String,
+                                            answer: @escaping (InteractiveQuestions) -> [String]?) throws(SSH2Error) -> SSHStep<Void> {
+        // libssh2's callback is a plain C function: it finds this session through the abstract pointer and the
+        // answerer here, for the length of the call.
+        interactiveAnswerer = answer
+        defer { interactiveAnswerer = nil }
+        let rc = user.withCString { userPointer in
+            libssh2_userauth_keyboard_interactive_ex(raw, userPointer, UInt32(strlen(userPointer)), keyboardInteractiveCallback)
+        }
+        if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+        if rc != 0 { throw lastError(rc, operation: "keyboard-interactive authentication as \(user)") }
+        return .done(())
+    }
+
+    fileprivate func answerInteractive(_ questions: InteractiveQuestions) -> [String]? {
+        interactiveAnswerer?(questions)
     }
 
     // MARK: - Channels
@@ -321,6 +378,39 @@ private let sshDebugCallback: tunnel_ssh2_debug_fn = { _, _, message, length, _,
         text.unicodeScalars.append(scalar)
     }
     session.serverSentDebug(text)
+}
+
+/// libssh2 frees each response's text with its allocator (malloc/free: the session is made with the defaults),
+/// so answers are copied with strdup-like malloc here.
+private let keyboardInteractiveCallback: @convention(c) (UnsafePointer<CChar>?, Int32, UnsafePointer<CChar>?, Int32, Int32,
+                                                          UnsafePointer<LIBSSH2_USERAUTH_KBDINT_PROMPT>?,
+                                                          UnsafeMutablePointer<LIBSSH2_USERAUTH_KBDINT_RESPONSE>?,
+                                                          UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Void = {
+    name, nameLength, instruction, instructionLength, count, prompts, responses, abstract in
+    guard let owner = abstract?.pointee, let responses, count >= 0 else { return }
+    let session = Unmanaged<SSHSession>.fromOpaque(owner).takeUnretainedValue()
+    func text(_ pointer: UnsafePointer<CChar>?, _ length: Int) -> String {
+        guard let pointer, length > 0 else { return "" }
+        return pointer.withMemoryRebound(to: UInt8.self, capacity: length) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+        }
+    }
+    var asked: [(text: String, echo: Bool)] = []
+    for index in 0..<Int(count) {
+        guard let prompt = prompts?[index] else { break }
+        asked.append((text(prompt.text.map { UnsafePointer($0) }, Int(prompt.length)), prompt.echo != 0))
+    }
+    let answers = session.answerInteractive(SSHSession.InteractiveQuestions(
+        name: text(name, Int(nameLength)), instruction: text(instruction, Int(instructionLength)), prompts: asked)) ?? []
+    for index in 0..<Int(count) {
+        let answer = Array((index < answers.count ? answers[index] : "").utf8)
+        let copy = malloc(max(answer.count, 1))!.assumingMemoryBound(to: CChar.self)
+        answer.withUnsafeBytes { bytes in
+            if !bytes.isEmpty { memcpy(copy, bytes.baseAddress!, bytes.count) }
+        }
+        responses[index].text = copy
+        responses[index].length = UInt32(answer.count)
+    }
 }
 
 func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {

@@ -59,16 +59,17 @@ public struct HostConfig: Sendable, Hashable {
     public var proxyJump: [JumpHost]?
     /// TCP connection attempts, one second apart; default 1.
     public var connectionAttempts: Int
-    /// Default true. (Parsed; not used yet.)
+    /// Default true.
     public var passwordAuthentication: Bool
-    /// Default true; also true for OpenSSH's `unbound` and `host-bound`. (Parsed; tunnel
-    /// authenticates with keys only for now.)
+    /// Default true; also true for OpenSSH's `unbound` and `host-bound`.
     public var pubkeyAuthentication: Bool
-    /// Default true (`ChallengeResponseAuthentication` is an old name for it). (Parsed; not used yet.)
+    /// Default true (`ChallengeResponseAuthentication` is an old name for it).
     public var kbdInteractiveAuthentication: Bool
     /// The order to try methods in; nil: OpenSSH's default order
-    /// (`AuthenticationMethod.openSSHDefaultOrder`). (Parsed; not used yet.)
+    /// (`AuthenticationMethod.openSSHDefaultOrder`).
     public var preferredAuthentications: [AuthenticationMethod]?
+    /// How many times a password (or keyboard-interactive answers) is asked for before giving up; default 3.
+    public var numberOfPasswordPrompts = 3
     /// Local address (or host name) to connect from; nil: any. (Parsed; not used yet.)
     public var bindAddress: String?
     /// Default `.any`. (Parsed; not used yet.)

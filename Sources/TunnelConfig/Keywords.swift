@@ -36,6 +36,7 @@ enum Keyword: String, CaseIterable, Sendable {
     case pubkeyAuthentication = "PubkeyAuthentication"
     case kbdInteractiveAuthentication = "KbdInteractiveAuthentication"
     case preferredAuthentications = "PreferredAuthentications"
+    case numberOfPasswordPrompts = "NumberOfPasswordPrompts"
     case bindAddress = "BindAddress"
     case addressFamily = "AddressFamily"
     case tag = "Tag"
@@ -98,7 +99,7 @@ enum KnownOpenSSHKeywords {
             "HostbasedAuthentication", "HostKeyAlgorithms", "HostKeyAlias",
             "IPQoS", "KbdInteractiveDevices", "KexAlgorithms",
             "KnownHostsCommand", "LocalCommand", "LogLevel", "LogVerbose", "MACs",
-            "NoHostAuthenticationForLocalhost", "NumberOfPasswordPrompts",
+            "NoHostAuthenticationForLocalhost",
             "ObscureKeystrokeTiming", "PermitLocalCommand",
             "PKCS11Provider", "ProxyCommand",
             "ProxyUseFdpass", "PubkeyAcceptedAlgorithms",

@@ -296,6 +296,14 @@ struct Parser {
             if count == 0 { return unusable("bad number \(value.quotedForMessage) (expected a whole number, 1 or more)") }
             return .setting(.connectionAttempts(count))
 
+        case .numberOfPasswordPrompts:
+            guard let value = single() else { return nil }
+            // OpenSSH reads it with strtonum: a leading '+' is taken.
+            guard let count = ValueSyntax.count(value.hasPrefix("+") ? String(value.dropFirst()) : value) else {
+                return bad("bad number \(value.quotedForMessage) (expected a whole number, 0 or more)")
+            }
+            return .setting(.numberOfPasswordPrompts(count))
+
         case .hashKnownHosts, .passwordAuthentication, .kbdInteractiveAuthentication:
             guard let value = single() else { return nil }
             guard let flag = ValueSyntax.flag(value) else {

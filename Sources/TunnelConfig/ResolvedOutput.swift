@@ -25,7 +25,7 @@ extension TunnelConfigFile {
         "connecttimeout", "gatewayports", "exitonforwardfailure", "identitiesonly",
         "identityagent", "globalknownhostsfile", "hashknownhosts", "proxyjump", "connectionattempts",
         "passwordauthentication", "pubkeyauthentication", "kbdinteractiveauthentication",
-        "preferredauthentications", "bindaddress", "addressfamily", "streamlocalbindmask", "streamlocalbindunlink",
+        "preferredauthentications", "numberofpasswordprompts", "bindaddress", "addressfamily", "streamlocalbindmask", "streamlocalbindunlink",
         "permitremoteopen",
     ]
 
@@ -106,6 +106,7 @@ extension TunnelConfigFile {
         if let methods = resolved.preferredAuthentications {
             add("preferredauthentications", methods.map(\.rawValue).joined(separator: ","))
         }
+        add("numberofpasswordprompts", String(resolved.numberOfPasswordPrompts))
         if let bind = resolved.bindAddress { add("bindaddress", bind) }
         add("addressfamily", resolved.addressFamily.rawValue)
         add("streamlocalbindmask", "0" + String(resolved.streamLocalBindMask, radix: 8))

@@ -37,6 +37,7 @@ struct CollectedSettings {
     var pubkeyAuthentication: PubkeyAuthenticationMode?
     var kbdInteractiveAuthentication: Bool?
     var preferredAuthentications: [AuthenticationMethod]?
+    var numberOfPasswordPrompts: Int?
     var bindAddress: String?
     var addressFamily: AddressFamily?
     var tag: String?
@@ -107,6 +108,7 @@ struct CollectedSettings {
         case .pubkeyAuthentication(let v): pubkeyAuthentication = pubkeyAuthentication ?? v
         case .kbdInteractiveAuthentication(let v): kbdInteractiveAuthentication = kbdInteractiveAuthentication ?? v
         case .preferredAuthentications(let v): preferredAuthentications = preferredAuthentications ?? v
+        case .numberOfPasswordPrompts(let v): numberOfPasswordPrompts = numberOfPasswordPrompts ?? v
         case .bindAddress(let v): bindAddress = bindAddress ?? v
         case .addressFamily(let v): addressFamily = addressFamily ?? v
         case .tag(let v): tag = tag ?? v
@@ -288,6 +290,7 @@ struct Resolver {
             problems: settings.problems
         )
         resolved.serverAliveIntervalSet = settings.serverAliveInterval != nil
+        resolved.numberOfPasswordPrompts = settings.numberOfPasswordPrompts ?? 3
         resolved.reconnectDelay = Double(settings.reconnectDelay ?? 1)
         resolved.reconnectMaxDelay = Double(max(settings.reconnectMaxDelay ?? 60, settings.reconnectDelay ?? 1))
         return resolved

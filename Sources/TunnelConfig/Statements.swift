@@ -56,6 +56,7 @@ enum Setting: Sendable {
     case pubkeyAuthentication(PubkeyAuthenticationMode)
     case kbdInteractiveAuthentication(Bool)
     case preferredAuthentications([AuthenticationMethod])
+    case numberOfPasswordPrompts(Int)
     case bindAddress(String)
     case addressFamily(AddressFamily)
     case tag(String)

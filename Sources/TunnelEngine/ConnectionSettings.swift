@@ -19,6 +19,17 @@ public struct ConnectionSettings: Sendable {
     public var connectTimeoutSeconds: Int64
     /// Passphrases for encrypted identity files, by path (asked for by the front end before connecting).
     public var passphrases: [String: String] = [:]
+    /// User-authentication methods to try, in order, before the server says which it offers
+    /// (see `AuthenticationPlan`); the default is OpenSSH's.
+    public var authenticationMethods: [AuthenticationMethod] = AuthenticationPlan.configured(
+        preferred: nil, publickey: true, keyboardInteractive: true, password: true, passwordPrompts: 3)
+    /// How many wrong passwords (or keyboard-interactive rounds) before that method is given up
+    /// (`NumberOfPasswordPrompts`).
+    public var numberOfPasswordPrompts = 3
+    /// Asks a person for a password or a keyboard-interactive answer; nil answer: none given. Called from a pool
+    /// thread (never the event loop), one question at a time per session; it may block while the person types.
+    /// nil: nobody can be asked (a service), so methods that need a person are reported instead of tried.
+    public var askSecret: (@Sendable (SecretRequest) -> String?)?
     /// Permission bits taken away from Unix-domain socket listeners (`StreamLocalBindMask`; OpenSSH's default
     /// 0177 leaves 0600).
     public var streamLocalBindMask: Int = 0o177
@@ -86,6 +97,11 @@ public struct ConnectionSettings: Sendable {
         reconnectDelay = host.reconnectDelay
         reconnectMaxDelay = host.reconnectMaxDelay
         connectionAttempts = max(host.connectionAttempts, 1)
+        numberOfPasswordPrompts = host.numberOfPasswordPrompts
+        authenticationMethods = AuthenticationPlan.configured(
+            preferred: host.preferredAuthentications, publickey: host.pubkeyAuthentication,
+            keyboardInteractive: host.kbdInteractiveAuthentication, password: host.passwordAuthentication,
+            passwordPrompts: host.numberOfPasswordPrompts)
     }
 
     /// "root@127.0.0.1:2222", for messages.

@@ -2,8 +2,8 @@ import Foundation
 import SSH2
 
 /// Tries the configured identity files one after another, as OpenSSH does, and records why each was refused.
-/// Each step reads key files and may decrypt a key (a fraction of a second with bcrypt), so the session runs its
-/// steps on the thread pool, never on the event loop.
+/// `SessionAuthenticator` runs it for the publickey method. Each step reads key files and may decrypt a key (a
+/// fraction of a second with bcrypt), so the session runs its steps on the thread pool, never on the event loop.
 final class PublicKeyAuthenticator {
     private let user: String
     private let peer: String
@@ -88,7 +88,9 @@ final class PublicKeyAuthenticator {
 /// (asking from inside the event loop would stall every session on it).
 public enum IdentityFiles {
     public static func needingPassphrase(_ settings: ConnectionSettings) -> [String] {
-        PublicKeyAuthenticator.candidates(settings).filter { path in
+        // No key file is used where publickey is switched off: nothing to ask.
+        guard settings.authenticationMethods.contains(.publickey) else { return [] }
+        return PublicKeyAuthenticator.candidates(settings).filter { path in
             settings.passphrases[path] == nil && (try? PrivateKeyFileInfo.inspect(path: path))?.isEncrypted == true
         }
     }

@@ -10,6 +10,8 @@ public struct SessionInfo: Sendable {
     public var hostKeyFingerprint: String
     /// How the host key was accepted ("known_hosts:3", "recorded in ~/.ssh/known_hosts", "not checked").
     public var hostKeyStatus: String
+    /// The identity file that logged in, or the method's name when no key did (`password`,
+    /// `keyboard-interactive`, `none`).
     public var identityFile: String
     /// The algorithms the handshake settled on.
     public var algorithms = NegotiatedAlgorithms()
@@ -79,7 +81,7 @@ final class SSHConnection: SessionLinkEvents {
         /// The host key is being checked on the pool.
         case verifyingHostKey
         /// `inFlight`: an authentication step is running on the pool, with the session lent to it.
-        case authenticating(PublicKeyAuthenticator, inFlight: Bool)
+        case authenticating(SessionAuthenticator, inFlight: Bool)
         case ready
         case disconnecting(disconnectSent: Bool)
         case closed
@@ -259,9 +261,7 @@ final class SSHConnection: SessionLinkEvents {
         self.link = link
         let this = onLoop
         let settings = self.settings
-        setupDeadline = eventLoop.scheduleTask(in: .seconds(settings.connectTimeoutSeconds)) {
-            this.value.fail(.timedOut("no SSH session with \(settings.peer) within \(settings.connectTimeoutSeconds) s of connecting"))
-        }
+        scheduleSetupDeadline()
         let transport = SessionTransport(allocator: ByteBufferAllocator())
         self.transport = transport
         do {
@@ -273,6 +273,20 @@ final class SSHConnection: SessionLinkEvents {
         }
         state = .handshaking
         pump()
+    }
+
+    /// `ConnectTimeout` bounds handshake and authentication, but not a person typing a password: while one is
+    /// asked, the deadline is put off (it fires again after another `ConnectTimeout`).
+    private func scheduleSetupDeadline() {
+        let this = onLoop
+        let settings = self.settings
+        setupDeadline = eventLoop.scheduleTask(in: .seconds(settings.connectTimeoutSeconds)) {
+            if case .authenticating(let authenticator, inFlight: true) = this.value.state,
+               authenticator.waitingForPerson.withLockedValue({ $0 }) {
+                return this.value.scheduleSetupDeadline()
+            }
+            this.value.fail(.timedOut("no SSH session with \(settings.peer) within \(settings.connectTimeoutSeconds) s of connecting"))
+        }
     }
 
     /// After the handshake: judge the host key on the pool (known_hosts lookups hash every hashed entry, and a new
@@ -320,14 +334,14 @@ final class SSHConnection: SessionLinkEvents {
         case .refused(let message):
             return fail(.hostKeyRefused(message))
         }
-        state = .authenticating(PublicKeyAuthenticator(settings: settings), inFlight: false)
+        state = .authenticating(SessionAuthenticator(settings: settings, logger: logger), inFlight: false)
         pump()
     }
 
     /// Run one authentication step on the pool: it reads key files and may decrypt a key. The session is lent to
     /// the pool thread for the step; meanwhile the loop leaves it and the transport alone (bytes from the server
     /// are held in `heldInbound`), so there is one user at a time, and the future's completion hands it back.
-    private func startAuthenticationStep(_ authenticator: PublicKeyAuthenticator, _ session: SSHSession) {
+    private func startAuthenticationStep(_ authenticator: SessionAuthenticator, _ session: SSHSession) {
         // Whatever libssh2 queued before goes out first: the step may wait for the server's answer to it.
         flushToServer()
         // The write can fail at once and end the session (the link reports it synchronously).
@@ -342,7 +356,7 @@ final class SSHConnection: SessionLinkEvents {
         }
     }
 
-    private func authenticationStepEnded(_ result: Result<String?, Error>, authenticator: PublicKeyAuthenticator,
+    private func authenticationStepEnded(_ result: Result<String?, Error>, authenticator: SessionAuthenticator,
                                          lent session: SSHSession) {
         // The session is back on the loop: release what arrived meanwhile to libssh2.
         if var held = heldInbound {

@@ -1,4 +1,5 @@
 import SSH2
+import TunnelConfig
 
 /// Why a tunnel could not come up or went down, in words a user can act on. Each case keeps the underlying detail
 /// (libssh2's message, the file and line of a known_hosts entry) so nothing is lost on the way to the log.
@@ -81,18 +82,55 @@ public struct SSHFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { message.isEmpty ? operation : "\(operation): \(message)" }
 }
 
-/// Every identity that was tried for a session, and why each one failed.
+/// Every method and identity that was tried for a session, and why each one failed.
 public struct AuthenticationFailure: Error, Sendable, Equatable, CustomStringConvertible {
     /// "root@127.0.0.1:2222".
     public var peer: String
     public var attempts: [AuthenticationAttempt]
+    /// The methods the server offered, when it said (nil: not asked, e.g. a failure before the question).
+    public var offered: [String]?
+    /// The methods the config allowed, in order (for the message when none of them is offered).
+    public var allowed: [AuthenticationMethod]?
+
+    public init(peer: String, attempts: [AuthenticationAttempt], offered: [String]? = nil, allowed: [AuthenticationMethod]? = nil) {
+        self.peer = peer
+        self.attempts = attempts
+        self.offered = offered
+        self.allowed = allowed
+    }
 
     public var description: String { describe { $0.description } }
 
+    /// "tried publickey (~/.ssh/id_ed25519), keyboard-interactive": the methods in the order they were tried,
+    /// with the key files publickey tried.
+    public var summary: String {
+        var methods: [AuthenticationMethod] = []
+        for attempt in attempts where !methods.contains(attempt.method) { methods.append(attempt.method) }
+        let parts = methods.map { method -> String in
+            guard method == .publickey else { return method.rawValue }
+            let files = attempts.filter { $0.method == .publickey }.map(\.identityFile)
+            return "publickey (\(files.joined(separator: ", ")))"
+        }
+        return "tried " + parts.joined(separator: ", ")
+    }
+
     /// The message with each attempt worded by `attempt` (a front end adds its own advice to some).
     public func describe(_ attempt: (AuthenticationAttempt) -> String) -> String {
-        let tried = attempts.isEmpty ? "no identity file found (set IdentityFile)" : attempts.map(attempt).joined(separator: "; ")
-        return "authentication failed for \(peer): \(tried)"
+        if attempts.isEmpty {
+            if let offered, let allowed {
+                let allowedText = allowed.isEmpty ? "none" : allowed.map(\.rawValue).joined(separator: ", ")
+                return "authentication failed for \(peer): the server offers \(offered.joined(separator: ", ")), "
+                    + "none of them allowed by the config (allowed here: \(allowedText); see PreferredAuthentications, "
+                    + "PubkeyAuthentication, KbdInteractiveAuthentication, PasswordAuthentication)"
+            }
+            return "authentication failed for \(peer): no identity file found (set IdentityFile)"
+        }
+        let details = attempts.map(attempt).joined(separator: "; ")
+        // Only key files tried: the details say it all (and name each file).
+        if attempts.allSatisfy({ $0.method == .publickey }) { return "authentication failed for \(peer): \(details)" }
+        let allRefused = attempts.allSatisfy(\.problem.isRefusal)
+        return "authentication failed for \(peer): \(summary): "
+            + (allRefused ? "all refused by the server (\(details))" : details)
     }
 }
 
@@ -109,10 +147,34 @@ public struct AuthenticationAttempt: Sendable, Equatable, CustomStringConvertibl
         case wrongPassphrase(String)
         /// The file is missing, not a key, or unusable; the text says which.
         case unusable(String)
+        /// Password or keyboard-interactive: the server refused the answers, `tries` times
+        /// (`NumberOfPasswordPrompts` bounds them).
+        case answersRefused(tries: Int)
+        /// Password or keyboard-interactive: the person asked gave no answer.
+        case noAnswer
+        /// Password or keyboard-interactive: the method needs a person to answer, and nobody can be asked here
+        /// (`ConnectionSettings.askSecret` is nil).
+        case nobodyToAsk
+
+        /// The server said no (as opposed to: nothing could be sent).
+        public var isRefusal: Bool {
+            switch self {
+            case .refusedByServer, .answersRefused: return true
+            default: return false
+            }
+        }
     }
 
+    /// The key file for publickey attempts; empty for the methods that ask a person.
     public var identityFile: String
     public var problem: Problem
+    public var method: AuthenticationMethod = .publickey
+
+    public init(identityFile: String, problem: Problem, method: AuthenticationMethod = .publickey) {
+        self.identityFile = identityFile
+        self.problem = problem
+        self.method = method
+    }
 
     public var description: String {
         switch problem {
@@ -127,7 +189,15 @@ public struct AuthenticationAttempt: Sendable, Equatable, CustomStringConvertibl
         case .wrongPassphrase(let detail):
             return "\(identityFile): wrong passphrase, or libssh2 cannot read this key (\(detail))"
         case .unusable(let detail):
-            return detail.hasPrefix(identityFile) ? detail : "\(identityFile): \(detail)"
+            let subject = method == .publickey ? identityFile : method.rawValue
+            return detail.hasPrefix(subject) ? detail : "\(subject): \(detail)"
+        case .answersRefused(let tries):
+            let what = method == .password ? "the password" : "the answers"
+            return "\(method.rawValue): the server refused \(what) (\(tries) \(tries == 1 ? "try" : "tries"), NumberOfPasswordPrompts)"
+        case .noAnswer:
+            return "\(method.rawValue): no answer was given"
+        case .nobodyToAsk:
+            return "\(method.rawValue): needs a person to answer, and nobody can be asked here: use a key (IdentityFile) or the agent"
         }
     }
 }

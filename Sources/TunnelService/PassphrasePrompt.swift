@@ -1,4 +1,5 @@
 import Foundation
+import TunnelEngine
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -32,7 +33,21 @@ public struct PassphrasePrompt: Sendable {
 
     /// Ask for the passphrase of `keyPath`; nil if the user gave none (empty input, askpass failed).
     public func ask(forKey keyPath: String) -> String? {
-        let prompt = "Enter passphrase for key '\(keyPath)': "
+        ask(prompt: "Enter passphrase for key '\(keyPath)': ")
+    }
+
+    /// Ask a password or a keyboard-interactive question during authentication, the same way.
+    public func ask(_ request: SecretRequest) -> String? {
+        var prompt = request.prompt
+        if request.kind == .keyboardInteractive {
+            // The server's prompt ("Password: ") alone does not say which host asks.
+            prompt = "(\(request.peer)) " + (request.instruction.isEmpty ? "" : request.instruction + " ") + prompt
+        }
+        return ask(prompt: prompt)
+    }
+
+    /// Ask with `prompt` shown; nil if the user gave none.
+    public func ask(prompt: String) -> String? {
         switch method {
         case .terminal:
             // getpass reads from /dev/tty with echo off.

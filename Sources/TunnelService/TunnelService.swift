@@ -93,6 +93,13 @@ public final class TunnelService: Sendable {
 
         var running: [HostTunnel] = []
         var passphrases: [String: String] = [:]  // asked once per key file, whatever number of hosts use it
+        // Passwords and keyboard-interactive answers are asked while sessions authenticate (on pool threads, maybe
+        // several hosts at once, maybe while passphrases for the next host are asked here): one question at a time.
+        let oneQuestionAtATime = NIOLock()
+        var askSecret: (@Sendable (SecretRequest) -> String?)?
+        if let prompt = passphrasePrompt {
+            askSecret = { request in oneQuestionAtATime.withLock { prompt.ask(request) } }
+        }
         for host in hosts {
             var log = logger
             log[metadataKey: "tunnel"] = "\(host.name)"
@@ -105,10 +112,13 @@ public final class TunnelService: Sendable {
             if let passphrasePrompt {
                 // Asked before connecting, one key at a time: a prompt must not race the sessions' output.
                 for path in IdentityFiles.needingPassphrase(settings) {
-                    if passphrases[path] == nil { passphrases[path] = passphrasePrompt.ask(forKey: path) }
+                    if passphrases[path] == nil {
+                        passphrases[path] = oneQuestionAtATime.withLock { passphrasePrompt.ask(forKey: path) }
+                    }
                 }
                 settings.passphrases = passphrases
             }
+            settings.askSecret = askSecret
             let tunnel = HostTunnel(settings: settings, localForwards: host.localForwards,
                                     dynamicForwards: host.dynamicForwards,
                                     proxyCredentials: host.proxyAuth.map { ProxyCredentials(user: $0.user, password: $0.password) },
@@ -149,7 +159,7 @@ public final class TunnelService: Sendable {
     }
 
     /// Settings this release parses but cannot honour, where going ahead would do something else than the user
-    /// asked for (connect directly instead of through a jump host; use a key where keys are switched off).
+    /// asked for (connect directly instead of through a jump host; authenticate where every method is switched off).
     static func unsupportedSetting(_ host: HostConfig) -> String? {
         let place = host.location.map { " (Host at \($0))" } ?? ""
         let file = host.location?.file ?? "FILE"
@@ -164,8 +174,10 @@ public final class TunnelService: Sendable {
         if host.localForwards.isEmpty && host.dynamicForwards.isEmpty && !host.remoteForwards.contains(where: \.isServedByEngine) && host.hasForwards {
             return "only RemoteForward kinds not supported yet (Unix sockets)\(place); nothing to bring up. Until then use: ssh -F \(file) -N \(host.name)"
         }
-        if !host.pubkeyAuthentication {
-            return "PubkeyAuthentication no\(place): public keys are the only authentication tunnel supports so far"
+        if ConnectionSettings(host).authenticationMethods.isEmpty {
+            return "no authentication method left\(place): tunnel does publickey, keyboard-interactive and password, "
+                + "and PreferredAuthentications, PubkeyAuthentication, KbdInteractiveAuthentication, PasswordAuthentication "
+                + "and NumberOfPasswordPrompts rule them all out; not brought up"
         }
         return nil
     }

@@ -10,7 +10,7 @@ enum UserMessage {
             return HostKeyAdvice.explain(refusal)
         case .authenticationFailed(let failure):
             return failure.describe { attempt in
-                guard attempt.problem == .encryptedWithoutPassphrase else { return attempt.description }
+                guard attempt.problem == .encryptedWithoutPassphrase || attempt.problem == .nobodyToAsk else { return attempt.description }
                 return attempt.description
                     + " (run tunnel up on a terminal to be asked, or set SSH_ASKPASS with SSH_ASKPASS_REQUIRE=force)"
             }

@@ -47,7 +47,7 @@ enum CheckTool {
         "connecttimeout", "gatewayports", "exitonforwardfailure", "identitiesonly",
         "identityagent", "globalknownhostsfile", "hashknownhosts", "proxyjump", "connectionattempts",
         "passwordauthentication", "pubkeyauthentication", "kbdinteractiveauthentication",
-        "preferredauthentications", "bindaddress", "addressfamily", "streamlocalbindmask", "streamlocalbindunlink",
+        "preferredauthentications", "numberofpasswordprompts", "bindaddress", "addressfamily", "streamlocalbindmask", "streamlocalbindunlink",
         "permitremoteopen",
     ]
 
@@ -396,6 +396,12 @@ struct CheckResolveTests {
             "Host m4", "  PreferredAuthentications keyboard-interactive,gssapi-keyex",
             "Host *", "  PreferredAuthentications password",
         ]),
+        ResolveCase(name: "NumberOfPasswordPrompts", hosts: ["n1", "n2", "n3"], lines: [
+            "Host n1", "  NumberOfPasswordPrompts 1",
+            "Host n2", "  NumberOfPasswordPrompts 0",
+            "Host n3", "  NumberOfPasswordPrompts +2",
+            "Host *", "  NumberOfPasswordPrompts 5", "  NumberOfPasswordPrompts 7",
+        ]),
         ResolveCase(name: "BindAddress and AddressFamily", hosts: ["b1", "b2", "b3", "b4", "b5"], lines: [
             "Host b1", "  BindAddress 192.0.2.10", "  AddressFamily inet",
             "Host b2", "  BindAddress ::1", "  AddressFamily inet6",
@@ -625,6 +631,8 @@ struct CheckBadInputTests {
         BadLine(line: "ProxyJump a,,b", mentions: "empty"),
         BadLine(line: "ProxyJump ssh://h/path", mentions: "path"),
         BadLine(line: "ConnectionAttempts three", mentions: "number"),
+        BadLine(line: "NumberOfPasswordPrompts three", mentions: "number"),
+        BadLine(line: "NumberOfPasswordPrompts -1", mentions: "number"),
         BadLine(line: "PasswordAuthentication ask", mentions: "yes or no"),
         BadLine(line: "PubkeyAuthentication off", mentions: "host-bound"),
         BadLine(line: "KbdInteractiveAuthentication 1", mentions: "yes or no"),

@@ -111,6 +111,72 @@ struct UpCommandTests {
         #expect(asked == "Enter passphrase for key '\(key)': \n", "asked once, with OpenSSH's prompt")
     }
 
+    /// A config for a password-only login as `user` (`PubkeyAuthentication no`: the fixture's key would be accepted
+    /// for any user, its AuthorizedKeysFile being one file).
+    static func writePasswordConfig(_ sshd: SSHDFixture, user: String, localPort: Int, target: Int) throws -> String {
+        let path = sshd.directory + "/password.conf"
+        let lines = [
+            "Host web",
+            "    HostName \(sshd.host)",
+            "    Port \(sshd.port)",
+            "    User \(user)",
+            "    PubkeyAuthentication no",
+            "    UserKnownHostsFile \(sshd.knownHostsPath)",
+            "    LocalForward \(localPort) 127.0.0.1:\(target)",
+        ]
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("a password comes from SSH_ASKPASS (SSH_ASKPASS_REQUIRE=force), asked during authentication with OpenSSH's prompt",
+          .enabled(if: ThrowawayUser.unavailableReason == nil, "needs a throwaway user: \(ThrowawayUser.unavailableReason ?? "")"))
+    func passwordFromAskpass() throws {
+        let user = try ThrowawayUser(password: "askpass pw")
+        defer { user.remove() }
+        var options = SSHDFixture.Options()
+        options.extraConfig = ["PasswordAuthentication yes"]
+        let sshd = try SSHDFixture(options: options)
+        let askpass = sshd.directory + "/askpass"
+        try "#!/bin/sh\necho \"$1\" >> \(sshd.directory)/askpass.log\necho 'askpass pw'\n".write(toFile: askpass, atomically: true, encoding: .utf8)
+        chmod(askpass, 0o755)
+        let http = try TCPTestServer(behavior: .http(body: "through a password\n"))
+        let localPort = try freeTCPPortOutsideEphemeralRange()
+        let path = try Self.writePasswordConfig(sshd, user: user.name, localPort: localPort, target: http.port)
+
+        let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", path],
+                                       extraEnvironment: ["SSH_ASKPASS": askpass, "SSH_ASKPASS_REQUIRE": "force"]).start()
+        defer { _ = tunnel.terminate() }
+        try tunnel.waitForLine(containing: "connected to", timeout: 20)
+        #expect(try Self.httpGet(port: localPort).hasSuffix("through a password\n"))
+        let asked = try String(contentsOfFile: sshd.directory + "/askpass.log", encoding: .utf8)
+        #expect(asked == "\(user.name)@127.0.0.1's password: \n", "asked once, with OpenSSH's prompt")
+        #expect(sshd.log.contains("Accepted password for \(user.name)"), "\(sshd.log)")
+    }
+
+    @Test("a server that wants a password and nobody to ask (no terminal, no SSH_ASKPASS): said once, with what to do")
+    func passwordWithNobodyToAsk() throws {
+        var options = SSHDFixture.Options()
+        options.extraConfig = ["PasswordAuthentication yes"]
+        let sshd = try SSHDFixture(options: options)
+        var path = try Self.writePasswordConfig(sshd, user: "nobody-to-ask", localPort: try freeTCPPortOutsideEphemeralRange(), target: 9)
+        // A short cap, so the retries that must not repeat the message come within the test.
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        path = sshd.directory + "/nobody.conf"
+        try ("IgnoreUnknown Tunnel*\n" + text + "    TunnelReconnectDelay 1\n    TunnelReconnectMaxDelay 1\n")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", path], extraEnvironment: ["SSH_ASKPASS": ""]).start()
+        defer { _ = tunnel.terminate() }
+        let line = try tunnel.waitForLine(containing: "authentication failed", timeout: 20)
+        #expect(line.contains("web: error: authentication failed for nobody-to-ask@127.0.0.1:\(sshd.port): tried password"), "\(line)")
+        #expect(line.contains("nobody can be asked here: use a key (IdentityFile) or the agent"), "\(line)")
+        #expect(line.contains("SSH_ASKPASS_REQUIRE=force"), "the front end says how it could ask: \(line)")
+        try waitUntil(timeout: 20, "three attempts in sshd's log") {
+            sshd.log.components(separatedBy: "Invalid user nobody-to-ask").count - 1 >= 3
+        }
+        #expect(tunnel.lines().filter { $0.contains("authentication failed") }.count == 1, "\(tunnel.lines())")
+        #expect(!sshd.log.contains("Failed password"), "\(sshd.log)")
+    }
+
     @Test("a ProxyJump host is refused, not connected to directly")
     func proxyJumpRefused() throws {
         let sshd = try SSHDFixture()

@@ -47,8 +47,20 @@ struct UnsupportedSettingTests {
         #expect(reason?.contains("ProxyJump is set (Host at t.conf:1)") == true)
     }
 
-    @Test func pubkeyOffIsRefused() throws {
-        #expect(TunnelService.unsupportedSetting(try host("Host h\n  PubkeyAuthentication no\n"))?.contains("PubkeyAuthentication no") == true)
+    @Test func pubkeyOffIsFineWhilePasswordsArePossible() throws {
+        #expect(TunnelService.unsupportedSetting(try host("Host h\n  PubkeyAuthentication no\n  LocalForward 1 a:1\n")) == nil)
+        #expect(TunnelService.unsupportedSetting(try host("Host h\n  PubkeyAuthentication no\n  PreferredAuthentications password\n  LocalForward 1 a:1\n")) == nil)
+    }
+
+    @Test func noMethodLeftIsRefused() throws {
+        let reasons = try [
+            "Host h\n  PubkeyAuthentication no\n  PasswordAuthentication no\n  KbdInteractiveAuthentication no\n",
+            "Host h\n  PreferredAuthentications gssapi-with-mic,hostbased\n",
+            "Host h\n  PubkeyAuthentication no\n  NumberOfPasswordPrompts 0\n",
+        ].map { TunnelService.unsupportedSetting(try host($0 + "  LocalForward 1 a:1\n")) }
+        for reason in reasons {
+            #expect(reason?.contains("no authentication method left (Host at t.conf:1)") == true, "\(reason ?? "nil")")
+        }
     }
 
     @Test func onlyInactiveForwardsAreRefused() throws {
