@@ -184,7 +184,10 @@ public struct SessionFacts: Sendable, Codable, Equatable {
     }
 
     init(_ info: SessionInfo) {
+        // SessionInfo names the key file that logged in, or the method when no key did.
+        let byName = ["password", "keyboard-interactive", "none"].contains(info.identityFile)
         self.init(algorithms: info.algorithms, hostKeyType: info.hostKeyType, hostKeyFingerprint: info.hostKeyFingerprint,
-                  hostKeyStatus: info.hostKeyStatus, authenticationMethod: "publickey", identityFile: info.identityFile)
+                  hostKeyStatus: info.hostKeyStatus, authenticationMethod: byName ? info.identityFile : "publickey",
+                  identityFile: byName ? "" : info.identityFile)
     }
 }

@@ -20,7 +20,8 @@ public enum HandshakeExplanation {
         let compression = eachWay(methods.compressionClientToServer.isEmpty ? "none" : methods.compressionClientToServer,
                                   methods.compressionServerToClient.isEmpty ? "none" : methods.compressionServerToClient)
         out += "  compression: \(compression)\n"
-        out += "  authentication: \(facts.authenticationMethod) with \(facts.identityFile): accepted\n"
+        let credential = facts.identityFile.isEmpty ? "" : " with \(facts.identityFile)"
+        out += "  authentication: \(facts.authenticationMethod)\(credential): accepted\n"
         out += "  passed: connected, authenticated, no forwards opened, disconnected\n"
         return out
     }
