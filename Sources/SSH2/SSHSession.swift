@@ -51,6 +51,8 @@ public final class SSHSession {
     public private(set) var serverMessageCount = 0
     /// Set only during `userauthKeyboardInteractive`.
     private var interactiveAnswerer: ((InteractiveQuestions) -> [String]?)?
+    /// Set only during `userauthPublicKey`.
+    private var publicKeySigner: (([UInt8]) -> [UInt8]?)?
 
     public init(transport: SSHByteTransport) throws(SSH2Error) {
         try SSH2Library.ensureInitialised()
@@ -202,6 +204,32 @@ public final class SSHSession {
         if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
         if rc != 0 { throw lastError(rc, operation: "keyboard-interactive authentication as \(user)") }
         return .done(())
+    }
+
+    /// Public-key authentication where something else holds the private key (an ssh-agent): `publicKeyBlob` is the
+    /// key in SSH wire form (string algorithm, then the key's fields), and `sign` is called, on the calling thread
+    /// and inside the libssh2 call, with the data the server wants signed. It returns the bare signature (the
+    /// "signature blob" without its leading algorithm string: libssh2 1.10 writes the algorithm name itself, see
+    /// `_libssh2_userauth_publickey` in src/userauth.c), or nil when it cannot sign. Repeat with the same arguments
+    /// after `.wouldBlock`.
+    public func userauthPublicKey(user: String, publicKeyBlob: [UInt8],
+                                  sign: @escaping ([UInt8]) -> [UInt8]?) throws(SSH2Error) -> SSHStep<Void> {
+        // libssh2 hands the callback the `abstract` passed here: this session's own, which leads back to `self`.
+        publicKeySigner = sign
+        defer { publicKeySigner = nil }
+        let rc = user.withCString { userPointer in
+            publicKeyBlob.withUnsafeBufferPointer { blob in
+                libssh2_userauth_publickey(raw, userPointer, blob.baseAddress, blob.count, publicKeySignCallback,
+                                           libssh2_session_abstract(raw))
+            }
+        }
+        if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+        if rc != 0 { throw lastError(rc, operation: "public-key authentication as \(user) with an agent key") }
+        return .done(())
+    }
+
+    fileprivate func signForPublicKey(_ data: [UInt8]) -> [UInt8]? {
+        publicKeySigner?(data)
     }
 
     fileprivate func answerInteractive(_ questions: InteractiveQuestions) -> [String]? {
@@ -411,6 +439,22 @@ private let keyboardInteractiveCallback: @convention(c) (UnsafePointer<CChar>?, 
         responses[index].text = copy
         responses[index].length = UInt32(answer.count)
     }
+}
+
+/// libssh2 frees the signature with its allocator (free: the session is made with the defaults), so it is copied
+/// into malloc'd memory here.
+private let publicKeySignCallback: @convention(c) (OpaquePointer?, UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
+                                                   UnsafeMutablePointer<Int>?, UnsafePointer<UInt8>?, Int,
+                                                   UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 = {
+    _, signature, signatureLength, data, dataLength, abstract in
+    guard let owner = abstract?.pointee, let signature, let signatureLength, let data else { return -1 }
+    let session = Unmanaged<SSHSession>.fromOpaque(owner).takeUnretainedValue()
+    guard let signed = session.signForPublicKey(Array(UnsafeBufferPointer(start: data, count: dataLength))),
+          !signed.isEmpty, let copy = malloc(signed.count) else { return -1 }
+    signed.withUnsafeBytes { _ = memcpy(copy, $0.baseAddress!, $0.count) }
+    signature.pointee = copy.assumingMemoryBound(to: UInt8.self)
+    signatureLength.pointee = signed.count
+    return 0
 }
 
 func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {

@@ -45,7 +45,7 @@ public struct HostConfig: Sendable, Hashable {
     public var identitiesOnly: Bool
     /// The first Host line that named this host without wildcards; nil if none did.
     public var location: SourceLocation?
-    /// nil: the agent SSH_AUTH_SOCK names (OpenSSH's default). (Parsed; not used yet.)
+    /// nil: the agent SSH_AUTH_SOCK names (OpenSSH's default).
     public var identityAgent: IdentityAgent?
     /// System-wide known_hosts files, read but never written; as written (OpenSSH
     /// expands neither `~` nor tokens here). Default /etc/ssh/ssh_known_hosts,

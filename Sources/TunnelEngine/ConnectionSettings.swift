@@ -1,3 +1,4 @@
+import Foundation
 import TunnelConfig
 
 /// What one SSH connection needs to know, taken from a resolved `HostConfig`.
@@ -13,6 +14,11 @@ public struct ConnectionSettings: Sendable {
     public var identityFiles: [String]
     /// When false, the identity files are OpenSSH's defaults: missing ones are skipped silently.
     public var identityFilesGiven: Bool
+    /// The ssh-agent's socket, whose keys are offered before the identity files (as OpenSSH does); nil: no agent.
+    /// `init(_ host:)` resolves `IdentityAgent` (default: `SSH_AUTH_SOCK`) into it.
+    public var agentSocket: String?
+    /// `IdentitiesOnly yes`: offer only the agent keys that match an identity file's `.pub`.
+    public var identitiesOnly = false
     public var hostKeyPolicy: HostKeyPolicy
     /// Bound on each TCP connect, on handshake + authentication, and on how long a client waits for a session
     /// that is down (`ConnectTimeout`; our default 10 s, where OpenSSH waits for TCP's own timeout).
@@ -87,6 +93,8 @@ public struct ConnectionSettings: Sendable {
                                                globalKnownHostsFiles: host.globalKnownHostsFiles,
                                                hashNewEntries: host.hashKnownHosts),
                   connectTimeoutSeconds: host.connectTimeout.map(Int64.init) ?? Self.defaultConnectTimeout)
+        agentSocket = Self.agentSocket(host.identityAgent, environment: ProcessInfo.processInfo.environment)
+        identitiesOnly = host.identitiesOnly
         streamLocalBindMask = host.streamLocalBindMask
         streamLocalBindUnlink = host.streamLocalBindUnlink
         remoteForwards = host.remoteForwards.filter(\.isServedByEngine)
@@ -102,6 +110,20 @@ public struct ConnectionSettings: Sendable {
             preferred: host.preferredAuthentications, publickey: host.pubkeyAuthentication,
             keyboardInteractive: host.kbdInteractiveAuthentication, password: host.passwordAuthentication,
             passwordPrompts: host.numberOfPasswordPrompts)
+    }
+
+    /// Where `IdentityAgent` says the agent is: nil (not written) is `SSH_AUTH_SOCK`, as in OpenSSH; an empty or
+    /// unset variable means no agent.
+    public static func agentSocket(_ agent: IdentityAgent?, environment: [String: String]) -> String? {
+        let path: String?
+        switch agent {
+        case nil: path = environment["SSH_AUTH_SOCK"]
+        case .disabled?: path = nil
+        case .environment(let name)?: path = environment[name]
+        case .socket(let socket)?: path = socket
+        }
+        guard let path, !path.isEmpty else { return nil }
+        return path
     }
 
     /// "root@127.0.0.1:2222", for messages.

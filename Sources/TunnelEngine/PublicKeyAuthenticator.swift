@@ -1,21 +1,37 @@
 import Foundation
+import Logging
 import SSH2
 
-/// Tries the configured identity files one after another, as OpenSSH does, and records why each was refused.
-/// `SessionAuthenticator` runs it for the publickey method. Each step reads key files and may decrypt a key (a
-/// fraction of a second with bcrypt), so the session runs its steps on the thread pool, never on the event loop.
+/// Tries the ssh-agent's keys, then the configured identity files one after another, as OpenSSH does, and records
+/// why each was refused. `SessionAuthenticator` runs it for the publickey method. Each step reads key files, may
+/// decrypt a key (a fraction of a second with bcrypt) or wait for the agent, so the session runs its steps on the
+/// thread pool, never on the event loop.
 final class PublicKeyAuthenticator {
     private let user: String
     private let peer: String
     private var candidates: [String]
     private var index = 0
+    /// The agent's socket, until its keys are listed.
+    private var agentSocket: String?
+    private let identitiesOnly: Bool
+    private let identityFiles: [String]
+    private var agent: SSHAgentClient?
+    private var agentKeys: [AgentIdentity] = []
+    private var agentIndex = 0
+    private var agentRefused = 0
+    private var agentNotOffered = 0
+    private let logger: Logger
     private var currentKeyType: String?
     private var prepared = false
     private var attempts: [AuthenticationAttempt] = []
     private let passphrases: [String: String]
     private var currentPassphrase: String?
 
-    init(settings: ConnectionSettings) {
+    init(settings: ConnectionSettings, logger: Logger) {
+        self.logger = logger
+        agentSocket = settings.agentSocket
+        identitiesOnly = settings.identitiesOnly
+        identityFiles = settings.identityFiles
         user = settings.user
         peer = settings.peer
         passphrases = settings.passphrases
@@ -31,6 +47,44 @@ final class PublicKeyAuthenticator {
 
     /// Returns the identity file that worked, nil while waiting for the server; throws when every key failed.
     func step(_ session: SSHSession) throws(TunnelError) -> String? {
+        if let path = agentSocket {
+            agentSocket = nil
+            listAgentKeys(path)
+        }
+        while agentIndex < agentKeys.count {
+            let key = agentKeys[agentIndex]
+            guard let agent else { break }
+            var signError: AgentError?
+            do {
+                let step = try session.userauthPublicKey(user: user, publicKeyBlob: key.blob) { data -> [UInt8]? in
+                    // libssh2 1.10 offers RSA keys as ssh-rsa (SHA-1): flags 0 asks for that algorithm.
+                    let signed = Result { () throws(AgentError) -> [UInt8] in try agent.sign(data, with: key.blob) }
+                    switch signed {
+                    case .success(let blob): return SSHAgentClient.bareSignature(blob)
+                    case .failure(let error):
+                        signError = error
+                        return nil
+                    }
+                }
+                switch step {
+                case .wouldBlock: return nil
+                case .done: return "agent key \(key.comment.isEmpty ? key.keyType : key.comment)"
+                }
+            } catch {
+                if error.isSessionFatal { throw .ssh(SSHFailure(error)) }
+                let reason = signError.map { "the agent could not sign: \($0)" } ?? "refused by the server"
+                logger.debug("publickey: agent key \(key.comment) (\(key.keyType)): \(reason)")
+                agentRefused += 1
+                agentIndex += 1
+            }
+        }
+        if agent != nil {
+            agent = nil
+            if agentRefused + agentNotOffered > 0 {
+                attempts.append(AuthenticationAttempt(identityFile: "agent",
+                                                      problem: .agentKeys(refused: agentRefused, notOffered: agentNotOffered)))
+            }
+        }
         while index < candidates.count {
             let path = candidates[index]
             if !prepared {
@@ -62,6 +116,37 @@ final class PublicKeyAuthenticator {
             }
         }
         throw .authenticationFailed(AuthenticationFailure(peer: peer, attempts: attempts))
+    }
+
+    /// Connects to the agent and takes its keys (those matching an identity file with `IdentitiesOnly yes`). An
+    /// agent that cannot be reached is no error, as in OpenSSH: the identity files are tried as usual.
+    private func listAgentKeys(_ path: String) {
+        do {
+            let client = try SSHAgentClient(path: path)
+            var keys = try client.identities()
+            logger.debug("publickey: the agent at \(path) holds \(keys.count) key(s)")
+            if identitiesOnly {
+                let allowed = Set(identityFiles.compactMap(Self.publicKeyBlob(ofIdentityFile:)))
+                let offered = keys.filter { allowed.contains($0.blob) }
+                agentNotOffered = keys.count - offered.count
+                if agentNotOffered > 0 {
+                    logger.debug("publickey: IdentitiesOnly yes: \(agentNotOffered) agent key(s) match no IdentityFile and are not offered")
+                }
+                keys = offered
+            }
+            agentKeys = keys
+            agent = client
+        } catch {
+            logger.debug("publickey: no agent keys: \(error)")
+        }
+    }
+
+    /// The public key blob in `path + ".pub"` (OpenSSH's one-line form: type, base64 blob, comment), if readable.
+    static func publicKeyBlob(ofIdentityFile path: String) -> [UInt8]? {
+        guard let text = try? String(contentsOfFile: path + ".pub", encoding: .utf8) else { return nil }
+        let fields = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
+        guard fields.count >= 2, let data = Data(base64Encoded: String(fields[1])) else { return nil }
+        return Array(data)
     }
 
     private func skip(_ path: String, _ problem: AuthenticationAttempt.Problem) {

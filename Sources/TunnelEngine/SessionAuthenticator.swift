@@ -38,7 +38,7 @@ final class SessionAuthenticator {
     init(settings: ConnectionSettings, logger: Logger) {
         self.settings = settings
         self.logger = logger
-        publicKey = PublicKeyAuthenticator(settings: settings)
+        publicKey = PublicKeyAuthenticator(settings: settings, logger: logger)
     }
 
     /// What logged in (an identity file, or the method's name); nil while waiting for the server; throws when

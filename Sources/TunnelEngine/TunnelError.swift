@@ -155,11 +155,15 @@ public struct AuthenticationAttempt: Sendable, Equatable, CustomStringConvertibl
         /// Password or keyboard-interactive: the method needs a person to answer, and nobody can be asked here
         /// (`ConnectionSettings.askSecret` is nil).
         case nobodyToAsk
+        /// publickey through the ssh-agent: `refused` keys the server did not take, `notOffered` left out because
+        /// `IdentitiesOnly yes` and they match no IdentityFile.
+        case agentKeys(refused: Int, notOffered: Int)
 
         /// The server said no (as opposed to: nothing could be sent).
         public var isRefusal: Bool {
             switch self {
             case .refusedByServer, .answersRefused: return true
+            case .agentKeys(let refused, _): return refused > 0
             default: return false
             }
         }
@@ -196,6 +200,12 @@ public struct AuthenticationAttempt: Sendable, Equatable, CustomStringConvertibl
             return "\(method.rawValue): the server refused \(what) (\(tries) \(tries == 1 ? "try" : "tries"), NumberOfPasswordPrompts)"
         case .noAnswer:
             return "\(method.rawValue): no answer was given"
+        case .agentKeys(let refused, let notOffered):
+            func keys(_ n: Int) -> String { n == 1 ? "1 key" : "\(n) keys" }
+            var parts: [String] = []
+            if refused > 0 { parts.append("\(keys(refused)) refused by the server") }
+            if notOffered > 0 { parts.append("\(keys(notOffered)) not offered (IdentitiesOnly yes, and no IdentityFile's .pub matches)") }
+            return "\(identityFile): " + parts.joined(separator: "; ")
         case .nobodyToAsk:
             return "\(method.rawValue): needs a person to answer, and nobody can be asked here: use a key (IdentityFile) or the agent"
         }
