@@ -38,23 +38,15 @@ public struct ConnectionCheck: Sendable {
 
     /// The hosts to check: the ones named (forwards or not), else every host `tunnel up` would bring up.
     public func plan() throws(PlanError) -> [HostConfig] {
-        let config: TunnelConfigFile
-        do {
-            config = try TunnelConfigFile.load(path: configPath)
+        do throws(HostSelection.Failure) {
+            return try HostSelection.select(configPath: configPath, hostNames: hostNames, logger: logger)
         } catch {
-            throw .config(error)
+            switch error {
+            case .config(let errors): throw .config(errors)
+            case .noTunnels: throw .noHosts(file: configPath)
+            case .unknownHosts(let names, let known): throw .unknownHosts(names, known: known, file: configPath)
+            }
         }
-        for warning in config.warnings {
-            // FILE:LINE: warning: ..., the same as a plain `tunnel check`.
-            logger.warning("\(warning.message)", metadata: warning.location.map { ["location": "\($0)"] } ?? [:])
-        }
-        if hostNames.isEmpty {
-            guard !config.tunnelHosts.isEmpty else { throw .noHosts(file: configPath) }
-            return config.tunnelHosts
-        }
-        let unknown = hostNames.filter { !config.concreteHostNames.contains($0) }
-        guard unknown.isEmpty else { throw .unknownHosts(unknown, known: config.concreteHostNames, file: configPath) }
-        return hostNames.map(config.resolve(host:))
     }
 
     /// Check every planned host, one after another (each bounded by its `ConnectTimeout`), in order.

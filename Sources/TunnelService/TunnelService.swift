@@ -44,23 +44,17 @@ public final class TunnelService: Sendable {
 
     /// Load the config and pick the hosts to bring up; warnings go to the log.
     public func plan() throws(StartupError) -> [HostConfig] {
-        let config: TunnelConfigFile
-        do {
-            config = try TunnelConfigFile.load(path: configPath)
+        let hosts: [HostConfig]
+        do throws(HostSelection.Failure) {
+            hosts = try HostSelection.select(configPath: configPath, hostNames: hostNames, logger: logger)
         } catch {
-            throw .config(error)
+            switch error {
+            case .config(let errors): throw .config(errors)
+            case .noTunnels: throw .noTunnels(file: configPath)
+            case .unknownHosts(let names, let known): throw .unknownHosts(names, known: known, file: configPath)
+            }
         }
-        for warning in config.warnings {
-            // Printed as FILE:LINE: warning: ..., the same as `tunnel check`.
-            logger.warning("\(warning.message)", metadata: warning.location.map { ["location": "\($0)"] } ?? [:])
-        }
-        if hostNames.isEmpty {
-            guard !config.tunnelHostNames.isEmpty else { throw .noTunnels(file: configPath) }
-            return config.tunnelHosts
-        }
-        let unknown = hostNames.filter { !config.concreteHostNames.contains($0) }
-        guard unknown.isEmpty else { throw .unknownHosts(unknown, known: config.concreteHostNames, file: configPath) }
-        let hosts = hostNames.map(config.resolve(host:))
+        // Named hosts must have something to bring up (the unnamed case picks only hosts that do).
         let idle = hosts.filter { !$0.hasForwards }.map(\.name)
         guard idle.isEmpty else { throw .noForwards(idle, file: configPath) }
         return hosts
