@@ -38,17 +38,10 @@ struct AgentAuthTests {
         let spec = ForwardSpec(bind: .address("127.0.0.1"), listenPort: 0, targetHost: "127.0.0.1", targetPort: target,
                                location: SourceLocation(file: "test", line: 1))
         let tunnel = HostTunnel(settings: settings, localForwards: [spec], eventLoop: group.next(), logger: testLogger)
-        do {
-            let info = try await tunnel.start()
+        try await withStarted(tunnel, on: group) { info in
             let port = try #require(tunnel.boundAddresses.first?.split(separator: ":").last.flatMap { Int($0) })
             try await onOwnThread { try body(info, port) }
-        } catch {
-            await tunnel.stop()
-            try? await group.shutdownGracefully()
-            throw error
         }
-        await tunnel.stop()
-        try await group.shutdownGracefully()
     }
 
     static func failure(_ settings: ConnectionSettings) async throws -> String {

@@ -318,19 +318,12 @@ struct DynamicForwardTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let spec = DynamicForwardSpec(bind: .loopback, listenPort: 0, location: SourceLocation(file: "test", line: 1), listenSocketPath: path)
         let tunnel = HostTunnel(settings: settings(sshd), localForwards: [], dynamicForwards: [spec], eventLoop: group.next(), logger: testLogger)
-        do {
-            _ = try await tunnel.start()
+        try await withStarted(tunnel, on: group) { _ in
             let connection = try TCPTestClient.connect(unixSocketPath: path)
             try connection.send([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, UInt8(echo.port >> 8), UInt8(echo.port & 0xFF)])
             #expect(try connection.receive(exactly: 12) == [5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
             #expect(try connection.exchange(Array("over a socket".utf8)) == Array("over a socket".utf8))
-        } catch {
-            await tunnel.stop()
-            try? await group.shutdownGracefully()
-            throw error
         }
-        await tunnel.stop()
-        try await group.shutdownGracefully()
         #expect(!FileManager.default.fileExists(atPath: path))
     }
 

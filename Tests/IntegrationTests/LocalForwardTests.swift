@@ -280,9 +280,15 @@ func withTunnel(_ sshd: SSHDFixture, forwards targets: [Int],
                 _ body: (HostTunnel, [Int]) async throws -> Void) async throws {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let tunnel = makeTunnel(sshd, targets: targets, group: group)
+    try await withStarted(tunnel, on: group) { _ in try await body(tunnel, try boundPorts(tunnel)) }
+}
+
+/// Start `tunnel`, run `body` with what its session reported, then stop the tunnel and shut `group` down, also when
+/// the start or `body` throws.
+func withStarted(_ tunnel: HostTunnel, on group: MultiThreadedEventLoopGroup,
+                 _ body: (SessionInfo) async throws -> Void) async throws {
     do {
-        _ = try await tunnel.start()
-        try await body(tunnel, try boundPorts(tunnel))
+        try await body(try await tunnel.start())
     } catch {
         await tunnel.stop()
         try? await group.shutdownGracefully()

@@ -20,16 +20,9 @@ struct RemoteDynamicForwardTests {
         settings.permitRemoteOpen = permit
         settings.remoteSOCKSHandshakeTimeout = handshakeTimeout
         let tunnel = HostTunnel(settings: settings, localForwards: [], eventLoop: group.next(), logger: testLogger)
-        do {
-            _ = try await tunnel.start()
+        try await withStarted(tunnel, on: group) { _ in
             try await onOwnThread { try body(tunnel, try RemoteForwardTests.listeningPort(tunnel, 0)) }
-        } catch {
-            await tunnel.stop()
-            try? await group.shutdownGracefully()
-            throw error
         }
-        await tunnel.stop()
-        try await group.shutdownGracefully()
     }
 
     static func curl(_ arguments: [String]) throws -> ProcessRunner.Output {

@@ -27,16 +27,7 @@ struct RemoteForwardTests {
         settings.remoteForwards = remote
         settings.exitOnForwardFailure = exitOnFailure
         let tunnel = HostTunnel(settings: settings, localForwards: local, eventLoop: group.next(), logger: testLogger)
-        do {
-            _ = try await tunnel.start()
-            try await onOwnThread { try body(tunnel) }
-        } catch {
-            await tunnel.stop()
-            try? await group.shutdownGracefully()
-            throw error
-        }
-        await tunnel.stop()
-        try await group.shutdownGracefully()
+        try await withStarted(tunnel, on: group) { _ in try await onOwnThread { try body(tunnel) } }
     }
 
     /// The port the server listens on for forward `index`, once it does.
