@@ -77,8 +77,7 @@ public final class HostTunnel: Sendable {
         var lastAttemptAt = NIODeadline.distantPast
         /// The next attempt, while waiting between attempts.
         var retry: (task: Scheduled<Void>, at: NIODeadline)?
-        /// The last failure is one that retrying soon does not cure (clients do not bring the retry forward).
-        var lastFailureWaitsForCap = false
+        /// Why the last attempt or session ended (its `waitsForCap` keeps clients from bringing the retry forward).
         var lastFailure: TunnelError?
     }
     private let state: NIOLoopBoundBox<LoopState>
@@ -263,10 +262,9 @@ public final class HostTunnel: Sendable {
         state.upSince = nil
         let waitsForCap = reason.waitsForCap
         let delay = waitsForCap ? state.backoff.delayAtCap() : state.backoff.nextDelay()
-        state.lastFailureWaitsForCap = waitsForCap
         state.lastFailure = reason
         if wasUp {
-            state.report.recovered()
+            // The report was reset when the session came up; the loss is remembered so the same reason next is quiet.
             _ = state.report.failed(reason: "\(reason)", atCap: false)
             onEvent(.sessionLost(reason, retryIn: delay))
         } else {
@@ -286,7 +284,7 @@ public final class HostTunnel: Sendable {
     /// A client is waiting: bring the next attempt forward, unless the failure is one that waiting cures.
     private func nudgeAttempt() {
         let state = self.state.value
-        guard let retry = state.retry, !state.lastFailureWaitsForCap else { return }
+        guard let retry = state.retry, state.lastFailure?.waitsForCap != true else { return }
         let earliest = max(NIODeadline.now(), state.lastAttemptAt + Self.clientNudgeSpacing)
         if retry.at > earliest + .milliseconds(50) { scheduleAttempt(at: earliest) }
     }

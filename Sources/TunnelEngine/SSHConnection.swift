@@ -154,6 +154,14 @@ final class SSHConnection: SessionLinkEvents {
         case inFlight
         /// The server refuses session channels: a probe is a new attempt to open one (its refusal is the reply).
         case byOpen
+
+        /// A probe to send on the drain channel, or one whose reply libssh2 has yet to take.
+        var isPending: Bool {
+            switch self {
+            case .wanted, .inFlight: return true
+            case .idle, .byOpen: return false
+            }
+        }
     }
     private var probe = Probe.idle
     private var sweepTimer: Scheduled<Void>?
@@ -603,7 +611,7 @@ final class SSHConnection: SessionLinkEvents {
             }
             // [remote forwards] Connections the server forwarded, parsed by now.
             if !remoteForwards.isEmpty { try remoteForwards.accept(adoptForwardedChannel) }
-            if case .wanted = probe { try sendProbe() } else if case .inFlight = probe { try sendProbe() }
+            if probe.isPending { try sendProbe() }
             let (delivered, packets) = try stepScheduled(now: now)
             if received > 0 {
                 switch watch.sweep(received: received, delivered: delivered, packets: packets + controlPackets) {
