@@ -438,7 +438,7 @@ final class SSHConnection: SessionLinkEvents {
 
     /// A new forwarded connection on this session (attach its ends, then `open` its channel).
     /// `forwardIndex`: which of the tunnel's forwards it came through (`HostTunnel.forwardIndex`), for its counts.
-    func makeForward(label: String, forwardIndex: Int?) -> ForwardedConnection {
+    func makeForward(label: String, forwardIndex: Int? = nil) -> ForwardedConnection {
         nextForwardID += 1
         let forward = ForwardedConnection(id: nextForwardID, label: label, counters: counters, forwardIndex: forwardIndex,
                                           logger: logger)

@@ -10,7 +10,7 @@ struct Tunnel: AsyncParsableCommand {
         commandName: "tunnel",
         abstract: "Keep SSH tunnels up, configured in OpenSSH ssh_config syntax.",
         version: "0.1.0",
-        subcommands: [Up.self, Check.self]
+        subcommands: [Up.self, Status.self, Down.self, Reload.self, Check.self]
     )
 }
 

@@ -91,3 +91,10 @@ private final class FirstLineHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 }
+
+extension ControlClient {
+    /// `send` on NIO's shared event loops, for the command-line client.
+    public static func send(_ command: ControlCommand, path: String) async throws(ControlSocketError) -> ControlReply {
+        try await send(command, path: path, group: MultiThreadedEventLoopGroup.singleton)
+    }
+}
