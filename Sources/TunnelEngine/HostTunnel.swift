@@ -233,11 +233,13 @@ public final class HostTunnel: Sendable {
         }.get()
     }
 
-    /// Stop accepting: close the listeners (removing socket files we made) and leave the session and the connections
-    /// already open alone, so they can finish (graceful shutdown's first step; `stop()` closes the rest).
+    /// Stop accepting: close the listeners (removing socket files we made) and turn away clients still waiting for a
+    /// session; leave the session and the forwarded connections alone, so they can finish (graceful shutdown's first
+    /// step; `stop()` closes the rest).
     public func closeListeners() async {
         try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
             let state = self.state.value
+            self.closeWaitingClients(reason: "the tunnel is stopping")
             let closing = state.listeners.map { $0.close() }
             state.listeners = []
             let files = state.socketFiles

@@ -277,6 +277,51 @@ struct ControlSocketTests {
         try waitUntil(timeout: 5, "the refusal to be logged") { up.stderr.contains("control socket: refused a client running as uid") }
     }
 
+    @Test("SIGTERM: new clients are refused at once, an open connection keeps working until it ends, then exit 0; a second signal cuts the wait short")
+    func gracefulShutdown() async throws { try await onOwnThread { try Self.gracefulShutdownBody() } }
+    /// Send `text` on a connection that stays open, and read its echo.
+    static func roundTrip(_ connection: TCPTestConnection, _ text: String) throws -> String {
+        try connection.send(Array(text.utf8))
+        return String(decoding: try connection.receive(exactly: text.utf8.count, timeout: 20), as: UTF8.self)
+    }
+
+    static func gracefulShutdownBody() throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let localPort = try freeTCPPortOutsideEphemeralRange()
+        let config = try UpCommandTests.writeConfig(sshd, localPort: localPort, target: echo.port)
+        let control = controlPath(sshd)
+        let up = try tunnel(["up", config, "--control", control, "--drain-time", "30"]).start()
+        defer { _ = up.terminate() }
+        try up.waitForLine(containing: "connected to", timeout: 20)
+
+        let open = try TCPTestClient.connect(port: localPort)
+        #expect(try Self.roundTrip(open, "before") == "before")
+        up.signal(SIGTERM)
+        try up.waitForLine(containing: "waiting up to 30 s for 1 open connection", timeout: 10)
+        #expect(!TCPTestClient.isAccepting(port: localPort), "no new clients once stopping")
+        #expect(try Self.roundTrip(open, "during") == "during", "the open connection still works")
+        let closed = Date()
+        open.close()
+        #expect(try up.waitForExit(timeout: 10) == .exited(0), "\(up.outputSummary())")
+        #expect(Date().timeIntervalSince(closed) < 5, "exits once the last connection ended, not after the drain time")
+
+        // A second signal: the open connection is closed at once instead of after 30 s.
+        let again = try tunnel(["up", config, "--control", control, "--drain-time", "30"]).start()
+        defer { _ = again.terminate() }
+        try again.waitForLine(containing: "connected to", timeout: 20)
+        let held = try TCPTestClient.connect(port: localPort)
+        defer { held.close() }
+        #expect(try Self.roundTrip(held, "x") == "x")
+        again.signal(SIGINT)
+        try again.waitForLine(containing: "waiting up to 30 s", timeout: 10)
+        let second = Date()
+        again.signal(SIGINT)
+        #expect(try again.waitForExit(timeout: 10) == .exited(0), "\(again.outputSummary())")
+        #expect(Date().timeIntervalSince(second) < 5)
+        #expect(again.stderr.contains("second signal: closing open connections now"))
+    }
+
     @Test("sd_notify: READY=1 and STATUS= on start, RELOADING=1 then READY=1 on reload, STOPPING=1 on SIGTERM")
     func systemdNotify() async throws { try await onOwnThread { try Self.systemdNotifyBody() } }
     static func systemdNotifyBody() throws {

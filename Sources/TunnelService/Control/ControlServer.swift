@@ -45,13 +45,9 @@ final class ControlServer: Sendable {
             .serverChannelOption(.backlog, value: 16)
             .childChannelInitializer { child in
                 ControlServer.checkPeer(child, logger: logger).flatMapThrowing { allowed in
-                    guard allowed else {
-                        let refusal = ControlReply.failure("refused: the control socket serves only uid \(getuid())").encodedLine()
-                        child.writeAndFlush(ByteBuffer(bytes: refusal)).whenComplete { _ in child.close(promise: nil) }
-                        return
-                    }
                     let sync = child.pipeline.syncOperations
                     try sync.addHandler(ByteToMessageHandler(LineBasedFrameDecoder()))
+                    guard allowed else { return try sync.addHandler(RefusingHandler()) }
                     try sync.addHandler(ControlRequestHandler(handle: handle, logger: logger))
                 }
             }
@@ -96,6 +92,29 @@ final class ControlServer: Sendable {
     }
 }
 
+/// Answers another user's request with a refusal. It reads the request before closing: closing a Unix socket with
+/// unread input resets the connection, and the client would see that instead of the reason.
+private final class RefusingHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let refusal = ControlReply.failure("refused: the control socket serves only uid \(getuid())").encodedLine()
+        let channel = context.channel
+        channel.writeAndFlush(ByteBuffer(bytes: refusal)).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        // A client that sends nothing is not kept.
+        let channel = context.channel
+        context.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+        context.fireChannelActive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}
+
 /// One control connection: each line is a request, answered in order (one at a time: a reload finishes before the
 /// next request on the same connection is read).
 private final class ControlRequestHandler: ChannelInboundHandler {
@@ -129,8 +148,7 @@ private final class ControlRequestHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // A line longer than the decoder takes, a reset: this client only.
-        if let line = error as? NIOExtrasErrors.LeftOverBytesError { _ = line }
+        // A reset, a request line that never ends: this client only.
         context.close(promise: nil)
     }
 }
