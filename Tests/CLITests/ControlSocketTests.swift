@@ -322,20 +322,41 @@ struct ControlSocketTests {
         #expect(again.stderr.contains("second signal: closing open connections now"))
     }
 
-    @Test("sd_notify: READY=1 and STATUS= on start, RELOADING=1 then READY=1 on reload, STOPPING=1 on SIGTERM")
+    @Test("sd_notify on an abstract socket: READY=1, STATUS=, WATCHDOG=1; SIGHUP and tunnel reload send RELOADING=1 then READY=1; STOPPING=1 on SIGTERM; status --watch")
     func systemdNotify() async throws { try await onOwnThread { try Self.systemdNotifyBody() } }
     static func systemdNotifyBody() throws {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
-        let receiver = try DatagramReceiver(path: sshd.directory + "/notify.sock")
-        let config = try UpCommandTests.writeConfig(sshd, localPort: try freeTCPPortOutsideEphemeralRange(), target: echo.port)
+        // An abstract socket name (`@...`), as systemd uses for some services; the watchdog every 0.1 s (half of 0.2).
+        let receiver = try DatagramReceiver(abstractName: "tunnel-test-notify-\(getpid())-\(sshd.port)")
+        let localPort = try freeTCPPortOutsideEphemeralRange()
+        let config = try UpCommandTests.writeConfig(sshd, localPort: localPort, target: echo.port)
         let control = controlPath(sshd)
-        let up = try tunnel(["up", config, "--control", control], env: ["NOTIFY_SOCKET": receiver.path]).start()
+        let up = try tunnel(["up", config, "--control", control],
+                            env: ["NOTIFY_SOCKET": "@" + receiver.name, "WATCHDOG_USEC": "200000"]).start()
         defer { _ = up.terminate() }
         try receiver.wait(for: "READY=1", timeout: 30)
         try receiver.wait(for: "STATUS=1 of 1 host up", timeout: 10)
-        try tunnel(["reload", "--control", control]).runChecked(timeout: 30)
+        try waitUntil(timeout: 10, "several WATCHDOG=1 pings") { receiver.messages.filter { $0.contains("WATCHDOG=1") }.count >= 3 }
+
+        // SIGHUP reloads, like `tunnel reload`: a second host appears.
+        let extraPort = try freeTCPPortOutsideEphemeralRange()
+        try (String(contentsOfFile: config, encoding: .utf8) + "\n" + hostBlock(sshd, name: "extra", localPort: extraPort, target: echo.port))
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        up.signal(SIGHUP)
+        try up.waitForLine(containing: "reload: extra: added", timeout: 20)
         try receiver.wait(for: "RELOADING=1", timeout: 10)
+        try receiver.wait(for: "STATUS=2 of 2 hosts up", timeout: 20)
+        #expect(try ReconnectTests.echoRoundTrip(port: extraPort, "hup") == "hup")
+
+        // `tunnel status --watch` (not a terminal: frames separated by a blank line) shows the throughput columns.
+        let watch = try tunnel(["status", "--watch", "--control", control]).start()
+        defer { _ = watch.terminate() }
+        try waitUntil(timeout: 20, "two frames of tunnel status --watch") { watch.stdout.components(separatedBy: "IN/s").count >= 3 }
+        #expect(watch.stdout.contains("extra: up"), "\(watch.stdout)")
+        _ = watch.terminate()
+
+        try tunnel(["reload", "--control", control]).runChecked(timeout: 30)
         #expect(receiver.messages.contains { $0.contains("MONOTONIC_USEC=") })
         try waitUntil(timeout: 10, "READY=1 after RELOADING=1") {
             let all = receiver.messages
@@ -348,27 +369,30 @@ struct ControlSocketTests {
     }
 }
 
-/// A Unix datagram socket standing in for systemd's NOTIFY_SOCKET: collects every message on a thread.
+/// A Unix datagram socket in the abstract namespace standing in for systemd's NOTIFY_SOCKET: collects every message on a thread.
 final class DatagramReceiver: @unchecked Sendable {
-    let path: String
+    /// The abstract name (without the leading NUL that makes it abstract).
+    let name: String
     private let fd: Int32
     private let lock = NSLock()
     private var received: [String] = []
     private var thread: Thread?
 
-    init(path: String) throws {
-        self.path = path
+    init(abstractName: String) throws {
+        name = abstractName
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw TestSupportError("socket: \(errno)") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { bytes in
-            for (index, byte) in path.utf8.enumerated() { bytes[index] = byte }
+        let bytes = [0] + Array(abstractName.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { path in
+            for (index, byte) in bytes.enumerated() { path[index] = byte }
         }
+        let length = socklen_t(MemoryLayout<sockaddr_un>.offset(of: \.sun_path)! + bytes.count)
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
         }
-        guard bound == 0 else { throw TestSupportError("bind \(path): \(errno)") }
+        guard bound == 0 else { throw TestSupportError("bind @\(abstractName): \(errno)") }
         let thread = Thread { [self] in
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
@@ -385,7 +409,6 @@ final class DatagramReceiver: @unchecked Sendable {
     deinit {
         shutdown(fd, Int32(SHUT_RDWR))
         close(fd)
-        unlink(path)
     }
 
     var messages: [String] { lock.lock(); defer { lock.unlock() }; return received }
