@@ -108,6 +108,15 @@ struct ControlSocketTests {
         let bad = try ProcessRunner("python3", [client, control, "frobnicate"]).runChecked(timeout: 30).stdoutText
         #expect(bad.contains(#""ok":false"#) && bad.contains("unknown command"), "\(bad)")
 
+        // Two requests on one connection are answered in order; a line that never ends is refused, not buffered.
+        let two = #"import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'{"v":1,"cmd":"nope"}\n{"v":1,"cmd":"status"}\n'); f=s.makefile(); print(f.readline(), end=""); print(f.readline(), end="")"#
+        let pair = try ProcessRunner("python3", ["-c", two, control]).runChecked(timeout: 30).stdoutText.split(separator: "\n")
+        #expect(pair.count == 2 && pair[0].contains("unknown command") && pair[1].contains(#""hosts""#), "\(pair)")
+        // (The server stops reading after 64 KiB: the rest of the send may fail, the reply is there to read.)
+        let long = "import socket,sys\ns=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\ntry:\n    s.sendall(b'x' * 200000)\nexcept OSError:\n    pass\nprint(s.makefile().readline(), end='')\n"
+        let tooLong = try ProcessRunner("python3", ["-c", long, control]).run(timeout: 30).stdoutText
+        #expect(tooLong.contains("request longer than"), "\(tooLong)")
+
         // Socket and directory permissions.
         var info = stat()
         #expect(stat(control, &info) == 0)

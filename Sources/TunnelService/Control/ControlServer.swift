@@ -46,7 +46,9 @@ final class ControlServer: Sendable {
             .childChannelInitializer { child in
                 ControlServer.checkPeer(child, logger: logger).flatMapThrowing { allowed in
                     let sync = child.pipeline.syncOperations
-                    try sync.addHandler(ByteToMessageHandler(LineBasedFrameDecoder()))
+                    // Bounded: a client that never sends a newline is cut off, not buffered without end.
+                    try sync.addHandler(ByteToMessageHandler(LineBasedFrameDecoder(),
+                                                             maximumBufferSize: ControlProtocol.maximumRequestBytes))
                     guard allowed else { return try sync.addHandler(RefusingHandler()) }
                     try sync.addHandler(ControlRequestHandler(handle: handle, logger: logger))
                 }
@@ -116,12 +118,14 @@ private final class RefusingHandler: ChannelInboundHandler {
 }
 
 /// One control connection: each line is a request, answered in order (one at a time: a reload finishes before the
-/// next request on the same connection is read).
+/// next request on the same connection is answered).
 private final class ControlRequestHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     private let handle: ControlServer.Handling
     private let logger: Logger
+    /// The reply being worked on; the next request's starts after it is written.
+    private var lastReply: EventLoopFuture<Void>?
 
     init(handle: @escaping ControlServer.Handling, logger: Logger) {
         self.handle = handle
@@ -130,25 +134,34 @@ private final class ControlRequestHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let line = unwrapInboundIn(data)
-        let bytes = line.readableBytesView
         let channel = context.channel
-        switch ControlRequest.decode(bytes) {
-        case .failure(let error):
-            channel.writeAndFlush(ByteBuffer(bytes: ControlReply.failure(error.description).encodedLine()), promise: nil)
-        case .success(let command):
-            // Answered off the loop (a reload reads files, stops and starts tunnels); reads pause meanwhile.
-            channel.setOption(.autoRead, value: false).whenComplete { _ in }
-            let handle = self.handle
-            Task {
-                let reply = await handle(command)
-                try? await channel.writeAndFlush(ByteBuffer(bytes: reply.encodedLine()))
-                channel.setOption(.autoRead, value: true).whenComplete { _ in }
+        let eventLoop = context.eventLoop
+        let decoded = ControlRequest.decode(line.readableBytesView)
+        let handle = self.handle
+        let previous = lastReply ?? eventLoop.makeSucceededVoidFuture()
+        lastReply = previous.flatMap {
+            let reply: EventLoopFuture<ControlReply>
+            switch decoded {
+            case .failure(let error):
+                reply = eventLoop.makeSucceededFuture(.failure(error.description))
+            case .success(let command):
+                // Answered off the loop: a reload reads files, stops and starts tunnels.
+                let promise = eventLoop.makePromise(of: ControlReply.self)
+                promise.completeWithTask { await handle(command) }
+                reply = promise.futureResult
             }
+            return reply.flatMap { channel.writeAndFlush(ByteBuffer(bytes: $0.encodedLine())) }.recover { _ in }
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // A reset, a request line that never ends: this client only.
+        if error is ByteToMessageDecoderError.PayloadTooLargeError {
+            let channel = context.channel
+            let refusal = ControlReply.failure(ControlRequestError.tooLong.description).encodedLine()
+            channel.writeAndFlush(ByteBuffer(bytes: refusal)).whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
+        // A reset: this client only.
         context.close(promise: nil)
     }
 }
