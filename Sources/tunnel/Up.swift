@@ -5,18 +5,21 @@ import TunnelService
 extension Tunnel {
     struct Up: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Bring up the tunnels of a config file and keep them up until SIGINT/SIGTERM.",
+            abstract: "Bring up the tunnels of a config file and keep them up until SIGINT/SIGTERM or `tunnel down`.",
             discussion: """
                 Every Host with a concrete name and at least one forward comes up, or only the HOSTs named. \
                 A lost session is replaced (keepalives find dead links; reconnect backs off up to \
-                TunnelReconnectMaxDelay) while the local ports stay bound. Exit 0 on SIGINT/SIGTERM; \
-                exit 1 only when no host could be brought up at all.
+                TunnelReconnectMaxDelay) while the local ports stay bound. `tunnel status`, `tunnel down` and \
+                `tunnel reload` (or SIGHUP) talk to it over its control socket. On SIGINT/SIGTERM the listeners \
+                close, open connections get --drain-time seconds to finish (a second signal cuts that short), \
+                and the exit status is 0; exit 1 when another instance runs on the same control socket, or no \
+                host could be brought up at all. Under systemd (Type=notify) it reports readiness itself.
                 """
         )
 
         @Argument(help: ArgumentHelp(
             "Config file in ssh_config syntax (default: $XDG_CONFIG_HOME/tunnel/tunnels.conf, else ~/.config/tunnel/tunnels.conf), then the hosts to bring up (default: every Host with a forward).",
-            valueName: "FILE] [HOST"))
+            valueName: "file-or-host"))
         var arguments: [String] = []
 
         @Option(name: .long, help: ArgumentHelp("Seconds open connections get to finish after SIGTERM/SIGINT.", valueName: "SECONDS"))

@@ -257,6 +257,24 @@ struct ControlSocketTests {
         #expect(try Self.hosts(Self.status(control)).map { $0["name"] as? String } == ["web"], "the first one is untouched")
     }
 
+    @Test("tunnel up without a file reads $XDG_CONFIG_HOME/tunnel/tunnels.conf and says so; a lone argument that is no file is a host")
+    func defaultConfigFile() async throws { try await onOwnThread { try Self.defaultConfigFileBody() } }
+    static func defaultConfigFileBody() throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let localPort = try freeTCPPortOutsideEphemeralRange()
+        let written = try UpCommandTests.writeConfig(sshd, localPort: localPort, target: echo.port)
+        let configHome = sshd.directory + "/config"
+        try FileManager.default.createDirectory(atPath: configHome + "/tunnel", withIntermediateDirectories: true)
+        let expected = configHome + "/tunnel/tunnels.conf"
+        try FileManager.default.copyItem(atPath: written, toPath: expected)
+        let up = try tunnel(["up", "web", "--control", controlPath(sshd)], env: ["XDG_CONFIG_HOME": configHome]).start()
+        defer { _ = up.terminate() }
+        try up.waitForLine(containing: "connected to", timeout: 20)
+        #expect(up.stderr.contains("reading \(expected)"), "\(up.outputSummary())")
+        #expect(try ReconnectTests.echoRoundTrip(port: localPort, "default") == "default")
+    }
+
     @Test("another user is refused by the peer-credential check even when the socket's mode would let it in",
           .enabled(if: ThrowawayUser.unavailableReason == nil, "needs a throwaway user: \(ThrowawayUser.unavailableReason ?? "")"),
           .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/runuser")
