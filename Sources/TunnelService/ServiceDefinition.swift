@@ -130,7 +130,6 @@ public struct ServiceDefinition: Sendable, Equatable {
             "# Written by `tunnel service install`; `tunnel service uninstall` removes it.",
             "[Unit]",
             "Description=tunnel: SSH tunnels of \(configPath)",
-            "Documentation=man:tunnel(1)",
             // Name resolution and routes should be there before the first attempt (it would retry anyway).
             "Wants=network-online.target",
             "After=network-online.target",

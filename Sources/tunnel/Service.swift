@@ -27,10 +27,12 @@ struct ServiceOptions: ParsableArguments {
         let environment = ProcessInfo.processInfo.environment
         // A system service runs as the person installing it (through sudo: the one who ran sudo), whose keys
         // and known_hosts the config names.
+        // $HOME first, as shells do (Foundation's home directory comes from the password database).
+        let home = environment["HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? NSHomeDirectory()
         let user = environment["SUDO_USER"].flatMap { $0.isEmpty ? nil : $0 } ?? NSUserName()
         do {
             return try ServiceDefinition(manager: .native, scope: scope, executable: executable, configPath: configPath,
-                                         name: name, systemUser: user, home: NSHomeDirectory())
+                                         name: name, systemUser: user, home: home)
         } catch {
             throw ValidationError(error.description)
         }
@@ -56,7 +58,7 @@ extension Tunnel.Service {
         @OptionGroup var options: ServiceOptions
 
         func run() throws {
-            let config = absolutePath(file ?? ServiceDefinition.defaultConfigPath())
+            let config = absolutePath(file ?? ServiceDefinition.defaultConfigPath(home: ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()))
             // A service that cannot start would restart forever: refuse a config with errors now.
             do {
                 _ = try TunnelConfigFile.load(path: config, matchExec: .skip)
