@@ -31,6 +31,8 @@ public struct ServiceDefinition: Sendable, Equatable {
     public let executable: String
     /// Absolute path of the config file it brings up.
     public let configPath: String
+    /// More `tunnel up` options (`--metrics 127.0.0.1:9469`).
+    public let upOptions: [String]
     /// `tunnel` by default; another name lets one machine run several configs as separate services.
     public let name: String
     /// The account a system service runs as (its keys, its known_hosts); nil: root. Unused for user services.
@@ -51,7 +53,7 @@ public struct ServiceDefinition: Sendable, Equatable {
     }
 
     public init(manager: ServiceManager, scope: ServiceScope, executable: String, configPath: String,
-                name: String = "tunnel", systemUser: String? = nil, home: String) throws(Problem) {
+                upOptions: [String] = [], name: String = "tunnel", systemUser: String? = nil, home: String) throws(Problem) {
         for path in [executable, configPath, home] where !path.hasPrefix("/") { throw .notAbsolute(path) }
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
         guard !name.isEmpty, name.allSatisfy(allowed.contains), !name.hasPrefix(".") else { throw .badName(name) }
@@ -59,6 +61,7 @@ public struct ServiceDefinition: Sendable, Equatable {
         self.scope = scope
         self.executable = executable
         self.configPath = configPath
+        self.upOptions = upOptions
         self.name = name
         self.systemUser = systemUser == "root" ? nil : systemUser
         self.home = home
@@ -138,7 +141,7 @@ public struct ServiceDefinition: Sendable, Equatable {
             // tunnel says READY=1 over NOTIFY_SOCKET once every host is up or has failed for good.
             "Type=notify",
             "NotifyAccess=main",
-            "ExecStart=\(Self.systemdCommandLine([executable, "up", configPath]))",
+            "ExecStart=\(Self.systemdCommandLine([executable, "up", configPath] + upOptions))",
             "ExecReload=/bin/kill -HUP $MAINPID",
             // A clean stop exits 0 and stays stopped; anything else (no host could come up, a crash) restarts.
             "Restart=on-failure",
@@ -195,7 +198,7 @@ public struct ServiceDefinition: Sendable, Equatable {
     private var launchdPropertyList: String {
         var plist: [String: Any] = [
             "Label": label,
-            "ProgramArguments": [executable, "up", configPath],
+            "ProgramArguments": [executable, "up", configPath] + upOptions,
             "RunAtLoad": true,
             // Restart when it fails, not after a clean stop (exit 0), as systemd's Restart=on-failure.
             "KeepAlive": ["SuccessfulExit": false],

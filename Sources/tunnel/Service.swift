@@ -23,7 +23,7 @@ struct ServiceOptions: ParsableArguments {
     @Flag(help: "Print what would be written or run instead of doing it.")
     var dryRun = false
 
-    func definition(executable: String, configPath: String) throws -> ServiceDefinition {
+    func definition(executable: String, configPath: String, upOptions: [String] = []) throws -> ServiceDefinition {
         let environment = ProcessInfo.processInfo.environment
         // A system service runs as the person installing it (through sudo: the one who ran sudo), whose keys
         // and known_hosts the config names.
@@ -32,7 +32,7 @@ struct ServiceOptions: ParsableArguments {
         let user = environment["SUDO_USER"].flatMap { $0.isEmpty ? nil : $0 } ?? NSUserName()
         do {
             return try ServiceDefinition(manager: .native, scope: scope, executable: executable, configPath: configPath,
-                                         name: name, systemUser: user, home: home)
+                                         upOptions: upOptions, name: name, systemUser: user, home: home)
         } catch {
             throw ValidationError(error.description)
         }
@@ -57,6 +57,11 @@ extension Tunnel.Service {
 
         @OptionGroup var options: ServiceOptions
 
+        @Option(name: .long, help: ArgumentHelp("Have the service serve Prometheus metrics (`tunnel up --metrics`).",
+                                                valueName: "ADDRESS:PORT"),
+                transform: parseMetricsAddress)
+        var metrics: MetricsAddress?
+
         func run() throws {
             let config = absolutePath(file ?? ServiceDefinition.defaultConfigPath(home: ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()))
             // A service that cannot start would restart forever: refuse a config with errors now.
@@ -72,7 +77,8 @@ extension Tunnel.Service {
                 printError("cannot tell where this tunnel binary is")
                 throw ExitCode(1)
             }
-            let service = try options.definition(executable: executable, configPath: config)
+            let service = try options.definition(executable: executable, configPath: config,
+                                                 upOptions: metrics.map { ["--metrics", $0.description] } ?? [])
             if options.dryRun {
                 print("# \(service.path)")
                 print(service.contents, terminator: "")

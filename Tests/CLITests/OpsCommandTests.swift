@@ -74,7 +74,7 @@ struct OpsCommandTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let config = try Self.writeSimpleConfig(in: directory)
         let environment = ["HOME": directory, "XDG_CONFIG_HOME": ""]
-        let install = try ProcessRunner(try CheckTool.tunnel(), ["service", "install", config, "--name", "tunnel-test"],
+        let install = try ProcessRunner(try CheckTool.tunnel(), ["service", "install", config, "--name", "tunnel-test", "--metrics", "127.0.0.1:9469"],
                                         extraEnvironment: environment).runChecked(timeout: 20)
         let unit = directory + "/.config/systemd/user/tunnel-test.service"
         #expect(install.stdoutText.contains("wrote \(unit)\n"), "\(install.stdoutText)")
@@ -82,6 +82,7 @@ struct OpsCommandTests {
                 "\(install.stdoutText)")
         let text = try String(contentsOfFile: unit, encoding: .utf8)
         #expect(text.contains("\nRestart=on-failure\n") && text.contains("\nExecReload=/bin/kill -HUP $MAINPID\n"))
+        #expect(text.contains(" up \(config) --metrics 127.0.0.1:9469\n") || text.contains(" up \"\(config)\" --metrics 127.0.0.1:9469\n"), "\(text)")
 
         let uninstall = try ProcessRunner(try CheckTool.tunnel(), ["service", "uninstall", "--name", "tunnel-test"],
                                           extraEnvironment: environment).run(timeout: 30)

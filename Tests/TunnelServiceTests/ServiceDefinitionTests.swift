@@ -57,6 +57,16 @@ struct ServiceDefinitionTests {
         return service.flatMap { lines($0.contents).first { $0.hasPrefix("ExecStart=") } }
     }
 
+    @Test func upOptionsFollowTheConfig() throws {
+        let systemd = try ServiceDefinition(manager: .systemd, scope: .user, executable: "/bin/tunnel", configPath: "/t.conf",
+                                            upOptions: ["--metrics", "127.0.0.1:9469"], home: "/h")
+        #expect(Self.lines(systemd.contents).contains("ExecStart=/bin/tunnel up /t.conf --metrics 127.0.0.1:9469"))
+        let launchd = try ServiceDefinition(manager: .launchd, scope: .user, executable: "/bin/tunnel", configPath: "/t.conf",
+                                            upOptions: ["--metrics", "[::1]:9469"], home: "/h")
+        let plist = try PropertyListSerialization.propertyList(from: Data(launchd.contents.utf8), format: nil) as? [String: Any]
+        #expect(plist?["ProgramArguments"] as? [String] == ["/bin/tunnel", "up", "/t.conf", "--metrics", "[::1]:9469"])
+    }
+
     @Test func launchdPropertyList() throws {
         let service = try Self.definition(.launchd, .user, config: "/Users/ann/my <tunnels>.conf")
         #expect(service.path == "/home/ann/Library/LaunchAgents/org.tunnel.tunnel.plist")
