@@ -37,6 +37,11 @@ public final class HostActivity: Sendable {
         hosts.withLockedValue { $0.append(Host(name: name, counters: counters)) }
     }
 
+    /// A host that could not be brought up (its ports were taken): it has no state to report.
+    func remove(name: String) {
+        hosts.withLockedValue { $0.removeAll { $0.name == name } }
+    }
+
     func record(_ event: TunnelEvent, host name: String) {
         hosts.withLockedValue { hosts in
             guard let index = hosts.firstIndex(where: { $0.name == name }) else { return }

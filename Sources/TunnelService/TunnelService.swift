@@ -149,8 +149,10 @@ public final class TunnelService: Sendable {
                 running.append(tunnel)
                 warnAboutInactiveForwards(host, log)
             } catch TunnelError.stopped {
+                activity.remove(name: host.name)
                 log.debug("stopped while starting")
             } catch {
+                activity.remove(name: host.name)
                 log.error("\(UserMessage.describe(error)); not brought up")
             }
         }

@@ -77,6 +77,17 @@ struct MetricsTests {
         #expect(host.state == .up && host.reconnects == 1 && host.failedAttempts == 2)
     }
 
+    @Test func aHostNotBroughtUpLeavesNoSeries() {
+        let activity = HostActivity()
+        activity.add(name: "web", counters: TunnelCounters())
+        activity.add(name: "db", counters: TunnelCounters())
+        activity.remove(name: "web")
+        activity.record(.connected(Self.info(), reconnected: false), host: "web")  // ignored: not there
+        #expect(activity.snapshot.map(\.name) == ["db"])
+        let text = String(decoding: TunnelMetrics(activity: activity).exposition(), as: UTF8.self)
+        #expect(!text.contains(#"host="web""#) && text.contains(#"host="db""#))
+    }
+
     /// `name{labels} value` → value, from the exposition text.
     static func values(_ bytes: [UInt8]) -> [String: Double] {
         var out: [String: Double] = [:]
