@@ -40,19 +40,19 @@ public final class TunnelCounters: Sendable {
     public var snapshot: Snapshot { state.withLockedValue { $0 } }
 
     /// `forward`: the forward's index, or nil when unknown (counted in the totals only).
-    func connectionAccepted(forward: Int?) {
+    func connectionAccepted(forward: Int? = nil) {
         update(forward) { $0.connectionsAccepted += 1; $0.connectionsActive += 1 } total: { $0.connectionsAccepted += 1; $0.connectionsActive += 1 }
     }
-    func connectionEnded(forward: Int?) {
+    func connectionEnded(forward: Int? = nil) {
         update(forward) { $0.connectionsActive -= 1 } total: { $0.connectionsActive -= 1 }
     }
-    func recordOpenFailure(forward: Int?) {
+    func recordOpenFailure(forward: Int? = nil) {
         update(forward) { $0.channelOpenFailures += 1 } total: { $0.channelOpenFailures += 1 }
     }
-    func addSent(_ count: Int, forward: Int?) {
+    func addSent(_ count: Int, forward: Int? = nil) {
         update(forward) { $0.bytesSent += count } total: { $0.bytesSent += count }
     }
-    func addReceived(_ count: Int, forward: Int?) {
+    func addReceived(_ count: Int, forward: Int? = nil) {
         update(forward) { $0.bytesReceived += count } total: { $0.bytesReceived += count }
     }
     func sessionEstablished() { state.withLockedValue { $0.sessionsEstablished += 1 } }

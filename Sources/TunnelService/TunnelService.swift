@@ -19,16 +19,22 @@ public final class TunnelService: Sendable {
     public let drainTime: Double
     private let logger: Logger
     private let passphrasePrompt: PassphrasePrompt?
+    /// Where to serve Prometheus metrics (`--metrics`); nil: nowhere.
+    private let metricsAddress: MetricsAddress?
+    /// What each host is doing, from its events: read by the metrics endpoint.
+    public let activity = HostActivity()
 
     /// `passphrasePrompt`: how to ask for the passphrases of encrypted keys (nil: never ask).
     public init(configPath: String, hostNames: [String] = [], controlPath: String = ControlSocketPath.defaultPath(),
-                drainTime: Double = 5, logger: Logger, passphrasePrompt: PassphrasePrompt? = nil) {
+                drainTime: Double = 5, logger: Logger, passphrasePrompt: PassphrasePrompt? = nil,
+                metricsAddress: MetricsAddress? = nil) {
         self.configPath = configPath
         self.hostNames = hostNames
         self.controlPath = controlPath
         self.drainTime = drainTime
         self.logger = logger
         self.passphrasePrompt = passphrasePrompt
+        self.metricsAddress = metricsAddress
     }
 
     public enum StartupError: Error, CustomStringConvertible {
@@ -37,6 +43,7 @@ public final class TunnelService: Sendable {
         case unknownHosts([String], known: [String], file: String)
         case noForwards([String], file: String)
         case control(ControlSocketError)
+        case metrics(MetricsAddress, reason: String)
 
         public var description: String {
             switch self {
@@ -48,6 +55,7 @@ public final class TunnelService: Sendable {
             case .noForwards(let names, let file):
                 return "\(file): \(names.joined(separator: ", ")) \(names.count == 1 ? "has" : "have") no LocalForward, RemoteForward or DynamicForward: nothing to bring up"
             case .control(let error): return error.description
+            case .metrics(let address, let reason): return "--metrics \(address): cannot listen: \(reason)"
             }
         }
     }
@@ -74,19 +82,27 @@ public final class TunnelService: Sendable {
     public func run() async throws(StartupError) -> Int32 {
         let hosts = try plan()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(System.coreCount, hosts.count)))
+        let metricsServer: MetricsServer?
+        do {
+            metricsServer = try await startMetrics(on: group)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
         let result: Result<Int32, StartupError>
         do throws(StartupError) {
             result = .success(try await run(hosts, on: group))
         } catch {
             result = .failure(error)
         }
+        await metricsServer?.stop()
         try? await group.shutdownGracefully()
         return try result.get()
     }
 
     private func run(_ hosts: [HostConfig], on group: MultiThreadedEventLoopGroup) async throws(StartupError) -> Int32 {
         let supervisor = TunnelSupervisor(configPath: configPath, hostNames: hostNames, group: group, logger: logger,
-                                          passphrasePrompt: passphrasePrompt)
+                                          passphrasePrompt: passphrasePrompt, activity: activity)
         let run = ServiceRun(supervisor: supervisor, hosts: hosts, drainTime: drainTime, notifier: SystemdNotifier(), logger: logger)
         let control: ControlServer
         do {
@@ -109,6 +125,18 @@ public final class TunnelService: Sendable {
         }
         await control.close()
         return run.exitCode
+    }
+
+    /// The Prometheus endpoint, before any host: a port that cannot be had is a startup error, like a forward's.
+    private func startMetrics(on group: EventLoopGroup) async throws(StartupError) -> MetricsServer? {
+        guard let metricsAddress else { return nil }
+        do {
+            let server = try await MetricsServer.start(at: metricsAddress, metrics: TunnelMetrics(activity: activity), group: group)
+            logger.info("metrics at http://\(metricsAddress.host.contains(":") ? "[\(metricsAddress.host)]" : metricsAddress.host):\(server.port)/metrics")
+            return server
+        } catch {
+            throw .metrics(metricsAddress, reason: UserMessage.describe(error))
+        }
     }
 
     /// Settings this release parses but cannot honour, where going ahead would do something else than the user

@@ -28,12 +28,17 @@ extension Tunnel {
         @OptionGroup var logging: LoggingOptions
         @OptionGroup var control: ControlOptions
 
+        @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics at http://ADDRESS:PORT/metrics (loopback only).",
+                                                valueName: "ADDRESS:PORT"),
+                transform: parseMetricsAddress)
+        var metrics: MetricsAddress?
+
         func run() async throws {
             let logger = logging.makeLogger()
             let (file, hosts) = DefaultConfig.split(arguments)
             logger.notice("reading \(file)")
             let service = TunnelService(configPath: file, hostNames: hosts, controlPath: control.path, drainTime: drainTime,
-                                        logger: logger, passphrasePrompt: PassphrasePrompt.standard())
+                                        logger: logger, passphrasePrompt: PassphrasePrompt.standard(), metricsAddress: metrics)
             do {
                 let code = try await service.run()
                 if code != 0 { throw ExitCode(code) }
@@ -67,5 +72,14 @@ enum DefaultConfig {
             return (first, Array(arguments.dropFirst()))
         }
         return (path(), arguments)
+    }
+}
+
+/// `--metrics ADDRESS:PORT`, refused with the reason when it is not a numeric loopback address.
+func parseMetricsAddress(_ text: String) throws -> MetricsAddress {
+    do throws(MetricsAddress.Problem) {
+        return try MetricsAddress(parsing: text)
+    } catch {
+        throw ValidationError(error.description)
     }
 }

@@ -28,9 +28,13 @@ actor TunnelSupervisor {
     private let oneQuestionAtATime: NIOLock
     private var passphrases: [String: String] = [:]  // asked once per key file, whatever number of hosts use it
     private var entries: [Entry] = []
+    /// What the metrics endpoint reads: each running host is added, and removed when it goes.
+    private let activity: HostActivity
     let startedAt = Date()
 
-    init(configPath: String, hostNames: [String], group: EventLoopGroup, logger: Logger, passphrasePrompt: PassphrasePrompt?) {
+    init(configPath: String, hostNames: [String], group: EventLoopGroup, logger: Logger, passphrasePrompt: PassphrasePrompt?,
+         activity: HostActivity) {
+        self.activity = activity
         self.configPath = configPath
         self.hostNames = hostNames
         self.group = group
@@ -76,12 +80,17 @@ actor TunnelSupervisor {
                                 proxyCredentials: host.proxyAuth.map { ProxyCredentials(user: $0.user, password: $0.password) },
                                 eventLoop: group.next(), logger: logger)
         let report = SessionReport(host: host, tunnel: tunnel, log: log)
+        activity.add(name: host.name, counters: tunnel.counters)
         do {
             // Returns once the listeners are bound; the session comes (and comes back) on its own.
-            try await tunnel.keepUp { event in report.tell(event) }
+            try await tunnel.keepUp { [activity] event in
+                report.tell(event)
+                activity.record(event, host: host.name)
+            }
             TunnelService.warnAboutInactiveForwards(host, log)
             return Entry(config: host, outcome: .running(tunnel))
         } catch {
+            activity.remove(name: host.name)
             let reason = UserMessage.describe(error)
             log.error("\(reason); not brought up")
             return Entry(config: host, outcome: .notStarted(reason: reason))
@@ -143,6 +152,7 @@ actor TunnelSupervisor {
     }
 
     private func stop(_ stopping: [Entry]) async {
+        for entry in stopping { activity.remove(name: entry.config.name) }
         await withTaskGroup(of: Void.self) { tasks in
             for case .running(let tunnel) in stopping.map(\.outcome) { tasks.addTask { await tunnel.stop() } }
         }
