@@ -44,6 +44,8 @@ final class ForwardedConnection {
     private(set) var client: Channel?
     private var flow = ForwardFlow()
     private let counters: TunnelCounters
+    /// Which of the tunnel's forwards this connection came through, for its per-forward counts.
+    private let forwardIndex: Int?
     private(set) var logger: Logger
 
     /// Bytes read from the client that the SSH channel has not accepted yet.
@@ -65,10 +67,11 @@ final class ForwardedConnection {
     /// The target the handshake asked for, for the session to connect to (`takeTargetToConnect`).
     private var targetToConnect: ProxyTarget?
 
-    init(id: Int, label: String, counters: TunnelCounters, logger: Logger) {
+    init(id: Int, label: String, counters: TunnelCounters, forwardIndex: Int?, logger: Logger) {
         self.id = id
         self.label = label
         self.counters = counters
+        self.forwardIndex = forwardIndex
         self.logger = logger
     }
 
@@ -133,7 +136,7 @@ final class ForwardedConnection {
             while channelHandshake?.isReading == true {
                 switch try channel.read(into: chunk) {
                 case .bytes(let count):
-                    counters.addReceived(count)
+                    counters.addReceived(count, forward: forwardIndex)
                     stepReceived += count
                     stepPackets += 1
                     let outcome = channelHandshake!.feed(ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: chunk[0..<count])))
@@ -251,7 +254,7 @@ final class ForwardedConnection {
                     break
                 }
                 pending.moveReaderIndex(forwardBy: written)
-                counters.addSent(written)
+                counters.addSent(written, forward: forwardIndex)
                 stepSent += written
             }
             toServer = pending.readableBytes > 0 ? pending : nil
@@ -267,7 +270,7 @@ final class ForwardedConnection {
         reading: while flow.mayReadServer && client.isWritable {
             switch try channel.read(into: scratch) {
             case .bytes(let count):
-                counters.addReceived(count)
+                counters.addReceived(count, forward: forwardIndex)
                 stepReceived += count
                 stepPackets += 1
                 // Copy out only what arrived, into a buffer of that size.
@@ -347,7 +350,7 @@ final class ForwardedConnection {
         if case .open(let channel, let slot) = phase { channelToRetire = (channel, slot) }
         phase = .closed
         toServer = nil
-        counters.connectionEnded()
+        counters.connectionEnded(forward: forwardIndex)
         guard let client else { return }
         switch (mode, lastClientWrite) {
         case (.drainThenClose, let lastWrite?):

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -32,7 +33,7 @@ public final class HostTunnel: Sendable {
     /// How long a proxy client has to say where it wants to go.
     public let proxyHandshakeTimeout: TimeAmount
     public let eventLoop: EventLoop
-    public let counters = TunnelCounters()
+    public let counters: TunnelCounters
     private let logger: Logger
 
     /// A session that stayed up this long resets the backoff: the next outage starts again from the first delay.
@@ -53,6 +54,8 @@ public final class HostTunnel: Sendable {
     private struct WaitingClient {
         /// "127.0.0.1:8080", for log lines.
         let listenText: String
+        /// Its forward's place in the counts.
+        let forwardIndex: Int
         /// Pairs it with a channel once a session is up.
         let serve: (SSHConnection) -> Void
         /// Tells its owner it was turned away (the owner closes it, after a proxy's answer).
@@ -86,6 +89,9 @@ public final class HostTunnel: Sendable {
         var boundAddresses: [String] = []
         var sessionEnded: EventLoopFuture<TunnelError?>?
         var remoteForwards: [RemoteForwardStatus] = []
+        /// For `status`: changed on the loop when the session's state changes (never on the data path).
+        var state = TunnelStatus.State.connecting
+        var lastError: String?
     }
 
     public init(settings: ConnectionSettings, localForwards: [ForwardSpec], dynamicForwards: [DynamicForwardSpec] = [],
@@ -97,6 +103,7 @@ public final class HostTunnel: Sendable {
         self.dynamicForwards = dynamicForwards
         self.proxyCredentials = proxyCredentials
         self.eventLoop = eventLoop
+        self.counters = TunnelCounters(forwardCount: localForwards.count + dynamicForwards.count + settings.remoteForwards.count)
         var logger = logger
         logger[metadataKey: "tunnel"] = "\(settings.name)"
         logger[metadataKey: "peer"] = "\(settings.hostName):\(settings.port)"
@@ -122,6 +129,41 @@ public final class HostTunnel: Sendable {
 
     /// With `start()`: completes when the session ends, with the reason (nil after `stop()`).
     public var sessionEnded: EventLoopFuture<TunnelError?>? { published.withLockedValue { $0.sessionEnded } }
+
+    /// What the tunnel is doing now and what each forward has carried, for `tunnel status`. Cheap: two short
+    /// locked copies, nothing on the event loop.
+    public var status: TunnelStatus {
+        let (state, lastError, remote) = published.withLockedValue { ($0.state, $0.lastError, $0.remoteForwards) }
+        let totals = counters.snapshot
+        var forwards: [TunnelStatus.Forward] = []
+        for spec in localForwards {
+            forwards.append(.init(kind: .local, listen: spec.listenText, target: spec.targetText, counts: .init()))
+        }
+        for spec in dynamicForwards {
+            forwards.append(.init(kind: .dynamic, listen: spec.listenText, target: "SOCKS and HTTP proxy", counts: .init()))
+        }
+        for entry in remote {
+            var bound = entry.forward
+            if case .listening(let port) = entry.state { bound.listenPort = port }
+            forwards.append(.init(kind: .remote, listen: "remote " + bound.serverSideText(port: bound.listenPort),
+                                  target: bound.targetText, counts: .init()))
+        }
+        for index in forwards.indices where totals.forwards.indices.contains(index) {
+            forwards[index].counts = totals.forwards[index]
+        }
+        return TunnelStatus(name: settings.name, state: state, reconnects: max(0, totals.sessionsEstablished - 1),
+                            lastError: lastError, forwards: forwards, totals: totals)
+    }
+
+    /// Local forwards' counts come first, then dynamic ones', then remote ones' (`TunnelCounters.Snapshot.forwards`).
+    var remoteForwardIndexOffset: Int { localForwards.count + dynamicForwards.count }
+
+    private func publish(_ state: TunnelStatus.State, error: TunnelError? = nil) {
+        published.withLockedValue {
+            $0.state = state
+            if let error { $0.lastError = "\(error)" }
+        }
+    }
 
     // MARK: - Start and stop
 
@@ -170,6 +212,7 @@ public final class HostTunnel: Sendable {
         try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
             let state = self.state.value
             state.stopped = true
+            self.publish(.stopped)
             state.retry?.task.cancel()
             state.retry = nil
             // Taken out first: turning a client away closes it, and its handler then asks to be taken out again.
@@ -177,10 +220,27 @@ public final class HostTunnel: Sendable {
             state.waiting = [:]
             for client in waiting.values {
                 client.deadline.cancel()
-                self.counters.connectionEnded()
+                self.counters.connectionEnded(forward: client.forwardIndex)
                 client.turnAway("the tunnel is stopping")
             }
             let closing = state.listeners.map { $0.close() } + [state.connection?.close()].compactMap { $0 }
+            state.listeners = []
+            let files = state.socketFiles
+            state.socketFiles = []
+            return EventLoopFuture.andAllComplete(closing, on: self.eventLoop).map {
+                for path in files { unlink(path) }
+            }
+        }.get()
+    }
+
+    /// Stop accepting: close the listeners (removing socket files we made) and turn away clients still waiting for a
+    /// session; leave the session and the forwarded connections alone, so they can finish (graceful shutdown's first
+    /// step; `stop()` closes the rest).
+    public func closeListeners() async {
+        try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
+            let state = self.state.value
+            self.closeWaitingClients(reason: "the tunnel is stopping")
+            let closing = state.listeners.map { $0.close() }
             state.listeners = []
             let files = state.socketFiles
             state.socketFiles = []
@@ -202,7 +262,8 @@ public final class HostTunnel: Sendable {
 
     /// A new session object, made current, whose end is handled by `sessionEnded`.
     private func makeConnection() -> SSHConnection {
-        let connection = SSHConnection(settings: settings, eventLoop: eventLoop, counters: counters, logger: logger)
+        let connection = SSHConnection(settings: settings, eventLoop: eventLoop, counters: counters,
+                                       remoteForwardIndexOffset: remoteForwardIndexOffset, logger: logger)
         state.value.connection = connection
         // [remote forwards] Status for `remoteForwardStatus`, from whichever session is current.
         connection.remoteForwards.onChange = { [published] status in published.withLockedValue { $0.remoteForwards = status } }
@@ -237,6 +298,8 @@ public final class HostTunnel: Sendable {
         state.lastFailure = nil
         let reconnected = state.everConnected
         state.everConnected = true
+        publish(.up(.init(since: Date(), server: "\(settings.hostName):\(settings.port)", hostKeyType: info.hostKeyType,
+                          hostKeyFingerprint: info.hostKeyFingerprint, algorithms: info.algorithms)))
         if case .keepUp(let onEvent) = state.mode { onEvent(.connected(info, reconnected: reconnected)) }
         // Clients that waited through the outage go first, oldest first is not promised (they arrived together).
         let waiting = state.waiting
@@ -252,6 +315,7 @@ public final class HostTunnel: Sendable {
         guard state.connection === connection else { return }
         state.connection = nil
         guard !state.stopped, let reason, case .keepUp(let onEvent) = state.mode else {
+            if !state.stopped, let reason { publish(.failed(reason: "\(reason)", nextRetry: nil), error: reason) }
             // One-shot: the owner learns the end from `sessionEnded`; clients waiting for this session go.
             closeWaitingClients(reason: reason.map { "the SSH session could not be set up: \($0)" } ?? "the tunnel stopped")
             return
@@ -263,6 +327,9 @@ public final class HostTunnel: Sendable {
         let waitsForCap = reason.waitsForCap
         let delay = waitsForCap ? state.backoff.delayAtCap() : state.backoff.nextDelay()
         state.lastFailure = reason
+        let retryAt = Date(timeIntervalSinceNow: delay)
+        publish(waitsForCap ? .failed(reason: "\(reason)", nextRetry: retryAt) : .reconnecting(reason: "\(reason)", nextRetry: retryAt),
+                error: reason)
         if wasUp {
             // The report was reset when the session came up; the loss is remembered so the same reason next is quiet.
             _ = state.report.failed(reason: "\(reason)", atCap: false)
@@ -294,44 +361,45 @@ public final class HostTunnel: Sendable {
     // MARK: - Listeners
 
     private func bindAll() async throws {
-        for spec in localForwards {
-            try await bind(.local(spec))
+        for (index, spec) in localForwards.enumerated() {
+            try await bind(.local(spec, index: index))
         }
-        for spec in dynamicForwards {
+        for (index, spec) in dynamicForwards.enumerated() {
             warnIfOpenProxy(spec)
-            try await bind(.proxy(spec))
+            try await bind(.proxy(spec, index: localForwards.count + index))
         }
     }
 
     /// A port or socket to listen on, and what serves its clients.
     private enum Listener {
         /// `LocalForward`: each client goes to the one target.
-        case local(ForwardSpec)
+        /// `index`: the forward's place in the tunnel's counts (`TunnelCounters.Snapshot.forwards`).
+        case local(ForwardSpec, index: Int)
         /// `DynamicForward`: each client says where it goes (SOCKS or HTTP proxy).
-        case proxy(DynamicForwardSpec)
+        case proxy(DynamicForwardSpec, index: Int)
 
         var socketPath: String? {
             switch self {
-            case .local(let spec): if case .unixSocket(let path) = spec.listener { return path } else { return nil }
-            case .proxy(let spec): return spec.listenSocketPath
+            case .local(let spec, _): if case .unixSocket(let path) = spec.listener { return path } else { return nil }
+            case .proxy(let spec, _): return spec.listenSocketPath
             }
         }
         var bind: BindAddress {
             switch self {
-            case .local(let spec): return spec.bind
-            case .proxy(let spec): return spec.bind
+            case .local(let spec, _): return spec.bind
+            case .proxy(let spec, _): return spec.bind
             }
         }
         var listenPort: Int {
             switch self {
-            case .local(let spec): return spec.listenPort
-            case .proxy(let spec): return spec.listenPort
+            case .local(let spec, _): return spec.listenPort
+            case .proxy(let spec, _): return spec.listenPort
             }
         }
         var listenText: String {
             switch self {
-            case .local(let spec): return spec.listenText
-            case .proxy(let spec): return spec.listenText
+            case .local(let spec, _): return spec.listenText
+            case .proxy(let spec, _): return spec.listenText
             }
         }
     }
@@ -413,11 +481,11 @@ public final class HostTunnel: Sendable {
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     switch spec {
-                    case .local(let local):
-                        try channel.pipeline.syncOperations.addHandler(LocalClientHandler(tunnel: self, spec: local))
-                    case .proxy(let proxy):
+                    case .local(let local, let index):
+                        try channel.pipeline.syncOperations.addHandler(LocalClientHandler(tunnel: self, spec: local, forwardIndex: index))
+                    case .proxy(let proxy, let index):
                         try channel.pipeline.syncOperations.addHandler(
-                            ProxyClientHandler(tunnel: self, listenText: proxy.listenText, credentials: proxyCredentials,
+                            ProxyClientHandler(tunnel: self, listenText: proxy.listenText, forwardIndex: index, credentials: proxyCredentials,
                                                handshakeTimeout: proxyHandshakeTimeout, logger: logger))
                     }
                 }
@@ -436,14 +504,14 @@ public final class HostTunnel: Sendable {
 
     /// A local client connected: pair it with a channel to the forward's target now if the session is up, or hold
     /// it until one is (bounded by the connect timeout).
-    fileprivate func accepted(_ client: Channel, spec: ForwardSpec, handler: LocalClientHandler) {
+    fileprivate func accepted(_ client: Channel, spec: ForwardSpec, forwardIndex: Int, handler: LocalClientHandler) {
         let target: ChannelTarget
         switch spec.target {
         case .tcp(let host, let port): target = .tcp(host: host, port: port)
         case .unixSocket(let path): target = .unixSocket(path: path)
         }
         openForward(client: client, handler: handler, label: spec.forwardText, listenText: spec.listenText,
-                    target: target) { result in
+                    forwardIndex: forwardIndex, target: target) { result in
             switch result {
             case .success:
                 break  // the session steps it from here: it starts reading the client
@@ -466,20 +534,20 @@ public final class HostTunnel: Sendable {
     /// failure when the client is turned away or its wait ends (logged here, with `listenText`), and not at all if
     /// the connection was closed meanwhile. A handler whose client closes while it waits (it has no forwarded
     /// connection yet) calls `waitingClientClosed`.
-    func openForward(client: Channel, handler: ForwardClientHandler, label: String, listenText: String,
+    func openForward(client: Channel, handler: ForwardClientHandler, label: String, listenText: String, forwardIndex: Int,
                      target: ChannelTarget, completion: @escaping (Result<ForwardedConnection, ChannelOpenFailure>) -> Void) {
-        counters.connectionAccepted()
+        counters.connectionAccepted(forward: forwardIndex)
         let state = self.state.value
         let serve = { [self] (connection: SSHConnection) in
-            self.serve(client, handler: handler, label: label, target: target, on: connection, completion: completion)
+            self.serve(client, handler: handler, label: label, forwardIndex: forwardIndex, target: target, on: connection, completion: completion)
         }
         guard !state.stopped else {
-            counters.connectionEnded()
+            counters.connectionEnded(forward: forwardIndex)
             return completion(.failure(ChannelOpenFailure(message: "the tunnel is stopping")))
         }
         if let connection = state.connection, connection.isReady { return serve(connection) }
         if case .oneShot = state.mode, state.connection == nil {
-            counters.connectionEnded()
+            counters.connectionEnded(forward: forwardIndex)
             logger.warning("\(listenText): refused a client: the SSH session is not up")
             return completion(.failure(ChannelOpenFailure(message: "the SSH session is not up")))
         }
@@ -489,11 +557,11 @@ public final class HostTunnel: Sendable {
             guard self.state.value.waiting.removeValue(forKey: key) != nil else { return }
             let why = self.state.value.lastFailure.map { " (last failure: \($0))" } ?? ""
             self.logger.warning("\(listenText): closed a client that waited \(self.settings.connectTimeoutSeconds) s for the SSH session\(why)")
-            self.counters.connectionEnded()
+            self.counters.connectionEnded(forward: forwardIndex)
             completion(.failure(ChannelOpenFailure(message: "the SSH session is not up (waited \(self.settings.connectTimeoutSeconds) s)\(why)")))
         }
         let turnAway = { (reason: String) in completion(.failure(ChannelOpenFailure(message: "the SSH session is not up: \(reason)"))) }
-        state.waiting[key] = WaitingClient(listenText: listenText, serve: serve, turnAway: turnAway, deadline: deadline)
+        state.waiting[key] = WaitingClient(listenText: listenText, forwardIndex: forwardIndex, serve: serve, turnAway: turnAway, deadline: deadline)
         logger.debug("\(listenText): a client waits for the SSH session")
         nudgeAttempt()
     }
@@ -502,7 +570,7 @@ public final class HostTunnel: Sendable {
     func waitingClientClosed(_ client: Channel) {
         guard let waiting = state.value.waiting.removeValue(forKey: ObjectIdentifier(client)) else { return }
         waiting.deadline.cancel()
-        counters.connectionEnded()
+        counters.connectionEnded(forward: waiting.forwardIndex)
     }
 
     private func closeWaitingClients(reason: String) {
@@ -511,15 +579,15 @@ public final class HostTunnel: Sendable {
         for client in waiting.values {
             client.deadline.cancel()
             logger.warning("\(client.listenText): closed a waiting client: \(reason)")
-            counters.connectionEnded()
+            counters.connectionEnded(forward: client.forwardIndex)
             client.turnAway(reason)
         }
     }
 
     /// Pair `client` with a new channel to `target` on `connection`.
-    private func serve(_ client: Channel, handler: ForwardClientHandler, label: String, target: ChannelTarget,
+    private func serve(_ client: Channel, handler: ForwardClientHandler, label: String, forwardIndex: Int, target: ChannelTarget,
                        on connection: SSHConnection, completion: @escaping (Result<ForwardedConnection, ChannelOpenFailure>) -> Void) {
-        let forward = connection.makeForward(label: label)
+        let forward = connection.makeForward(label: label, forwardIndex: forwardIndex)
         forward.attach(client: client)
         handler.attach(forward, connection)
         connection.open(forward, to: target) { [counters] result in
@@ -529,7 +597,7 @@ public final class HostTunnel: Sendable {
             case .failure(let failure):
                 // A connection already closed (the session ended, tunnel stopping) is not the server's refusal.
                 guard !forward.isClosed else { return }
-                counters.recordOpenFailure()
+                counters.recordOpenFailure(forward: forwardIndex)
                 completion(.failure(failure))
             }
         }
@@ -563,14 +631,16 @@ final class LocalClientHandler: ChannelInboundHandler, ForwardClientHandler {
     typealias InboundIn = ByteBuffer
     private let tunnel: HostTunnel
     private let spec: ForwardSpec
+    private let forwardIndex: Int
     private(set) var forward: ForwardedConnection?
     private var connection: SSHConnection?
     /// Input that arrives before the forwarded connection exists.
     private var early = ClientInputBeforePairing()
 
-    init(tunnel: HostTunnel, spec: ForwardSpec) {
+    init(tunnel: HostTunnel, spec: ForwardSpec, forwardIndex: Int) {
         self.tunnel = tunnel
         self.spec = spec
+        self.forwardIndex = forwardIndex
     }
 
     func attach(_ forward: ForwardedConnection, _ connection: SSHConnection) {
@@ -580,7 +650,7 @@ final class LocalClientHandler: ChannelInboundHandler, ForwardClientHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        tunnel.accepted(context.channel, spec: spec, handler: self)
+        tunnel.accepted(context.channel, spec: spec, forwardIndex: forwardIndex, handler: self)
         context.fireChannelActive()
     }
 

@@ -72,6 +72,7 @@ final class SSHConnection: SessionLinkEvents {
     let eventLoop: EventLoop
     private var logger: Logger
     private let counters: TunnelCounters
+    private let remoteForwardIndexOffset: Int
 
     private enum State {
         case idle
@@ -192,10 +193,14 @@ final class SSHConnection: SessionLinkEvents {
     /// One read from a channel: a little more than libssh2's 32 KiB packet.
     static let readChunk = 64 * 1024
 
-    init(settings: ConnectionSettings, eventLoop: EventLoop, counters: TunnelCounters, logger: Logger) {
+    /// `remoteForwardIndexOffset`: where the remote forwards' counts start in `counters` (after the tunnel's local
+    /// and dynamic forwards).
+    init(settings: ConnectionSettings, eventLoop: EventLoop, counters: TunnelCounters, remoteForwardIndexOffset: Int = 0,
+         logger: Logger) {
         self.settings = settings
         self.eventLoop = eventLoop
         self.counters = counters
+        self.remoteForwardIndexOffset = remoteForwardIndexOffset
         var logger = logger
         logger[metadataKey: "tunnel"] = "\(settings.name)"
         logger[metadataKey: "peer"] = "\(settings.hostName):\(settings.port)"
@@ -432,9 +437,11 @@ final class SSHConnection: SessionLinkEvents {
     }
 
     /// A new forwarded connection on this session (attach its ends, then `open` its channel).
-    func makeForward(label: String) -> ForwardedConnection {
+    /// `forwardIndex`: which of the tunnel's forwards it came through (`HostTunnel.forwardIndex`), for its counts.
+    func makeForward(label: String, forwardIndex: Int? = nil) -> ForwardedConnection {
         nextForwardID += 1
-        let forward = ForwardedConnection(id: nextForwardID, label: label, counters: counters, logger: logger)
+        let forward = ForwardedConnection(id: nextForwardID, label: label, counters: counters, forwardIndex: forwardIndex,
+                                          logger: logger)
         forwards[forward.id] = forward
         return forward
     }
@@ -805,9 +812,12 @@ final class SSHConnection: SessionLinkEvents {
             retiring.append(channel)
             return
         }
-        counters.connectionAccepted()
+        // Remote forwards are counted after the tunnel's local and dynamic ones (`HostTunnel.forwardIndex`).
+        let index = settings.remoteForwards.firstIndex(of: spec).map { remoteForwardIndexOffset + $0 }
+        counters.connectionAccepted(forward: index)
         let serverSide = "RemoteForward \(spec.serverSideText(port: spec.listenPort))"
-        let forward = makeForward(label: target == nil ? "\(serverSide) (remote SOCKS)" : "\(serverSide) -> \(spec.targetText)")
+        let forward = makeForward(label: target == nil ? "\(serverSide) (remote SOCKS)" : "\(serverSide) -> \(spec.targetText)",
+                                  forwardIndex: index)
         let slot = channels.insert(channel)
         _ = forward.attach(channel: channel, slot: slot)
         while slotOwners.count <= slot { slotOwners.append(nil) }

@@ -10,7 +10,7 @@ struct Tunnel: AsyncParsableCommand {
         commandName: "tunnel",
         abstract: "Keep SSH tunnels up, configured in OpenSSH ssh_config syntax.",
         version: VersionInfo.text,
-        subcommands: [Up.self, Check.self, Service.self]
+        subcommands: [Up.self, Status.self, Down.self, Reload.self, Check.self, Service.self]
     )
 }
 
