@@ -14,9 +14,10 @@ enum ExchangeOutcome: Equatable {
     case verified(bytes: Int)
     /// A byte came back that was not the one sent (offset of the first wrong one).
     case corrupt(offset: Int)
-    /// The connection ended (EOF or reset) after `received` of `expected` bytes: allowed only while faults are
-    /// injected, and never counted as success.
-    case closed(received: Int, expected: Int)
+    /// The connection ended after `received` of `expected` bytes, by a reset or error (`reset`) or by a plain EOF:
+    /// allowed only while faults are injected, and never counted as success. (A plain EOF is what a client reading
+    /// "until the end" would take for success: the tunnel should reset a connection it cuts short.)
+    case closed(received: Int, expected: Int, reset: Bool)
     /// Nothing moved either way for the stall limit: the connection hangs.
     case stuck(received: Int, expected: Int)
     /// The connection (or its SOCKS5 handshake) could not be made.
@@ -103,20 +104,20 @@ enum Exchange {
             while received < count {
                 var pollFD = pollfd(fd: socket.fd, events: Int16(POLLIN) | (sent < count ? Int16(POLLOUT) : 0), revents: 0)
                 let ready = poll(&pollFD, 1, 200)
-                if ready < 0 && errno != EINTR { return .closed(received: received, expected: count) }
+                if ready < 0 && errno != EINTR { return .closed(received: received, expected: count, reset: true) }
                 var moved = false
                 if sent < count && pollFD.revents & Int16(POLLOUT) != 0 {
                     let n = send(socket.fd, base + sent, min(count - sent, 64 * 1024), Int32(MSG_NOSIGNAL))
                     if n > 0 { sent += n; moved = true }
                     else if n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
-                        return .closed(received: received, expected: count)
+                        return .closed(received: received, expected: count, reset: true)
                     }
                 }
                 if pollFD.revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
                     let n = buffer.withUnsafeMutableBytes { recv(socket.fd, $0.baseAddress, min($0.count, count - received), 0) }
-                    if n == 0 { return .closed(received: received, expected: count) }
+                    if n == 0 { return .closed(received: received, expected: count, reset: false) }
                     if n < 0 {
-                        if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { return .closed(received: received, expected: count) }
+                        if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { return .closed(received: received, expected: count, reset: true) }
                     } else {
                         let same = buffer.withUnsafeBytes { memcmp($0.baseAddress!, base + received, n) == 0 }
                         if !same {

@@ -14,6 +14,8 @@ final class SoakTally: @unchecked Sendable {
     private(set) var bytes = 0
     private(set) var corrupt = 0
     private(set) var closed = 0
+    /// Of `closed`: those ended by a plain EOF rather than a reset.
+    private(set) var closedByEOF = 0
     private(set) var stuck = 0
     private(set) var connectFailed = 0
     /// The first few failures, said in full, for the report.
@@ -29,7 +31,9 @@ final class SoakTally: @unchecked Sendable {
                 bytes += count
                 return
             case .corrupt: corrupt += 1
-            case .closed: closed += 1
+            case .closed(_, _, let reset):
+                closed += 1
+                if !reset { closedByEOF += 1 }
             case .stuck: stuck += 1
             case .connectFailed: connectFailed += 1
             }
@@ -43,7 +47,7 @@ final class SoakTally: @unchecked Sendable {
     var summary: String {
         read { t in
             "\(t.connections) connections, \(t.verified) exchanges verified (\(SoakFormat.bytes(t.bytes)) each way), "
-                + "corrupt \(t.corrupt), closed early \(t.closed), stuck \(t.stuck), connect failed \(t.connectFailed)"
+                + "corrupt \(t.corrupt), closed early \(t.closed) (\(t.closedByEOF) by EOF), stuck \(t.stuck), connect failed \(t.connectFailed)"
         }
     }
 }
