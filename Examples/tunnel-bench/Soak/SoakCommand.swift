@@ -252,6 +252,20 @@ struct SoakRun {
         defer { source.stop() }
         let tunnel = try SoakTunnel(binary: settings.tunnel, sshd: sshd, echoPort: echo.port)
         defer { try? tunnel.stop() }
+
+        // The usual load, smaller, runs throughout; a lone client's latency is measured beside it before the slow
+        // peers come and while they are there, so the difference is theirs.
+        let tally = SoakTally()
+        var during: (p50: Double, p99: Double) = (0, 0)
+        let loadThread = DispatchGroup()
+        loadThread.enter()
+        let smallLoad = load(workers: 20, routes: tunnel.routes)
+        let loadSeconds = settings.slowSeconds + 3
+        startThread("slow-phase load") {
+            defer { loadThread.leave() }
+            smallLoad.run(seconds: loadSeconds, tally: tally)
+        }
+        Thread.sleep(forTimeInterval: 0.5)
         let before = try latency(tunnel, samples: 200)
         let rssBefore = tunnel.rssKiB ?? -1
 
@@ -302,17 +316,6 @@ struct SoakRun {
                     slowProblems.add("slow client \(kind): \(error)")
                 }
             }
-        }
-        // Meanwhile the usual load, smaller, and the latency of a lone client.
-        let tally = SoakTally()
-        var during: (p50: Double, p99: Double) = (0, 0)
-        let loadThread = DispatchGroup()
-        loadThread.enter()
-        let smallLoad = load(workers: 20, routes: tunnel.routes)
-        let slowSeconds = settings.slowSeconds
-        startThread("slow-phase load") {
-            defer { loadThread.leave() }
-            smallLoad.run(seconds: slowSeconds, tally: tally)
         }
         Thread.sleep(forTimeInterval: min(2, settings.slowSeconds / 2))   // the slow clients' windows fill first
         during = try latency(tunnel, samples: 200)
@@ -517,6 +520,9 @@ struct SoakRun {
         tally.read { t in
             result.check(t.verified > 0, "no exchange verified")
             result.check(t.corrupt == 0 && t.stuck == 0, "corrupt or hung exchanges: \(t.examples.joined(separator: "; "))")
+            // A connection cut short must be reset: a plain EOF would look like a complete reply to a client that
+            // reads until the end.
+            result.check(t.closedByEOF == 0, "\(t.closedByEOF) connections cut short ended with a plain EOF, not a reset")
         }
         result.check(fdsAfter >= 0 && fdsAfter <= baseline + 2, "descriptors did not come back: \(baseline) before, \(fdsAfter) after")
         return result
