@@ -474,6 +474,12 @@ public final class HostTunnel: Sendable {
     private func makeServerBootstrap(spec: Listener, tcp: Bool, v6Only: Bool = false) -> ServerBootstrap {
         var bootstrap = ServerBootstrap(group: eventLoop, childGroup: eventLoop)
             .serverChannelOption(.backlog, value: 256)
+            .serverChannelInitializer { [logger] channel in
+                // Out of descriptors: pause accepting and log, rather than retry accept in a busy loop.
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptFailureHandler(listenText: spec.listenText, logger: logger))
+                }
+            }
             .childChannelOption(.autoRead, value: false)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
