@@ -55,8 +55,11 @@ public struct HostConfig: Sendable, Hashable {
     public var hashKnownHosts: Bool
     /// Jump hosts in the order they are connected through; nil when unset or
     /// `none` (also when a ProxyCommand came first). `%` tokens are kept as
-    /// written, as OpenSSH 9.2 does. (Parsed; not used yet.)
+    /// written, as OpenSSH 9.2 does. `jumpChain` is what connecting uses.
     public var proxyJump: [JumpHost]?
+    /// The hosts to connect through, first connected first, each with its own settings from the same file
+    /// (`TunnelConfigFile.resolveJumps`); empty for a direct connection or before jumps are resolved.
+    public var jumpChain: [HostConfig] = []
     /// TCP connection attempts, one second apart; default 1.
     public var connectionAttempts: Int
     /// Default true.

@@ -27,6 +27,8 @@ struct SessionReport: Sendable {
             case .repeated:
                 log.debug("still failing: \(reason); retrying in \(Self.seconds(retryIn))")
             }
+        case .needsAuthentication(let reason):
+            log.error("needs authentication: \(UserMessage.describe(reason)); not retrying until tunnel is restarted")
         }
     }
 

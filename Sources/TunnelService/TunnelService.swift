@@ -105,14 +105,17 @@ public final class TunnelService: Sendable {
             var settings = ConnectionSettings(host)
             if let passphrasePrompt {
                 // Asked before connecting, one key at a time: a prompt must not race the sessions' output.
-                for path in IdentityFiles.needingPassphrase(settings) {
+                // [ProxyJump] The jump hosts' keys too: each hop authenticates with its own.
+                for path in ([settings] + settings.jumpHosts).flatMap(IdentityFiles.needingPassphrase) {
                     if passphrases[path] == nil {
                         passphrases[path] = oneQuestionAtATime.withLock { passphrasePrompt.ask(forKey: path) }
                     }
                 }
                 settings.passphrases = passphrases
+                for index in settings.jumpHosts.indices { settings.jumpHosts[index].passphrases = passphrases }
             }
             settings.askSecret = askSecret
+            for index in settings.jumpHosts.indices { settings.jumpHosts[index].askSecret = askSecret }
             let tunnel = HostTunnel(settings: settings, localForwards: host.localForwards,
                                     dynamicForwards: host.dynamicForwards,
                                     proxyCredentials: host.proxyAuth.map { ProxyCredentials(user: $0.user, password: $0.password) },
@@ -153,7 +156,7 @@ public final class TunnelService: Sendable {
     }
 
     /// Settings this release parses but cannot honour, where going ahead would do something else than the user
-    /// asked for (connect directly instead of through a jump host; authenticate where every method is switched off).
+    /// asked for (authenticate where every method is switched off), and hosts whose lines cannot be acted on.
     static func unsupportedSetting(_ host: HostConfig) -> String? {
         let place = host.location.map { " (Host at \($0))" } ?? ""
         let file = host.location?.file ?? "FILE"
@@ -161,9 +164,6 @@ public final class TunnelService: Sendable {
             // The file is fine for the other hosts; this one has a line that cannot be acted on.
             let more = host.problems.count > 1 ? " (and \(host.problems.count - 1) more problem\(host.problems.count > 2 ? "s" : ""); see tunnel check)" : ""
             return "\(problem)\(more); not brought up"
-        }
-        if let jumps = host.proxyJump, !jumps.isEmpty {
-            return "ProxyJump is set\(place) but not supported yet; not connecting directly instead. Until then use: ssh -F \(file) -N \(host.name)"
         }
         if host.localForwards.isEmpty && host.dynamicForwards.isEmpty && !host.remoteForwards.contains(where: \.isServedByEngine) && host.hasForwards {
             return "only RemoteForward kinds not supported yet (Unix sockets)\(place); nothing to bring up. Until then use: ssh -F \(file) -N \(host.name)"
