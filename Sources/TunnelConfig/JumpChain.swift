@@ -6,6 +6,7 @@
 // - a hop after the first is given the chain before it on the command line (`-J`), so its own ProxyJump is
 //   ignored; the first hop has no `-J`, so its own ProxyJump from the file applies (and so on, recursively);
 // - the target of each hop's `-W` is the next host's HostName and Port as that host resolves them.
+// A hop's `name` is its entry as written (`carol@bastion:2201`), for messages.
 
 extension TunnelConfigFile {
     /// The most hosts a chain may have: OpenSSH has no limit but loops forever (a process per hop) on a cycle.
@@ -31,6 +32,8 @@ extension TunnelConfigFile {
             if let user = jump.user { hop.user = user }
             if let port = jump.port { hop.port = port }
             hop.location = hop.location ?? host.location
+            // Named in messages as written in the ProxyJump entry ("bastion", "carol@bastion:2201").
+            hop.name = (jump.user.map { $0 + "@" } ?? "") + jump.host + (jump.port.map { ":\($0)" } ?? "")
             if let problem = hop.problems.first {
                 throw ConfigError(location: problem.location, message: "jump host \(jump): \(problem.message)")
             }

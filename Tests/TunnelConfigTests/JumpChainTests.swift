@@ -18,7 +18,7 @@ struct JumpChainTests {
             "Host *", "  User dave", "  UserKnownHostsFile /keys/known")
         let db = chain(config, "db")
         #expect(db.problems.isEmpty)
-        #expect(db.jumpChain.map(\.name) == ["bastion", "mid"])
+        #expect(db.jumpChain.map(\.name) == ["carol@bastion:2201", "mid"])
         let bastion = db.jumpChain[0], mid = db.jumpChain[1]
         #expect(bastion.hostName == "10.0.0.1" && bastion.user == "carol" && bastion.port == 2201)
         #expect(bastion.identityFiles == ["/keys/bastion"])
