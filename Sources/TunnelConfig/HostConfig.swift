@@ -58,8 +58,12 @@ public struct HostConfig: Sendable, Hashable {
     /// written, as OpenSSH 9.2 does. `jumpChain` is what connecting uses.
     public var proxyJump: [JumpHost]?
     /// The hosts to connect through, first connected first, each with its own settings from the same file
-    /// (`TunnelConfigFile.resolveJumps`); empty for a direct connection or before jumps are resolved.
+    /// (`TunnelConfigFile.resolve(host:)` fills it in); empty for a direct connection.
     public var jumpChain: [HostConfig] = []
+    /// Why the `ProxyJump` chain cannot be used (a loop, a hop with a problem of its own); `jumpChain` is then
+    /// empty and the host must not be connected to (not directly either). Kept apart from `problems` because it
+    /// is about connecting, not about the settings: `tunnel check --resolve` still prints them, as `ssh -G` does.
+    public var jumpChainProblem: ConfigError?
     /// TCP connection attempts, one second apart; default 1.
     public var connectionAttempts: Int
     /// Default true.

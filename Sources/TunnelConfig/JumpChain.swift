@@ -12,15 +12,15 @@ extension TunnelConfigFile {
     /// The most hosts a chain may have: OpenSSH has no limit but loops forever (a process per hop) on a cycle.
     public static let maximumJumpHosts = 16
 
-    /// `host` with `jumpChain` filled in from its `proxyJump`, or with a problem added when the chain cannot be
-    /// resolved (a loop, a hop with problems of its own), so the host is not brought up.
-    public func resolveJumps(_ host: HostConfig) -> HostConfig {
+    /// `host` with `jumpChain` filled in from its `proxyJump`, or `jumpChainProblem` set when the chain cannot be
+    /// resolved (a loop, a hop with problems of its own), so the host is not brought up. Part of `resolve(host:)`.
+    func resolveJumps(_ host: HostConfig) -> HostConfig {
         var host = host
         guard let jumps = host.proxyJump, !jumps.isEmpty else { return host }
         do throws(ConfigError) {
             host.jumpChain = try chain(through: jumps, for: host, seen: [hopKey(host)])
         } catch {
-            host.problems.append(error)
+            host.jumpChainProblem = error
         }
         return host
     }
@@ -28,7 +28,7 @@ extension TunnelConfigFile {
     private func chain(through jumps: [JumpHost], for host: HostConfig, seen: [String]) throws(ConfigError) -> [HostConfig] {
         var hops: [HostConfig] = []
         for jump in jumps {
-            var hop = resolve(host: jump.host)
+            var hop = resolveOwnSettings(host: jump.host)
             if let user = jump.user { hop.user = user }
             if let port = jump.port { hop.port = port }
             hop.location = hop.location ?? host.location

@@ -24,10 +24,10 @@ enum HostSelection {
         }
         if hostNames.isEmpty {
             guard !config.tunnelHostNames.isEmpty else { throw .noTunnels }  // tunnelHosts resolves every host: once
-            return config.tunnelHosts.map(config.resolveJumps)
+            return config.tunnelHosts
         }
         let unknown = hostNames.filter { !config.concreteHostNames.contains($0) }
         guard unknown.isEmpty else { throw .unknownHosts(unknown, known: config.concreteHostNames) }
-        return hostNames.map { config.resolveJumps(config.resolve(host: $0)) }
+        return hostNames.map(config.resolve(host:))
     }
 }

@@ -165,6 +165,10 @@ public final class TunnelService: Sendable {
             let more = host.problems.count > 1 ? " (and \(host.problems.count - 1) more problem\(host.problems.count > 2 ? "s" : ""); see tunnel check)" : ""
             return "\(problem)\(more); not brought up"
         }
+        if let problem = host.jumpChainProblem {
+            // Never connect directly instead of through the jump hosts.
+            return "\(problem); not brought up"
+        }
         if host.localForwards.isEmpty && host.dynamicForwards.isEmpty && !host.remoteForwards.contains(where: \.isServedByEngine) && host.hasForwards {
             return "only RemoteForward kinds not supported yet (Unix sockets)\(place); nothing to bring up. Until then use: ssh -F \(file) -N \(host.name)"
         }

@@ -110,7 +110,7 @@ enum CheckSummary {
         var forwards = 0
         for host in hosts {
             // [ProxyJump] "db: deploy@db.internal:22 via gateway": the hops as they resolve.
-            let hops = config.resolveJumps(host).jumpChain
+            let hops = host.jumpChain
             let via = hops.isEmpty ? "" : " via " + hops.map { "\($0.user)@\(bracketed($0.hostName)):\($0.port)" }.joined(separator: ", ")
             out += "\(host.name): \(host.user)@\(bracketed(host.hostName)):\(host.port)\(via)\n"
             for forward in host.localForwards {

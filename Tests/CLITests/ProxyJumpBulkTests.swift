@@ -60,7 +60,7 @@ struct ProxyJumpBulkTests {
             let mb = Double(size) / 1_000_000
             report.append("\(route.name): down \(Int(mb / downSeconds)) MB/s, up \(Int(mb / upSeconds)) MB/s")
         }
-        print("ProxyJump bulk (32 MiB each way, debug build, through the test bridge): " + report.joined(separator: "; "))
+        print("ProxyJump bulk (32 MiB each way, through the test bridge): " + report.joined(separator: "; "))
         #expect(tunnel.isRunning)
     }
 }

@@ -45,7 +45,7 @@ struct UnsupportedSettingTests {
     @Test func proxyJumpIsBroughtUpButALoopIsNot() throws {
         #expect(TunnelService.unsupportedSetting(try host("Host h\n  ProxyJump jump\n  LocalForward 1 a:1\n")) == nil)
         let config = try TunnelConfigFile.parse(text: "Host h\n  LocalForward 1 a:1\nHost *\n  ProxyJump jump\n", file: "t.conf")
-        let looped = config.resolveJumps(config.resolve(host: "h"))
+        let looped = config.resolve(host: "h")
         let reason = TunnelService.unsupportedSetting(looped)
         #expect(reason?.contains("ProxyJump loop") == true, "\(reason ?? "nil")")
     }
