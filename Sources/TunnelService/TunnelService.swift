@@ -14,13 +14,19 @@ public final class TunnelService: Sendable {
     public let hostNames: [String]
     private let logger: Logger
     private let passphrasePrompt: PassphrasePrompt?
+    /// Where to serve Prometheus metrics (`--metrics`); nil: nowhere.
+    private let metricsAddress: MetricsAddress?
+    /// What each host is doing, from its events: read by the metrics endpoint.
+    public let activity = HostActivity()
 
     /// `passphrasePrompt`: how to ask for the passphrases of encrypted keys (nil: never ask).
-    public init(configPath: String, hostNames: [String] = [], logger: Logger, passphrasePrompt: PassphrasePrompt? = nil) {
+    public init(configPath: String, hostNames: [String] = [], logger: Logger, passphrasePrompt: PassphrasePrompt? = nil,
+                metricsAddress: MetricsAddress? = nil) {
         self.configPath = configPath
         self.hostNames = hostNames
         self.logger = logger
         self.passphrasePrompt = passphrasePrompt
+        self.metricsAddress = metricsAddress
     }
 
     public enum StartupError: Error, CustomStringConvertible {
@@ -28,6 +34,7 @@ public final class TunnelService: Sendable {
         case noTunnels(file: String)
         case unknownHosts([String], known: [String], file: String)
         case noForwards([String], file: String)
+        case metrics(MetricsAddress, reason: String)
 
         public var description: String {
             switch self {
@@ -38,6 +45,7 @@ public final class TunnelService: Sendable {
                 return "\(file): no Host named \(names.joined(separator: ", ")) (known: \(knownList))"
             case .noForwards(let names, let file):
                 return "\(file): \(names.joined(separator: ", ")) \(names.count == 1 ? "has" : "have") no LocalForward, RemoteForward or DynamicForward: nothing to bring up"
+            case .metrics(let address, let reason): return "--metrics \(address): cannot listen: \(reason)"
             }
         }
     }
@@ -64,7 +72,15 @@ public final class TunnelService: Sendable {
     public func run() async throws(StartupError) -> Int32 {
         let hosts = try plan()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(System.coreCount, hosts.count)))
+        let metricsServer: MetricsServer?
+        do {
+            metricsServer = try await startMetrics(on: group)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
         let code = await run(hosts, on: group)
+        await metricsServer?.stop()
         try? await group.shutdownGracefully()
         return code
     }
@@ -126,14 +142,20 @@ public final class TunnelService: Sendable {
             }
             if stopping { break }
             let report = SessionReport(host: host, tunnel: tunnel, log: log)
+            activity.add(name: host.name, counters: tunnel.counters)
             do {
                 // Returns once the listeners are bound; the session comes (and comes back) on its own.
-                try await tunnel.keepUp { event in report.tell(event) }
+                try await tunnel.keepUp { [activity] event in
+                    report.tell(event)
+                    activity.record(event, host: host.name)
+                }
                 running.append(tunnel)
                 warnAboutInactiveForwards(host, log)
             } catch TunnelError.stopped {
+                activity.remove(name: host.name)
                 log.debug("stopped while starting")
             } catch {
+                activity.remove(name: host.name)
                 log.error("\(UserMessage.describe(error)); not brought up")
             }
         }
@@ -153,6 +175,18 @@ public final class TunnelService: Sendable {
         signals.cancel()
         for stop in started.withLockedValue({ $0.stops }) { await stop.value }
         return stoppedBySignal || !running.isEmpty ? 0 : 1
+    }
+
+    /// The Prometheus endpoint, before any host: a port that cannot be had is a startup error, like a forward's.
+    private func startMetrics(on group: EventLoopGroup) async throws(StartupError) -> MetricsServer? {
+        guard let metricsAddress else { return nil }
+        do {
+            let server = try await MetricsServer.start(at: metricsAddress, metrics: TunnelMetrics(activity: activity), group: group)
+            logger.info("metrics at http://\(metricsAddress.host.contains(":") ? "[\(metricsAddress.host)]" : metricsAddress.host):\(server.port)/metrics")
+            return server
+        } catch {
+            throw .metrics(metricsAddress, reason: UserMessage.describe(error))
+        }
     }
 
     /// Settings this release parses but cannot honour, where going ahead would do something else than the user

@@ -22,10 +22,15 @@ extension Tunnel {
 
         @OptionGroup var logging: LoggingOptions
 
+        @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics at http://ADDRESS:PORT/metrics (loopback only).",
+                                                valueName: "ADDRESS:PORT"),
+                transform: parseMetricsAddress)
+        var metrics: MetricsAddress?
+
         func run() async throws {
             let logger = logging.makeLogger()
             let service = TunnelService(configPath: file, hostNames: hosts, logger: logger,
-                                        passphrasePrompt: PassphrasePrompt.standard())
+                                        passphrasePrompt: PassphrasePrompt.standard(), metricsAddress: metrics)
             do {
                 let code = try await service.run()
                 if code != 0 { throw ExitCode(code) }
@@ -41,5 +46,14 @@ extension Tunnel {
 func printError(_ text: String) {
     for line in text.split(separator: "\n", omittingEmptySubsequences: false) where !line.isEmpty {
         FileHandle.standardError.write(Data("tunnel: \(line)\n".utf8))
+    }
+}
+
+/// `--metrics ADDRESS:PORT`, refused with the reason when it is not a numeric loopback address.
+func parseMetricsAddress(_ text: String) throws -> MetricsAddress {
+    do throws(MetricsAddress.Problem) {
+        return try MetricsAddress(parsing: text)
+    } catch {
+        throw ValidationError(error.description)
     }
 }
