@@ -195,3 +195,23 @@ struct ProxyJumpTests {
         #expect(hops.first?["outcome"] as? String == "up")
     }
 }
+
+@Suite("ProxyJump in tunnel check and tunnel up (no servers)")
+struct ProxyJumpCheckTests {
+    @Test("a ProxyJump loop: tunnel check says the host is not brought up, tunnel up refuses it and connects nowhere")
+    func loopIsRefused() throws {
+        let directory = NSTemporaryDirectory() + "tunnel-jump-loop-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/loop.conf"
+        let closed = try freeTCPPortOutsideEphemeralRange(), local = try freeTCPPortOutsideEphemeralRange()
+        try "Host db\n  HostName 127.0.0.1\n  Port \(closed)\n  User jumper\n  LocalForward \(local) 127.0.0.1:9\nHost *\n  ProxyJump bastion\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let check = try ProcessRunner(try CheckTool.tunnel(), ["check", path]).run(timeout: 20)
+        #expect(check.stdoutText.contains("db: jumper@127.0.0.1:\(closed)\n  not brought up: ProxyJump loop: "), "\(check.stdoutText)")
+        let up = try ProcessRunner(try CheckTool.tunnel(), ["up", path]).run(timeout: 20)
+        #expect(up.exit == .exited(1), "\(up.stderrText)")
+        #expect(up.stderrText.contains("db: error: ") && up.stderrText.contains("ProxyJump loop: "), "\(up.stderrText)")
+        #expect(!up.stderrText.contains("cannot connect"), "nothing is connected to, directly or not: \(up.stderrText)")
+    }
+}
