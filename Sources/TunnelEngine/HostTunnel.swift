@@ -304,6 +304,8 @@ public final class HostTunnel: Sendable {
             logger.debug("needs authentication: not retrying until restarted")
             onEvent(.needsAuthentication(reason))
             closeWaitingClients(reason: "the SSH session needs authentication that nobody can give here")
+            // [ProxyJump] Nothing will use the jump hosts' sessions before a restart.
+            _ = state.chain?.close()
             return
         }
         let waitsForCap = reason.waitsForCap
