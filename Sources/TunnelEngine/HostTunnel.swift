@@ -14,6 +14,10 @@ public enum TunnelEvent: Sendable {
     /// An attempt to set a session up failed; the next starts in `retryIn` seconds. `report` says whether this
     /// failure is news (a new reason), a reminder (still failing, at the backoff's cap) or a repeat to keep quiet.
     case attemptFailed(TunnelError, retryIn: Double, report: OutageReport.Level)
+    /// Authentication needs a person (a password, keyboard-interactive answers, a key's passphrase) and nobody
+    /// can be asked: the tunnel does not retry, and stays in this state until it is restarted
+    /// (`HostTunnel.needsAuthentication`).
+    case needsAuthentication(TunnelError)
 }
 
 /// Everything one `Host` block brings up: its local listeners, its counters, and the SSH session they use.
@@ -82,6 +86,8 @@ public final class HostTunnel: Sendable {
         var retry: (task: Scheduled<Void>, at: NIODeadline)?
         /// Why the last attempt or session ended (its `waitsForCap` keeps clients from bringing the retry forward).
         var lastFailure: TunnelError?
+        /// [ProxyJump] The jump-host sessions, kept between this tunnel's sessions (nil: a direct connection).
+        var chain: HopChain?
     }
     private let state: NIOLoopBoundBox<LoopState>
     private let published = NIOLockedValueBox(Published())
@@ -92,6 +98,10 @@ public final class HostTunnel: Sendable {
         /// For `status`: changed on the loop when the session's state changes (never on the data path).
         var state = TunnelStatus.State.connecting
         var lastError: String?
+        /// Waiting for a person to authenticate (see `TunnelEvent.needsAuthentication`): why.
+        var needsAuthentication: TunnelError?
+        /// [ProxyJump] The chain's own record of its hops (locked there).
+        var jumpHosts: HopChain.StatusBox?
     }
 
     public init(settings: ConnectionSettings, localForwards: [ForwardSpec], dynamicForwards: [DynamicForwardSpec] = [],
@@ -126,6 +136,13 @@ public final class HostTunnel: Sendable {
     /// Each `RemoteForward` of the current session: pending, listening (on which port: the server's choice for
     /// `RemoteForward 0`) or refused (why).
     public var remoteForwardStatus: [RemoteForwardStatus] { published.withLockedValue { $0.remoteForwards } }
+
+    /// Set while the tunnel waits in the "needs authentication" state (keepUp mode): the failure that put it
+    /// there. Nothing is retried until the tunnel is stopped and started again.
+    public var needsAuthentication: TunnelError? { published.withLockedValue { $0.needsAuthentication } }
+
+    /// [ProxyJump] Each jump host's state, first hop first (empty for a direct connection).
+    public var jumpHostStatus: [JumpHostStatus] { published.withLockedValue { $0.jumpHosts }?.withLockedValue { $0 } ?? [] }
 
     /// With `start()`: completes when the session ends, with the reason (nil after `stop()`).
     public var sessionEnded: EventLoopFuture<TunnelError?>? { published.withLockedValue { $0.sessionEnded } }
@@ -223,7 +240,15 @@ public final class HostTunnel: Sendable {
                 self.counters.connectionEnded(forward: client.forwardIndex)
                 client.turnAway("the tunnel is stopping")
             }
-            let closing = state.listeners.map { $0.close() } + [state.connection?.close()].compactMap { $0 }
+            var closing = state.listeners.map { $0.close() }
+            // [ProxyJump] The tunnel's session says goodbye through its jump hosts, then they close, last first.
+            let session = state.connection?.close() ?? self.eventLoop.makeSucceededVoidFuture()
+            if let chain = state.chain {
+                let bound = NIOLoopBound(chain, eventLoop: self.eventLoop)
+                closing.append(session.flatMap { bound.value.close() })
+            } else {
+                closing.append(session)
+            }
             state.listeners = []
             let files = state.socketFiles
             state.socketFiles = []
@@ -265,6 +290,16 @@ public final class HostTunnel: Sendable {
         let connection = SSHConnection(settings: settings, eventLoop: eventLoop, counters: counters,
                                        remoteForwardIndexOffset: remoteForwardIndexOffset, logger: logger)
         state.value.connection = connection
+        if !settings.jumpHosts.isEmpty {
+            // [ProxyJump] Through the jump hosts: the chain keeps the hops that are still up.
+            if state.value.chain == nil {
+                let chain = HopChain(target: settings, eventLoop: eventLoop, logger: logger)
+                state.value.chain = chain
+                published.withLockedValue { $0.jumpHosts = chain.statusBox }
+            }
+            let chain = NIOLoopBound(state.value.chain!, eventLoop: eventLoop)
+            connection.linkOpener = { events in chain.value.link(events: events) }
+        }
         // [remote forwards] Status for `remoteForwardStatus`, from whichever session is current.
         connection.remoteForwards.onChange = { [published] status in published.withLockedValue { $0.remoteForwards = status } }
         let bound = NIOLoopBound(connection, eventLoop: eventLoop)
@@ -314,6 +349,8 @@ public final class HostTunnel: Sendable {
         let state = self.state.value
         guard state.connection === connection else { return }
         state.connection = nil
+        // [ProxyJump] A session that a lost jump host took down is reported as that hop's failure.
+        let reason = reason.map { state.chain?.blame($0) ?? $0 }
         guard !state.stopped, let reason, case .keepUp(let onEvent) = state.mode else {
             if !state.stopped, let reason { publish(.failed(reason: "\(reason)", nextRetry: nil), error: reason) }
             // One-shot: the owner learns the end from `sessionEnded`; clients waiting for this session go.
@@ -324,6 +361,18 @@ public final class HostTunnel: Sendable {
         let wasUp = state.upSince != nil
         if let upSince = state.upSince, now - upSince >= Self.backoffResetAfter { state.backoff.reset() }
         state.upSince = nil
+        if reason.needsPerson {
+            // Retrying cannot help: nobody can answer. Wait, visibly, until restarted.
+            state.lastFailure = reason
+            published.withLockedValue { $0.needsAuthentication = reason }
+            publish(.needsAuthentication(reason: "\(reason)"), error: reason)
+            logger.debug("needs authentication: not retrying until restarted")
+            onEvent(.needsAuthentication(reason))
+            closeWaitingClients(reason: "the SSH session needs authentication that nobody can give here")
+            // [ProxyJump] Nothing will use the jump hosts' sessions before a restart.
+            _ = state.chain?.close()
+            return
+        }
         let waitsForCap = reason.waitsForCap
         let delay = waitsForCap ? state.backoff.delayAtCap() : state.backoff.nextDelay()
         state.lastFailure = reason
@@ -552,6 +601,11 @@ public final class HostTunnel: Sendable {
             return completion(.failure(ChannelOpenFailure(message: "the tunnel is stopping")))
         }
         if let connection = state.connection, connection.isReady { return serve(connection) }
+        if published.withLockedValue({ $0.needsAuthentication != nil }) {
+            counters.connectionEnded(forward: forwardIndex)
+            logger.warning("\(listenText): refused a client: the SSH session needs authentication (restart the tunnel where someone can answer)")
+            return completion(.failure(ChannelOpenFailure(message: "the SSH session needs authentication")))
+        }
         if case .oneShot = state.mode, state.connection == nil {
             counters.connectionEnded(forward: forwardIndex)
             logger.warning("\(listenText): refused a client: the SSH session is not up")

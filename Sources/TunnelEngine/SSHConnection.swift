@@ -220,6 +220,11 @@ final class SSHConnection: SessionLinkEvents {
     /// Completes when the session has ended, with the reason (nil for a requested close).
     var closeFuture: EventLoopFuture<TunnelError?> { closedPromise.futureResult }
 
+    /// [ProxyJump] How to reach the server when not by TCP: a link over a jump host's channel (`HopChain`). Set
+    /// before `connect()`; its failure (a `TunnelError`) ends the attempt as a failed TCP connect would.
+    /// (A `TCPLink` either way: `JumpLink` joins the two sessions with a socket pair, see there.)
+    var linkOpener: ((SessionLinkEvents) -> EventLoopFuture<TCPLink>)?
+
     // MARK: - Connect
 
     /// TCP connect, handshake, host-key check, authentication. Succeeds once channels can be opened.
@@ -239,7 +244,10 @@ final class SSHConnection: SessionLinkEvents {
                                                 knownHosts: (try? KnownHostsCache.shared.load(settings.hostKeyPolicy)) ?? KnownHosts())
         }
         .flatMap { algorithms -> EventLoopFuture<([String], TCPLink)> in
-            this.value.connectLink(attemptsLeft: max(settings.connectionAttempts, 1)).map { (algorithms, $0) }
+            // [ProxyJump] Through a jump host's channel when the owner said how; else TCP.
+            let link = this.value.linkOpener?(this.value)
+                ?? this.value.connectLink(attemptsLeft: max(settings.connectionAttempts, 1))
+            return link.map { (algorithms, $0) }
         }
         .whenComplete { result in
             switch result {

@@ -15,6 +15,9 @@ public struct TunnelStatus: Sendable, Equatable {
         /// Attempts fail for a reason a person has to fix (host key, authentication, config): retried at the
         /// backoff's cap (`nextRetry`), or never (nil) for a tunnel that does not keep its session up.
         case failed(reason: String, nextRetry: Date?)
+        /// Authentication needs a person (a password, a passphrase, a second factor) and nobody can be asked here:
+        /// not retried until the tunnel is restarted (`TunnelEvent.needsAuthentication`).
+        case needsAuthentication(reason: String)
         /// `stop()` was called.
         case stopped
     }

@@ -14,6 +14,9 @@ public final class HostActivity: Sendable {
         case reconnecting
         /// Attempts to set a session up are failing (wrong key, server down, ...); still retrying.
         case failing
+        /// Authentication needs a person and nobody can be asked: not retrying until restarted
+        /// (`TunnelEvent.needsAuthentication`).
+        case needsAuthentication = "needs_authentication"
     }
 
     public struct Host: Sendable {
@@ -60,6 +63,9 @@ public final class HostActivity: Sendable {
             host.failedAttempts += 1
             // Still "reconnecting" while the first attempts after a loss fail: the host was up, and comes back.
             if host.state != .reconnecting { host.state = .failing }
+        case .needsAuthentication:
+            host.failedAttempts += 1
+            host.state = .needsAuthentication
         }
     }
 }

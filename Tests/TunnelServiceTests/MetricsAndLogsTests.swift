@@ -77,6 +77,15 @@ struct MetricsTests {
         #expect(host.state == .up && host.reconnects == 1 && host.failedAttempts == 2)
     }
 
+    @Test func needsAuthenticationIsAStateOfItsOwn() {
+        var host = HostActivity.Host(name: "web", counters: TunnelCounters())
+        let failure = AuthenticationFailure(peer: "me@web:22", attempts: [
+            AuthenticationAttempt(identityFile: "", problem: .nobodyToAsk, method: .password)])
+        HostActivity.apply(.needsAuthentication(.authenticationFailed(failure)), to: &host)
+        #expect(host.state == .needsAuthentication && host.state.rawValue == "needs_authentication")
+        #expect(host.failedAttempts == 1)
+    }
+
     @Test func aHostNotBroughtUpLeavesNoSeries() {
         let activity = HostActivity()
         activity.add(name: "web", counters: TunnelCounters())

@@ -137,7 +137,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
 
 /// One host in `status`. Fields that belong to one state are present only in it.
 public struct HostStatus: Codable, Sendable, Equatable {
-    /// "connecting", "up", "reconnecting", "failed", "stopped".
+    /// "connecting", "up", "reconnecting", "failed", "needs-authentication", "stopped".
     public var name: String
     public var state: String
     /// up: when the session came up.
@@ -219,6 +219,9 @@ extension HostStatus {
             state = "failed"
             reason = why
             nextRetry = next
+        case .needsAuthentication(let why):
+            state = "needs-authentication"
+            reason = why
         case .stopped:
             state = "stopped"
         }

@@ -47,7 +47,7 @@ public enum StatusTable {
         case "up":
             let since = host.since.map { "up \(duration(now.timeIntervalSince($0)))" } ?? "up"
             return "\(host.name): \(since), \(host.server), \(reconnects)"
-        case "reconnecting", "failed":
+        case "reconnecting", "failed", "needs-authentication":
             let retry = host.nextRetry.map { ", next try in \(duration(max(0, $0.timeIntervalSince(now))))" } ?? ""
             return "\(host.name): \(host.state) (\(host.reason ?? "unknown reason"))\(retry), \(host.server), \(reconnects)"
         default:

@@ -70,12 +70,15 @@ actor TunnelSupervisor {
         var settings = ConnectionSettings(host)
         if let passphrasePrompt {
             // Asked before connecting, one key at a time: a prompt must not race the sessions' output.
-            for path in IdentityFiles.needingPassphrase(settings) where passphrases[path] == nil {
+            // [ProxyJump] The jump hosts' keys too: each hop authenticates with its own.
+            for path in ([settings] + settings.jumpHosts).flatMap(IdentityFiles.needingPassphrase) where passphrases[path] == nil {
                 passphrases[path] = oneQuestionAtATime.withLock { passphrasePrompt.ask(forKey: path) }
             }
             settings.passphrases = passphrases
+            for index in settings.jumpHosts.indices { settings.jumpHosts[index].passphrases = passphrases }
         }
         settings.askSecret = askSecret
+        for index in settings.jumpHosts.indices { settings.jumpHosts[index].askSecret = askSecret }
         let tunnel = HostTunnel(settings: settings, localForwards: host.localForwards, dynamicForwards: host.dynamicForwards,
                                 proxyCredentials: host.proxyAuth.map { ProxyCredentials(user: $0.user, password: $0.password) },
                                 eventLoop: group.next(), logger: logger)
