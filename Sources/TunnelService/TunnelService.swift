@@ -140,7 +140,7 @@ public final class TunnelService: Sendable {
     }
 
     /// Settings this release parses but cannot honour, where going ahead would do something else than the user
-    /// asked for (connect directly instead of through a jump host; authenticate where every method is switched off).
+    /// asked for (authenticate where every method is switched off), and hosts whose lines cannot be acted on.
     static func unsupportedSetting(_ host: HostConfig) -> String? {
         let place = host.location.map { " (Host at \($0))" } ?? ""
         let file = host.location?.file ?? "FILE"
@@ -149,8 +149,9 @@ public final class TunnelService: Sendable {
             let more = host.problems.count > 1 ? " (and \(host.problems.count - 1) more problem\(host.problems.count > 2 ? "s" : ""); see tunnel check)" : ""
             return "\(problem)\(more); not brought up"
         }
-        if let jumps = host.proxyJump, !jumps.isEmpty {
-            return "ProxyJump is set\(place) but not supported yet; not connecting directly instead. Until then use: ssh -F \(file) -N \(host.name)"
+        if let problem = host.jumpChainProblem {
+            // Never connect directly instead of through the jump hosts.
+            return "\(problem); not brought up"
         }
         if host.localForwards.isEmpty && host.dynamicForwards.isEmpty && !host.remoteForwards.contains(where: \.isServedByEngine) && host.hasForwards {
             return "only RemoteForward kinds not supported yet (Unix sockets)\(place); nothing to bring up. Until then use: ssh -F \(file) -N \(host.name)"
