@@ -25,8 +25,14 @@ let package = Package(
             pkgConfig: "libssh2",
             providers: [.apt(["libssh2-1-dev"]), .brew(["libssh2"])]
         ),
-        // SHA-1/SHA-256/HMAC/Base64 without a crypto library, shared by every layer that reads OpenSSH files.
-        .target(name: "Digests"),
+        // OpenSSL's libcrypto (already loaded by libssh2): the digests and HMAC behind module Digests.
+        .systemLibrary(
+            name: "CLibCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl"])]
+        ),
+        // SHA-1/SHA-256/HMAC (libcrypto) and Base64 (Foundation), shared by every layer that reads OpenSSH files.
+        .target(name: "Digests", dependencies: ["CLibCrypto"]),
         .target(name: "SSH2", dependencies: ["CLibSSH2", "Digests"]),
         .target(name: "TunnelConfig", dependencies: ["Digests"]),
         .target(
