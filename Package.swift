@@ -49,7 +49,7 @@ let package = Package(
         .target(
             name: "TunnelService",
             dependencies: [
-                "TunnelEngine", "TunnelConfig",
+                "TunnelEngine", "TunnelConfig", "Digests",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
