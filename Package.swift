@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "TunnelConfig", targets: ["TunnelConfig"]),
         .library(name: "TunnelEngine", targets: ["TunnelEngine"]),
         .library(name: "TunnelService", targets: ["TunnelService"]),
+        // For the fuzz package in Fuzz/ only.
+        .library(name: "FuzzHarnesses", targets: ["FuzzHarnesses"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -63,6 +65,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Fuzz target bodies: run by the libFuzzer executables in Fuzz/ and replayed on their corpora by
+        // FuzzRegressionTests (debug builds only: it reaches module internals through @testable).
+        .target(
+            name: "FuzzHarnesses",
+            dependencies: [
+                "TunnelConfig", "TunnelEngine", "SSH2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Throwaway sshd, TCP echo/sink servers: shared by the tests, the examples and the benchmark.
         .target(name: "TunnelTestSupport", dependencies: ["Digests"]),
 
@@ -98,5 +112,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "CLITests", dependencies: ["TunnelTestSupport", "Digests"]),
+        // Replays every committed fuzz seed and crash input (Fuzz/Corpus, Fuzz/Regressions) through the harnesses.
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzHarnesses"]),
     ]
 )
