@@ -1,4 +1,4 @@
-import Foundation
+internal import Foundation
 
 /// Standard base64 (RFC 4648 section 4) through Foundation, strict on input: OpenSSH files are machine-written, so
 /// anything outside the alphabet means the data is not what we think it is. What is added here is only what

@@ -3,7 +3,7 @@
 // support) shares one thin wrapper over OpenSSL's libcrypto (module CLibCrypto), which libssh2 already loads:
 // no cryptography is written here, only the calls into the well-kept implementation.
 
-import CLibCrypto
+internal import CLibCrypto
 
 /// Message digests and HMAC on byte arrays, computed by libcrypto.
 public enum Digest {

@@ -1,7 +1,7 @@
 // Streaming SHA-256 through libcrypto's EVP interface: test transfers of hundreds of MB are checksummed as they
 // pass, without holding them.
 
-import CLibCrypto
+internal import CLibCrypto
 
 /// Streaming SHA-256: `update` as often as needed, then `finalize` once. A value type: a copy hashes on
 /// independently (the libcrypto context is copied on the first write after a copy).
