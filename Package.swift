@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "TunnelConfig", targets: ["TunnelConfig"]),
         .library(name: "TunnelEngine", targets: ["TunnelEngine"]),
         .library(name: "TunnelService", targets: ["TunnelService"]),
+        // For the fuzz package in Fuzz/ only.
+        .library(name: "FuzzHarnesses", targets: ["FuzzHarnesses"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -31,8 +33,14 @@ let package = Package(
             pkgConfig: "libssh2",
             providers: [.apt(["libssh2-1-dev"]), .brew(["libssh2"])]
         ),
-        // SHA-1/SHA-256/HMAC/Base64 without a crypto library, shared by every layer that reads OpenSSH files.
-        .target(name: "Digests"),
+        // OpenSSL's libcrypto (already loaded by libssh2): the digests and HMAC behind module Digests.
+        .systemLibrary(
+            name: "CLibCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl"])]
+        ),
+        // SHA-1/SHA-256/HMAC (libcrypto) and Base64 (Foundation), shared by every layer that reads OpenSSH files.
+        .target(name: "Digests", dependencies: ["CLibCrypto"]),
         .target(name: "SSH2", dependencies: ["CLibSSH2", "Digests"]),
         .target(name: "TunnelConfig", dependencies: ["Digests"]),
         .target(
@@ -49,7 +57,7 @@ let package = Package(
         .target(
             name: "TunnelService",
             dependencies: [
-                "TunnelEngine", "TunnelConfig",
+                "TunnelEngine", "TunnelConfig", "Digests",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -66,6 +74,18 @@ let package = Package(
             dependencies: [
                 "TunnelService", "TunnelConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Fuzz target bodies: run by the libFuzzer executables in Fuzz/ and replayed on their corpora by
+        // FuzzRegressionTests (debug builds only: it reaches module internals through @testable).
+        .target(
+            name: "FuzzHarnesses",
+            dependencies: [
+                "TunnelConfig", "TunnelEngine", "SSH2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -104,5 +124,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "CLITests", dependencies: ["TunnelTestSupport", "Digests"]),
+        // Replays every committed fuzz seed and crash input (Fuzz/Corpus, Fuzz/Regressions) through the harnesses.
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzHarnesses"]),
     ]
 )

@@ -41,8 +41,19 @@ public struct PrivateKeyFileInfo: Sendable, Equatable {
     /// Reads `path` and says what kind of private key it holds, or why it is not one. `path` is used as it is:
     /// `~` is the config layer's to expand (TunnelConfig does it as OpenSSH does, `~user` included), and libssh2,
     /// which reads the same path to authenticate, would not expand it either.
+    ///
+    /// A private key that others may read is refused, as OpenSSH refuses it ("UNPROTECTED PRIVATE KEY FILE"):
+    /// the contents are judged first, so a public key or a wrong file given by mistake is named for what it is.
     public static func inspect(path: String) throws(PrivateKeyFileError) -> PrivateKeyFileInfo {
         let bytes = try PrivateKeyFileReader.read(path: path)
+        let info = try inspect(contents: bytes, path: path)
+        try PrivateKeyFilePermissions.check(path: path)
+        return info
+    }
+
+    /// What `inspect(path:)` decides from the file's bytes alone (`path` only names the file in errors): the
+    /// entry point for the fuzz target and unit tests.
+    public static func inspect(contents bytes: [UInt8], path: String) throws(PrivateKeyFileError) -> PrivateKeyFileInfo {
         let (format, keyType, encrypted) = try PrivateKeyFileClassifier(path: path).classify(bytes)
         return PrivateKeyFileInfo(path: path, format: format, keyType: keyType, isEncrypted: encrypted)
     }
@@ -55,6 +66,8 @@ public struct PrivateKeyFileError: Error, Sendable, CustomStringConvertible {
         case notAPrivateKey
         /// The file is a public key (often the `.pub` next to the private key).
         case publicKeyGiven
+        /// Group or others may read or write the key file: refused, as OpenSSH refuses it.
+        case unprotected
     }
 
     public var kind: Kind
@@ -102,6 +115,22 @@ private enum PrivateKeyFileReader {
             throw PrivateKeyFileError(
                 kind: .unreadable, path: path, message: "cannot read the file (\(error.localizedDescription))")
         }
+    }
+}
+
+/// OpenSSH's rule for private key files (sshkey_perm_ok in authfile.c): a key file owned by the user must not be
+/// accessible to group or others, or it is ignored. A key others can read is no longer a secret, and refusing it
+/// is what makes the user notice.
+enum PrivateKeyFilePermissions {
+    static func check(path: String) throws(PrivateKeyFileError) {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return }  // vanished meanwhile: libssh2 will say so
+        let mode = Int(status.st_mode) & 0o777
+        guard status.st_uid == getuid(), mode & 0o077 != 0 else { return }
+        throw PrivateKeyFileError(
+            kind: .unprotected, path: path,
+            message: "UNPROTECTED PRIVATE KEY FILE: permissions \(String(format: "%04o", mode)) are too open "
+                + "(it must be accessible to you alone), so this key is ignored; fix: chmod 600 \(path)")
     }
 }
 

@@ -91,15 +91,27 @@ public struct KnownHosts: Sendable {
         skippedLines = []
         for path in files {
             guard let text = try Self.readIfPresent(path) else { continue }
-            var lineNumber = 0
-            // "\r\n" is one Character in Swift, so it must be named to split files written on Windows.
-            for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
-                lineNumber += 1
-                switch Self.parseLine(rawLine, file: path, line: lineNumber) {
-                case .entry(let entry): entries.append(entry)
-                case .skipped(let reason): skippedLines.append(SkippedLine(file: path, line: lineNumber, reason: reason))
-                case .nothing: break
-                }
+            add(text: text, file: path)
+        }
+    }
+
+    /// The entries of `text` as if read from `file`: what reading a file does once it has the text (the entry
+    /// point of the fuzz target and of tests that need no file).
+    init(text: String, file: String) {
+        entries = []
+        skippedLines = []
+        add(text: text, file: file)
+    }
+
+    private mutating func add(text: String, file path: String) {
+        var lineNumber = 0
+        // "\r\n" is one Character in Swift, so it must be named to split files written on Windows.
+        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
+            lineNumber += 1
+            switch Self.parseLine(rawLine, file: path, line: lineNumber) {
+            case .entry(let entry): entries.append(entry)
+            case .skipped(let reason): skippedLines.append(SkippedLine(file: path, line: lineNumber, reason: reason))
+            case .nothing: break
             }
         }
     }
@@ -237,6 +249,14 @@ public struct KnownHosts: Sendable {
 
     // MARK: - Appending
 
+    /// Adds `line` to the end of `path` so that two processes adding at once (two `tunnel up`, or tunnel and ssh
+    /// with `accept-new`) can neither tear nor lose a line, and the file keeps its other lines, owner and mode.
+    ///
+    /// One `open(O_APPEND | O_CREAT)` and one `write(2)` of the whole line: with O_APPEND the kernel moves to the
+    /// end and writes as one step, so concurrent appends land one after the other (OpenSSH's own
+    /// add_host_to_hostfile appends the same way). Rewriting through a temporary file and rename(2) was rejected:
+    /// two writers would each rename their own copy, and the last rename would drop the other's new line.
+    /// (O_APPEND is not atomic on NFS; OpenSSH has the same limit there.)
     private static func appendLine(_ line: String, to path: String) throws(KnownHostsError) {
         let fm = FileManager.default
         let directory = (path as NSString).deletingLastPathComponent
@@ -248,27 +268,28 @@ public struct KnownHosts: Sendable {
         } catch {
             throw KnownHostsError(path: path, message: "cannot create directory \(directory) (\(error.localizedDescription))")
         }
-        if !fm.fileExists(atPath: path) {
-            guard fm.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
-                throw KnownHostsError(path: path, message: "cannot create known_hosts file")
+        // Created 0600 in the same call that opens it (no window with a wider mode, no check-then-create race);
+        // an existing file keeps its mode.
+        let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw KnownHostsError(path: path, message: "cannot open known_hosts file for writing (\(String(cString: strerror(errno))))")
+        }
+        defer { close(fd) }
+        var text = Array(line.utf8)
+        // A hand-edited file may lack its final newline; without one our line would join the last. (Two writers
+        // both seeing that would each add a newline: an empty line, which readers skip.)
+        var status = stat()
+        if fstat(fd, &status) == 0, status.st_size > 0 {
+            var last: UInt8 = 0
+            if pread(fd, &last, 1, off_t(status.st_size - 1)) == 1, last != UInt8(ascii: "\n") {
+                text.insert(UInt8(ascii: "\n"), at: 0)
             }
         }
-        guard let handle = FileHandle(forUpdatingAtPath: path) else {
-            throw KnownHostsError(path: path, message: "cannot open known_hosts file for writing")
-        }
-        defer { try? handle.close() }
-        do {
-            var text = line
-            let end = try handle.seekToEnd()
-            if end > 0 {
-                // A hand-edited file may lack its final newline; without one our line would join the last.
-                try handle.seek(toOffset: end - 1)
-                if try handle.read(upToCount: 1) != Data([UInt8(ascii: "\n")]) { text = "\n" + text }
-                try handle.seekToEnd()
-            }
-            try handle.write(contentsOf: Data(text.utf8))
-        } catch {
-            throw KnownHostsError(path: path, message: "cannot write known_hosts file (\(error.localizedDescription))")
+        let written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == text.count else {
+            // A short write of a few hundred bytes to a regular file means the disk is full or a quota is hit.
+            let reason = written < 0 ? String(cString: strerror(errno)) : "only \(written) of \(text.count) bytes written"
+            throw KnownHostsError(path: path, message: "cannot write known_hosts file (\(reason))")
         }
     }
 }

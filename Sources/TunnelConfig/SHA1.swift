@@ -1,6 +1,6 @@
 import Digests
 
-// SHA-1, only for the `%C` token (OpenSSH defines it as the hex SHA-1 of %l%h%p%r).
+// SHA-1 (libcrypto, through Digests), only for the `%C` token (OpenSSH defines it as the hex SHA-1 of %l%h%p%r).
 enum SHA1 {
     static func hexDigest(_ text: String) -> String {
         Hex.encode(Digest.sha1(Array(text.utf8)))

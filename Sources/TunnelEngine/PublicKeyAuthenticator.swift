@@ -100,6 +100,8 @@ final class PublicKeyAuthenticator {
                     }
                     currentKeyType = info.keyType
                 } catch {
+                    // Said at once, as ssh does: the refusal is the user's only sign that the key is exposed.
+                    if error.kind == .unprotected { logger.warning("\(error)") }
                     skip(path, .unusable(error.description))
                     continue
                 }

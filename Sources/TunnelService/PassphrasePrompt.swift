@@ -1,3 +1,4 @@
+import Digests
 import Foundation
 import TunnelEngine
 #if canImport(Glibc)
@@ -50,9 +51,11 @@ public struct PassphrasePrompt: Sendable {
     public func ask(prompt: String) -> String? {
         switch method {
         case .terminal:
-            // getpass reads from /dev/tty with echo off.
+            // getpass reads from /dev/tty with echo off into a static buffer, which keeps the secret until the next
+            // call: wiped as soon as it is copied.
             guard let answer = getpass(prompt) else { return nil }
             let text = String(cString: answer)
+            SecureMemory.wipe(UnsafeMutableRawBufferPointer(start: answer, count: strlen(answer)))
             return text.isEmpty ? nil : text
         case .askpass(let program):
             let process = Process()
@@ -61,7 +64,9 @@ public struct PassphrasePrompt: Sendable {
             let output = Pipe()
             process.standardOutput = output
             do { try process.run() } catch { return nil }
-            let data = output.fileHandleForReading.readDataToEndOfFile()
+            var data = output.fileHandleForReading.readDataToEndOfFile()
+            // The answer's bytes are wiped once the String is made (this Data is the only reference to them).
+            defer { data.withUnsafeMutableBytes { SecureMemory.wipe($0) } }
             process.waitUntilExit()
             guard process.terminationStatus == 0 else { return nil }
             var text = String(decoding: data, as: UTF8.self)

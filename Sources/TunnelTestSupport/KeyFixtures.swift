@@ -97,8 +97,11 @@ public enum KeyFixtures {
         return sshString(Array(type.utf8)) + sshString((0..<32).map { UInt8(truncatingIfNeeded: Int($0) * 7) &+ seed })
     }
 
+    /// Writes `text` to `path`, readable by the owner only: key files must be (tunnel refuses others, as ssh does),
+    /// and nothing a test writes needs more.
     public static func write(_ text: String, to path: String) throws {
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
     }
 
     public static func hex(_ bytes: [UInt8]) -> String {

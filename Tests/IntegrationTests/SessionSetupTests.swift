@@ -64,6 +64,18 @@ struct SessionSetupTests {
         #expect(error.contains("\(key): the server refused this key"))
     }
 
+    @Test("the server's own authorized key in a file others can read is not used: UNPROTECTED, with the fix")
+    func unprotectedKeyNotUsed() async throws {
+        let sshd = try SSHDFixture()
+        // The key the server accepts, copied and opened up as a careless copy would be.
+        let path = sshd.directory + "/id_world_readable"
+        try FileManager.default.copyItem(atPath: sshd.clientKeyPath, toPath: path)
+        chmod(path, 0o644)
+        let error = try await expectStartFailure(sshd, identity: path)
+        #expect(error.contains("authentication failed"))
+        #expect(error.contains("\(path): UNPROTECTED PRIVATE KEY FILE") && error.contains("chmod 600 \(path)"), "\(error)")
+    }
+
     @Test("a file that is not a private key is named as such")
     func garbageKeyFile() async throws {
         let sshd = try SSHDFixture()
