@@ -74,6 +74,9 @@ public final class HostTunnel: Sendable {
         /// The session being set up or up; nil between attempts.
         var connection: SSHConnection?
         var stopped = false
+        /// `closeListeners()` ran: a client whose accept was still under way then (its channel becomes active a
+        /// few loop turns after the listener took it) is turned away too, not left waiting to hold up the drain.
+        var listenersClosed = false
         var waiting: [ObjectIdentifier: WaitingClient] = [:]
         var backoff = Backoff()
         var report = OutageReport()
@@ -254,6 +257,7 @@ public final class HostTunnel: Sendable {
     public func closeListeners() async {
         try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
             let state = self.state.value
+            state.listenersClosed = true
             self.closeWaitingClients(reason: "the tunnel is stopping")
             let closing = state.listeners.map { $0.channel.close() }
             state.listeners = []
@@ -651,7 +655,7 @@ public final class HostTunnel: Sendable {
         let serve = { [self] (connection: SSHConnection) in
             self.serve(client, handler: handler, label: label, forwardIndex: forwardIndex, target: target, on: connection, completion: completion)
         }
-        guard !state.stopped else {
+        guard !state.stopped, !state.listenersClosed || (state.connection?.isReady ?? false) else {
             counters.connectionEnded(forward: forwardIndex)
             return completion(.failure(ChannelOpenFailure(message: "the tunnel is stopping")))
         }
