@@ -97,6 +97,8 @@ public final class HostTunnel: Sendable {
         /// removed one's index is never reused, so a connection still open on it counts where it always did.
         var local: [(spec: ForwardSpec, index: Int)] = []
         var dynamic: [(spec: DynamicForwardSpec, index: Int)] = []
+        /// The remote forwards each new session asks for, with their counter indexes.
+        var remote: [(spec: RemoteForwardSpec, index: Int)] = []
         var sessionEnded: EventLoopFuture<TunnelError?>?
         var remoteForwards: [RemoteForwardStatus] = []
         /// For `status`: changed on the loop when the session's state changes (never on the data path).
@@ -121,7 +123,9 @@ public final class HostTunnel: Sendable {
         loopState.backoff = Backoff(initial: settings.reconnectDelay, cap: settings.reconnectMaxDelay)
         self.state = NIOLoopBoundBox.makeBoxSendingValue(loopState, eventLoop: eventLoop)
         published.withLockedValue {
-            $0.remoteForwards = settings.remoteForwards.map { RemoteForwardStatus(forward: $0, state: .pending) }
+            let offset = localForwards.count + dynamicForwards.count
+            $0.remote = settings.remoteForwards.enumerated().map { ($1, offset + $0) }
+            $0.remoteForwards = $0.remote.map { RemoteForwardStatus(forward: $0.spec, state: .pending, counterIndex: $0.index) }
             $0.local = localForwards.enumerated().map { ($1, $0) }
             $0.dynamic = dynamicForwards.enumerated().map { ($1, localForwards.count + $0) }
         }
@@ -166,7 +170,7 @@ public final class HostTunnel: Sendable {
             if case .listening(let port) = entry.state { bound.listenPort = port }
             forwards.append(.init(kind: .remote, id: "R" + entry.forward.serverSideText(port: entry.forward.listenPort),
                                   listen: "remote " + bound.serverSideText(port: bound.listenPort),
-                                  target: bound.targetText, counts: counts(remoteForwardIndexOffset + offset)))
+                                  target: bound.targetText, counts: counts(entry.counterIndex ?? remoteForwardIndexOffset + offset)))
         }
         return TunnelStatus(name: settings.name, state: state, reconnects: max(0, totals.sessionsEstablished - 1),
                             lastError: lastError, forwards: forwards, totals: totals)
@@ -296,6 +300,42 @@ public final class HostTunnel: Sendable {
         published.withLockedValue { $0.dynamic.append((spec, index)) }
     }
 
+    /// Ask for one more `RemoteForward` while the tunnel runs: on the session that is up now (if any) and every
+    /// later one. The server's answer comes as for the config's remote forwards (logged; `remoteForwardStatus`).
+    public func addForward(_ spec: RemoteForwardSpec) async {
+        let index = counters.addForward()
+        try? await eventLoop.submit {
+            self.published.withLockedValue { $0.remote.append((spec, index)) }
+            if let connection = self.state.value.connection {
+                connection.addRemoteForward(spec, counterIndex: index)
+            } else {
+                self.published.withLockedValue { $0.remoteForwards.append(RemoteForwardStatus(forward: spec, state: .pending, counterIndex: index)) }
+            }
+        }.get()
+    }
+
+    /// Stop remote forwards a reload removed: the session up now cancels them (`cancel-tcpip-forward`: the server
+    /// stops listening; connections it already forwarded stay), later sessions do not ask for them.
+    public func removeForwards(remote: [RemoteForwardSpec]) async {
+        guard !remote.isEmpty else { return }
+        try? await eventLoop.submit {
+            for spec in remote {
+                self.published.withLockedValue { published in
+                    if let at = published.remote.firstIndex(where: { RemoteForwards.same($0.spec, spec) }) { published.remote.remove(at: at) }
+                }
+                if let connection = self.state.value.connection {
+                    connection.removeRemoteForward(spec)
+                } else {
+                    self.published.withLockedValue { published in
+                        if let at = published.remoteForwards.firstIndex(where: { RemoteForwards.same($0.forward, spec) }) {
+                            published.remoteForwards.remove(at: at)
+                        }
+                    }
+                }
+            }
+        }.get()
+    }
+
     private func bindAdded(_ listener: Listener) async throws {
         do {
             try await bind(listener)
@@ -370,8 +410,10 @@ public final class HostTunnel: Sendable {
 
     /// A new session object, made current, whose end is handled by `sessionEnded`.
     private func makeConnection() -> SSHConnection {
+        let remote = published.withLockedValue { $0.remote }
         let connection = SSHConnection(settings: settings, eventLoop: eventLoop, counters: counters,
-                                       remoteForwardIndexOffset: remoteForwardIndexOffset, logger: logger)
+                                       remoteForwardIndexOffset: remoteForwardIndexOffset,
+                                       remoteForwards: remote.map { ($0.spec, $0.index) }, logger: logger)
         state.value.connection = connection
         // [remote forwards] Status for `remoteForwardStatus`, from whichever session is current.
         connection.remoteForwards.onChange = { [published] status in published.withLockedValue { $0.remoteForwards = status } }

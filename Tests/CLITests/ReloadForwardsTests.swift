@@ -84,4 +84,57 @@ struct ReloadForwardsTests {
         #expect(again.stdoutText.contains("+localhost:\(portB)"), "\(again.stdoutText)")
         #expect(try ReconnectTests.echoRoundTrip(port: portB, "B again") == "B again")
     }
+
+    @Test("a reload adds a RemoteForward to a running host (the server listens, its connections reach the target here) and removes it (cancel-tcpip-forward frees the server's port), on the same session, an open connection untouched")
+    func addAndRemoveRemoteForward() async throws { try await onOwnThread { try Self.remoteBody() } }
+    static func remoteBody() throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let localPort = try freeTCPPortOutsideEphemeralRange()
+        let remotePort = try freeTCPPortOutsideEphemeralRange()
+        let config = try UpCommandTests.writeConfig(sshd, localPort: localPort, target: echo.port)
+        let original = try String(contentsOfFile: config, encoding: .utf8)
+        let control = ControlSocketTests.controlPath(sshd)
+        let up = try tunnel(["up", config, "--control", control]).start()
+        defer { _ = up.terminate() }
+        try up.waitForLine(containing: "connected to", timeout: 20)
+        let kept = try TCPTestClient.connect(port: localPort)
+        defer { kept.close() }
+        try kept.send(Array("one".utf8))
+        #expect(try kept.receive(exactly: 3) == Array("one".utf8))
+
+        try (original + "    RemoteForward 127.0.0.1:\(remotePort) 127.0.0.1:\(echo.port)\n").write(toFile: config, atomically: true, encoding: .utf8)
+        let added = try tunnel(["reload", "--control", control]).runChecked(timeout: 30)
+        #expect(added.stdoutText.contains("web: forwards changed, session kept (+remote "), "\(added.stdoutText)")
+        try waitUntil(timeout: 20, "the server to listen on \(remotePort)") { TCPTestClient.isAccepting(port: remotePort) }
+        #expect(try ReconnectTests.echoRoundTrip(port: remotePort, "via the server") == "via the server")
+        var listed: [[String: Any]] = []
+        do {
+            try waitUntil(timeout: 10, "the remote forward's connection in status") {
+                listed = (try? forwards(control)) ?? []
+                let remote = listed.first { $0["id"] as? String == "R127.0.0.1:\(remotePort)" }
+                // Two connections: the wait's probe (isAccepting) and the echo.
+                return remote?["totalConnections"] as? Int == 2 && remote?["activeConnections"] as? Int == 0
+                    && remote?["bytesIn"] as? Int == "via the server".utf8.count && remote?["bytesOut"] as? Int == "via the server".utf8.count
+            }
+        } catch {
+            throw TestSupportError("\(error): \(listed)")
+        }
+
+        try original.write(toFile: config, atomically: true, encoding: .utf8)
+        let removed = try tunnel(["reload", "--control", control]).runChecked(timeout: 30)
+        #expect(removed.stdoutText.contains("(-remote "), "\(removed.stdoutText)")
+        try waitUntil(timeout: 10, "the server to stop listening on \(remotePort)") { !TCPTestClient.isAccepting(port: remotePort) }
+        #expect(try forwards(control).map { $0["id"] as? String } == ["L127.0.0.1:\(localPort)"])
+        try kept.send(Array("two".utf8))
+        #expect(try kept.receive(exactly: 3) == Array("two".utf8), "the open connection on the other forward carried on")
+        #expect(up.lines().filter { $0.contains("web: connected to") || $0.contains("web: reconnected") }.count == 1,
+                "web kept its one session: \(up.outputSummary())")
+
+        // Added back: the server listens again (its port really was released).
+        try (original + "    RemoteForward 127.0.0.1:\(remotePort) 127.0.0.1:\(echo.port)\n").write(toFile: config, atomically: true, encoding: .utf8)
+        try tunnel(["reload", "--control", control]).runChecked(timeout: 30)
+        try waitUntil(timeout: 20, "the server to listen on \(remotePort) again") { TCPTestClient.isAccepting(port: remotePort) }
+        #expect(try ReconnectTests.echoRoundTrip(port: remotePort, "again") == "again")
+    }
 }

@@ -92,14 +92,19 @@ struct ControlLogicTests {
         none.localForwards = []
         #expect(ReloadPlan(running: [Self.host("a")], wanted: [none]).forwardsChanged.first?.removedLocal == [Self.local(8080, line: 2)])
 
-        // Anything else changing as well (here the user, or a RemoteForward) restarts the host.
+        // RemoteForward lines too.
+        var remote = Self.host("a")
+        let spec = RemoteForwardSpec(bind: .loopback, listenPort: 9000, target: .host("127.0.0.1", port: 80),
+                                     location: SourceLocation(file: "/c", line: 3))
+        remote.remoteForwards = [spec]
+        let remoteAdded = try #require(ReloadPlan(running: [Self.host("a")], wanted: [remote]).forwardsChanged.first)
+        #expect(remoteAdded.addedRemote == [spec] && remoteAdded.addedLocal.isEmpty && remoteAdded.removedLocal.isEmpty)
+        #expect(ReloadPlan(running: [remote], wanted: [Self.host("a")]).forwardsChanged.first?.removedRemote == [spec])
+
+        // Anything else changing as well (here the user) restarts the host.
         var otherUser = after
         otherUser.user = "other"
-        #expect(ReloadPlan(running: [before], wanted: [otherUser]).changed == ["a"])
-        var remote = Self.host("a")
-        remote.remoteForwards = [RemoteForwardSpec(bind: .loopback, listenPort: 9000, target: .host("127.0.0.1", port: 80),
-                                                   location: SourceLocation(file: "/c", line: 3))]
-        let restarted = ReloadPlan(running: [Self.host("a")], wanted: [remote])
+        let restarted = ReloadPlan(running: [before], wanted: [otherUser])
         #expect(restarted.changed == ["a"] && restarted.forwardsChanged.isEmpty)
     }
 

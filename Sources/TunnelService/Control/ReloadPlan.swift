@@ -20,11 +20,13 @@ public struct ReloadPlan: Equatable, Sendable {
         public var removedLocal: [ForwardSpec] = []
         public var addedDynamic: [DynamicForwardSpec] = []
         public var removedDynamic: [DynamicForwardSpec] = []
+        public var addedRemote: [RemoteForwardSpec] = []
+        public var removedRemote: [RemoteForwardSpec] = []
 
         /// "-localhost:1080 -> socks, +localhost:9000 -> db:5432": what goes, then what comes.
         public var summary: String {
-            let gone = removedLocal.map { "-\($0)" } + removedDynamic.map { "-\($0)" }
-            let new = addedLocal.map { "+\($0)" } + addedDynamic.map { "+\($0)" }
+            let gone = removedLocal.map { "-\($0)" } + removedDynamic.map { "-\($0)" } + removedRemote.map { "-remote \($0)" }
+            let new = addedLocal.map { "+\($0)" } + addedDynamic.map { "+\($0)" } + addedRemote.map { "+remote \($0)" }
             return (gone + new).joined(separator: ", ")
         }
     }
@@ -47,18 +49,20 @@ public struct ReloadPlan: Equatable, Sendable {
 
     public var isEmpty: Bool { added.isEmpty && removed.isEmpty && changed.isEmpty && forwardsChanged.isEmpty }
 
-    /// The forward changes when listening forwards are all that differ between `old` and `new` (nil otherwise:
-    /// any other setting, `RemoteForward` lines included, restarts the host).
+    /// The forward changes when forwards are all that differ between `old` and `new` (nil otherwise: any other
+    /// setting restarts the host).
     static func forwardChanges(from old: HostConfig, to new: HostConfig) -> ForwardChanges? {
         var a = withoutLocations(old), b = withoutLocations(new)
-        a.localForwards = []; a.dynamicForwards = []
-        b.localForwards = []; b.dynamicForwards = []
+        a.localForwards = []; a.dynamicForwards = []; a.remoteForwards = []
+        b.localForwards = []; b.dynamicForwards = []; b.remoteForwards = []
         guard a == b else { return nil }
         let nowhere = SourceLocation(file: "", line: 0)
         let local = difference(old.localForwards, new.localForwards) { var spec = $0; spec.location = nowhere; return spec }
         let dynamic = difference(old.dynamicForwards, new.dynamicForwards) { var spec = $0; spec.location = nowhere; return spec }
+        let remote = difference(old.remoteForwards, new.remoteForwards) { var spec = $0; spec.location = nowhere; return spec }
         return ForwardChanges(host: new.name, addedLocal: local.added, removedLocal: local.removed,
-                              addedDynamic: dynamic.added, removedDynamic: dynamic.removed)
+                              addedDynamic: dynamic.added, removedDynamic: dynamic.removed,
+                              addedRemote: remote.added, removedRemote: remote.removed)
     }
 
     /// What is in `new` and not in `old` and the reverse, as multisets, compared as `key` makes them (where in the

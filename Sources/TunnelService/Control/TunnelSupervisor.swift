@@ -225,6 +225,13 @@ actor TunnelSupervisor {
         log[metadataKey: "peer"] = "\(host.hostName):\(host.port)"
         // Removed first: a forward changed in place (same port, new target) is a removal and an addition.
         await tunnel.removeForwards(local: change.removedLocal, dynamic: change.removedDynamic)
+        // Remote forwards the engine cannot serve were never asked for (`ConnectionSettings`): nothing to do for them
+        // but the warning a start gives.
+        await tunnel.removeForwards(remote: change.removedRemote.filter(\.isServedByEngine))
+        for spec in change.addedRemote where spec.isServedByEngine { await tunnel.addForward(spec) }
+        var unserved = host
+        unserved.remoteForwards = change.addedRemote.filter { !$0.isServedByEngine }
+        TunnelService.warnAboutInactiveForwards(unserved, log)
         var config = host
         var problems: [String] = []
         for spec in change.addedLocal {
