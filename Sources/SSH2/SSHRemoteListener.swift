@@ -28,4 +28,15 @@ public final class SSHRemoteListener {
         // when its transport read found no packet; a real transport failure surfaces in the session's next read.
         return nil
     }
+
+    /// Ask the server to stop listening (`cancel-tcpip-forward`, no reply asked) and free this listener with the
+    /// connections still queued on it. Repeat after `.wouldBlock`; once `.done` (or thrown) the listener is gone:
+    /// nothing else may be called on it.
+    public func cancel() throws(SSH2Error) -> SSHStep<Void> {
+        try session.checkUsable()
+        let rc = libssh2_channel_forward_cancel(raw)
+        if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+        if rc < 0 { throw session.lastError(rc, operation: "cancel the remote forward on port \(boundPort)") }
+        return .done(())
+    }
 }

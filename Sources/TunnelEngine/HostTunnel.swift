@@ -29,9 +29,10 @@ public enum TunnelEvent: Sendable {
 /// what other threads read (bound addresses, the session's end) is locked.
 public final class HostTunnel: Sendable {
     public let settings: ConnectionSettings
-    public let localForwards: [ForwardSpec]
-    /// `DynamicForward` proxy ports (SOCKS 4/4a/5 and HTTP on each).
-    public let dynamicForwards: [DynamicForwardSpec]
+    /// The `LocalForward`s listened for now (a reload may add and remove some: `addForward`, `removeForwards`).
+    public var localForwards: [ForwardSpec] { published.withLockedValue { $0.local.map(\.spec) } }
+    /// `DynamicForward` proxy ports (SOCKS 4/4a/5 and HTTP on each), now.
+    public var dynamicForwards: [DynamicForwardSpec] { published.withLockedValue { $0.dynamic.map(\.spec) } }
     /// Credentials the proxy ports require (`TunnelProxyAuth`); nil: none.
     public let proxyCredentials: ProxyCredentials?
     /// How long a proxy client has to say where it wants to go.
@@ -70,12 +71,16 @@ public final class HostTunnel: Sendable {
     /// State confined to `eventLoop`.
     private final class LoopState {
         var mode = Mode.oneShot
-        var listeners: [Channel] = []
-        /// Unix-domain socket files we created, removed on stop.
-        var socketFiles: [String] = []
+        /// Each listener with its forward's index in `counters`, so one forward's can be closed alone.
+        var listeners: [(forward: Int, channel: Channel)] = []
+        /// Unix-domain socket files we created (with their forward's index), removed on stop.
+        var socketFiles: [(forward: Int, path: String)] = []
         /// The session being set up or up; nil between attempts.
         var connection: SSHConnection?
         var stopped = false
+        /// `closeListeners()` ran: a client whose accept was still under way then (its channel becomes active a
+        /// few loop turns after the listener took it) is turned away too, not left waiting to hold up the drain.
+        var listenersClosed = false
         var waiting: [ObjectIdentifier: WaitingClient] = [:]
         var backoff = Backoff()
         var report = OutageReport()
@@ -92,7 +97,14 @@ public final class HostTunnel: Sendable {
     private let state: NIOLoopBoundBox<LoopState>
     private let published = NIOLockedValueBox(Published())
     private struct Published {
-        var boundAddresses: [String] = []
+        var boundAddresses: [(forward: Int, address: String)] = []
+        /// The listening forwards now, each with its index in `counters`. Local and dynamic forwards of the config
+        /// get 0..<n in order (remote ones follow them); forwards added later get new indexes at the end, and a
+        /// removed one's index is never reused, so a connection still open on it counts where it always did.
+        var local: [(spec: ForwardSpec, index: Int)] = []
+        var dynamic: [(spec: DynamicForwardSpec, index: Int)] = []
+        /// The remote forwards each new session asks for, with their counter indexes.
+        var remote: [(spec: RemoteForwardSpec, index: Int)] = []
         var sessionEnded: EventLoopFuture<TunnelError?>?
         var remoteForwards: [RemoteForwardStatus] = []
         /// For `status`: changed on the loop when the session's state changes (never on the data path).
@@ -109,8 +121,7 @@ public final class HostTunnel: Sendable {
                 eventLoop: EventLoop, logger: Logger) {
         self.proxyHandshakeTimeout = proxyHandshakeTimeout
         self.settings = settings
-        self.localForwards = localForwards
-        self.dynamicForwards = dynamicForwards
+        self.remoteForwardIndexOffset = localForwards.count + dynamicForwards.count
         self.proxyCredentials = proxyCredentials
         self.eventLoop = eventLoop
         self.counters = TunnelCounters(forwardCount: localForwards.count + dynamicForwards.count + settings.remoteForwards.count)
@@ -121,7 +132,13 @@ public final class HostTunnel: Sendable {
         let loopState = LoopState()
         loopState.backoff = Backoff(initial: settings.reconnectDelay, cap: settings.reconnectMaxDelay)
         self.state = NIOLoopBoundBox.makeBoxSendingValue(loopState, eventLoop: eventLoop)
-        published.withLockedValue { $0.remoteForwards = settings.remoteForwards.map { RemoteForwardStatus(forward: $0, state: .pending) } }
+        published.withLockedValue {
+            let offset = localForwards.count + dynamicForwards.count
+            $0.remote = settings.remoteForwards.enumerated().map { ($1, offset + $0) }
+            $0.remoteForwards = $0.remote.map { RemoteForwardStatus(forward: $0.spec, state: .pending, counterIndex: $0.index) }
+            $0.local = localForwards.enumerated().map { ($1, $0) }
+            $0.dynamic = dynamicForwards.enumerated().map { ($1, localForwards.count + $0) }
+        }
     }
 
     public convenience init(host: HostConfig, eventLoop: EventLoop, logger: Logger) {
@@ -131,7 +148,7 @@ public final class HostTunnel: Sendable {
     }
 
     /// The addresses actually bound, e.g. "127.0.0.1:8080" (port 0 in the config becomes the real port here).
-    public var boundAddresses: [String] { published.withLockedValue { $0.boundAddresses } }
+    public var boundAddresses: [String] { published.withLockedValue { $0.boundAddresses.map(\.address) } }
 
     /// Each `RemoteForward` of the current session: pending, listening (on which port: the server's choice for
     /// `RemoteForward 0`) or refused (why).
@@ -150,30 +167,35 @@ public final class HostTunnel: Sendable {
     /// What the tunnel is doing now and what each forward has carried, for `tunnel status`. Cheap: two short
     /// locked copies, nothing on the event loop.
     public var status: TunnelStatus {
-        let (state, lastError, remote) = published.withLockedValue { ($0.state, $0.lastError, $0.remoteForwards) }
+        let (state, lastError, remote, local, dynamic) = published.withLockedValue {
+            ($0.state, $0.lastError, $0.remoteForwards, $0.local, $0.dynamic)
+        }
         let totals = counters.snapshot
+        func counts(_ index: Int) -> TunnelCounters.ForwardCounts {
+            totals.forwards.indices.contains(index) ? totals.forwards[index] : .init()
+        }
         var forwards: [TunnelStatus.Forward] = []
-        for spec in localForwards {
-            forwards.append(.init(kind: .local, listen: spec.listenText, target: spec.targetText, counts: .init()))
+        for (spec, index) in local {
+            forwards.append(.init(kind: .local, id: "L" + spec.listenText, listen: spec.listenText, target: spec.targetText, counts: counts(index)))
         }
-        for spec in dynamicForwards {
-            forwards.append(.init(kind: .dynamic, listen: spec.listenText, target: "SOCKS and HTTP proxy", counts: .init()))
+        for (spec, index) in dynamic {
+            forwards.append(.init(kind: .dynamic, id: "D" + spec.listenText, listen: spec.listenText, target: "SOCKS and HTTP proxy",
+                                  counts: counts(index)))
         }
-        for entry in remote {
+        for (offset, entry) in remote.enumerated() {
             var bound = entry.forward
             if case .listening(let port) = entry.state { bound.listenPort = port }
-            forwards.append(.init(kind: .remote, listen: "remote " + bound.serverSideText(port: bound.listenPort),
-                                  target: bound.targetText, counts: .init()))
-        }
-        for index in forwards.indices where totals.forwards.indices.contains(index) {
-            forwards[index].counts = totals.forwards[index]
+            forwards.append(.init(kind: .remote, id: "R" + entry.forward.serverSideText(port: entry.forward.listenPort),
+                                  listen: "remote " + bound.serverSideText(port: bound.listenPort),
+                                  target: bound.targetText, counts: counts(entry.counterIndex ?? remoteForwardIndexOffset + offset)))
         }
         return TunnelStatus(name: settings.name, state: state, reconnects: max(0, totals.sessionsEstablished - 1),
                             lastError: lastError, forwards: forwards, totals: totals)
     }
 
-    /// Local forwards' counts come first, then dynamic ones', then remote ones' (`TunnelCounters.Snapshot.forwards`).
-    var remoteForwardIndexOffset: Int { localForwards.count + dynamicForwards.count }
+    /// The config's local forwards' counts come first, then its dynamic ones', then remote ones'
+    /// (`TunnelCounters.Snapshot.forwards`); forwards added while running follow.
+    let remoteForwardIndexOffset: Int
 
     private func publish(_ state: TunnelStatus.State, error: TunnelError? = nil) {
         published.withLockedValue {
@@ -240,7 +262,7 @@ public final class HostTunnel: Sendable {
                 self.counters.connectionEnded(forward: client.forwardIndex)
                 client.turnAway("the tunnel is stopping")
             }
-            var closing = state.listeners.map { $0.close() }
+            var closing = state.listeners.map { $0.channel.close() }
             // [ProxyJump] The tunnel's session says goodbye through its jump hosts, then they close, last first.
             let session = state.connection?.close() ?? self.eventLoop.makeSucceededVoidFuture()
             if let chain = state.chain {
@@ -250,7 +272,7 @@ public final class HostTunnel: Sendable {
                 closing.append(session)
             }
             state.listeners = []
-            let files = state.socketFiles
+            let files = state.socketFiles.map(\.path)
             state.socketFiles = []
             return EventLoopFuture.andAllComplete(closing, on: self.eventLoop).map {
                 for path in files { unlink(path) }
@@ -264,10 +286,11 @@ public final class HostTunnel: Sendable {
     public func closeListeners() async {
         try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
             let state = self.state.value
+            state.listenersClosed = true
             self.closeWaitingClients(reason: "the tunnel is stopping")
-            let closing = state.listeners.map { $0.close() }
+            let closing = state.listeners.map { $0.channel.close() }
             state.listeners = []
-            let files = state.socketFiles
+            let files = state.socketFiles.map(\.path)
             state.socketFiles = []
             return EventLoopFuture.andAllComplete(closing, on: self.eventLoop).map {
                 for path in files { unlink(path) }
@@ -283,12 +306,139 @@ public final class HostTunnel: Sendable {
             + remoteForwardStatus.map(\.description)
     }
 
+    // MARK: - Forwards added and removed while running (reload)
+
+    /// Listen for one more `LocalForward` while the tunnel runs: its clients use the session that is up now (and
+    /// every later one); the other forwards, their connections and the session are untouched. Throws (nothing
+    /// left bound) if it cannot be bound.
+    public func addForward(_ spec: ForwardSpec) async throws {
+        let index = counters.addForward()
+        try await bindAdded(.local(spec, index: index))
+        published.withLockedValue { $0.local.append((spec, index)) }
+    }
+
+    /// Listen for one more `DynamicForward` (SOCKS and HTTP proxy) while the tunnel runs; as `addForward(_:)`.
+    public func addForward(_ spec: DynamicForwardSpec) async throws {
+        let index = counters.addForward()
+        warnIfOpenProxy(spec)
+        try await bindAdded(.proxy(spec, index: index))
+        published.withLockedValue { $0.dynamic.append((spec, index)) }
+    }
+
+    /// Ask for one more `RemoteForward` while the tunnel runs: on the session that is up now (if any) and every
+    /// later one. The server's answer comes as for the config's remote forwards (logged; `remoteForwardStatus`).
+    public func addForward(_ spec: RemoteForwardSpec) async {
+        let index = counters.addForward()
+        try? await eventLoop.submit {
+            self.published.withLockedValue { $0.remote.append((spec, index)) }
+            if let connection = self.state.value.connection {
+                connection.addRemoteForward(spec, counterIndex: index)
+            } else {
+                self.published.withLockedValue { $0.remoteForwards.append(RemoteForwardStatus(forward: spec, state: .pending, counterIndex: index)) }
+            }
+        }.get()
+    }
+
+    /// Stop remote forwards a reload removed: the session up now cancels them (`cancel-tcpip-forward`: the server
+    /// stops listening; connections it already forwarded stay), later sessions do not ask for them.
+    public func removeForwards(remote: [RemoteForwardSpec]) async {
+        guard !remote.isEmpty else { return }
+        try? await eventLoop.submit {
+            for spec in remote {
+                self.published.withLockedValue { published in
+                    if let at = published.remote.firstIndex(where: { RemoteForwards.same($0.spec, spec) }) { published.remote.remove(at: at) }
+                }
+                if let connection = self.state.value.connection {
+                    connection.removeRemoteForward(spec)
+                } else {
+                    self.published.withLockedValue { published in
+                        if let at = published.remoteForwards.firstIndex(where: { RemoteForwards.same($0.forward, spec) }) {
+                            published.remoteForwards.remove(at: at)
+                        }
+                    }
+                }
+            }
+        }.get()
+    }
+
+    private func bindAdded(_ listener: Listener) async throws {
+        do {
+            try await bind(listener)
+        } catch {
+            // "localhost" binds two addresses: the one that did bind goes again.
+            await closeForwards([listener.index], reason: "it could not be bound")
+            throw error
+        }
+        // Stopped meanwhile (`down` while a reload added it): stop() has closed the others; close this one too.
+        if (try? await eventLoop.submit({ self.state.value.stopped }).get()) != false {
+            await closeForwards([listener.index], reason: "the tunnel is stopping")
+            throw TunnelError.stopped
+        }
+    }
+
+    /// Stop listening for forwards a reload removed (matched by what they say, not by where in the file they
+    /// were written): their listeners close, their socket files go, and their clients still waiting for a
+    /// session are turned away. Connections they already carry stay open until they end: a reload drops no open
+    /// connection. Unknown forwards are ignored.
+    public func removeForwards(local: [ForwardSpec], dynamic: [DynamicForwardSpec]) async {
+        let indexes: Set<Int> = published.withLockedValue { published in
+            var indexes = Set<Int>()
+            for spec in local {
+                guard let at = published.local.firstIndex(where: { Self.same($0.spec, spec) }) else { continue }
+                indexes.insert(published.local.remove(at: at).index)
+            }
+            for spec in dynamic {
+                guard let at = published.dynamic.firstIndex(where: { Self.same($0.spec, spec) }) else { continue }
+                indexes.insert(published.dynamic.remove(at: at).index)
+            }
+            return indexes
+        }
+        await closeForwards(indexes, reason: "its forward was removed")
+    }
+
+    static func same(_ a: ForwardSpec, _ b: ForwardSpec) -> Bool {
+        var a = a
+        a.location = b.location
+        return a == b
+    }
+
+    static func same(_ a: DynamicForwardSpec, _ b: DynamicForwardSpec) -> Bool {
+        var a = a
+        a.location = b.location
+        return a == b
+    }
+
+    /// Close the listeners of the forwards with these counter indexes, and turn away their waiting clients.
+    private func closeForwards(_ indexes: Set<Int>, reason: String) async {
+        guard !indexes.isEmpty else { return }
+        try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
+            let state = self.state.value
+            for (key, client) in state.waiting where indexes.contains(client.forwardIndex) {
+                state.waiting[key] = nil
+                client.deadline.cancel()
+                self.logger.warning("\(client.listenText): closed a waiting client: \(reason)")
+                self.counters.connectionEnded(forward: client.forwardIndex)
+                client.turnAway(reason)
+            }
+            let closing = state.listeners.filter { indexes.contains($0.forward) }.map { $0.channel.close() }
+            state.listeners.removeAll { indexes.contains($0.forward) }
+            let files = state.socketFiles.filter { indexes.contains($0.forward) }.map(\.path)
+            state.socketFiles.removeAll { indexes.contains($0.forward) }
+            self.published.withLockedValue { $0.boundAddresses.removeAll { indexes.contains($0.forward) } }
+            return EventLoopFuture.andAllComplete(closing, on: self.eventLoop).map {
+                for path in files { unlink(path) }
+            }
+        }.get()
+    }
+
     // MARK: - Sessions
 
     /// A new session object, made current, whose end is handled by `sessionEnded`.
     private func makeConnection() -> SSHConnection {
+        let remote = published.withLockedValue { $0.remote }
         let connection = SSHConnection(settings: settings, eventLoop: eventLoop, counters: counters,
-                                       remoteForwardIndexOffset: remoteForwardIndexOffset, logger: logger)
+                                       remoteForwardIndexOffset: remoteForwardIndexOffset,
+                                       remoteForwards: remote.map { ($0.spec, $0.index) }, logger: logger)
         state.value.connection = connection
         if !settings.jumpHosts.isEmpty {
             // [ProxyJump] Through the jump hosts: the chain keeps the hops that are still up.
@@ -410,12 +560,13 @@ public final class HostTunnel: Sendable {
     // MARK: - Listeners
 
     private func bindAll() async throws {
-        for (index, spec) in localForwards.enumerated() {
+        let (local, dynamic) = published.withLockedValue { ($0.local, $0.dynamic) }
+        for (spec, index) in local {
             try await bind(.local(spec, index: index))
         }
-        for (index, spec) in dynamicForwards.enumerated() {
+        for (spec, index) in dynamic {
             warnIfOpenProxy(spec)
-            try await bind(.proxy(spec, index: localForwards.count + index))
+            try await bind(.proxy(spec, index: index))
         }
     }
 
@@ -451,6 +602,11 @@ public final class HostTunnel: Sendable {
             case .proxy(let spec, _): return spec.listenText
             }
         }
+        var index: Int {
+            switch self {
+            case .local(_, let index), .proxy(_, let index): return index
+            }
+        }
     }
 
     private func bind(_ spec: Listener) async throws {
@@ -464,8 +620,8 @@ public final class HostTunnel: Sendable {
                     .bind(host: host, port: spec.listenPort).get()
                 let local = channel.localAddress.map(describe) ?? "\(host):\(spec.listenPort)"
                 try await eventLoop.submit {
-                    self.state.value.listeners.append(channel)
-                    self.published.withLockedValue { $0.boundAddresses.append(local) }
+                    self.state.value.listeners.append((spec.index, channel))
+                    self.published.withLockedValue { $0.boundAddresses.append((spec.index, local)) }
                 }.get()
                 boundOne = true
             } catch {
@@ -506,9 +662,9 @@ public final class HostTunnel: Sendable {
             throw TunnelError.bindFailed(address: path, reason: "cannot set the socket's permissions: \(reason)")
         }
         try await eventLoop.submit {
-            self.state.value.listeners.append(channel)
-            self.state.value.socketFiles.append(path)
-            self.published.withLockedValue { $0.boundAddresses.append(path) }
+            self.state.value.listeners.append((spec.index, channel))
+            self.state.value.socketFiles.append((spec.index, path))
+            self.published.withLockedValue { $0.boundAddresses.append((spec.index, path)) }
         }.get()
     }
 
@@ -596,7 +752,7 @@ public final class HostTunnel: Sendable {
         let serve = { [self] (connection: SSHConnection) in
             self.serve(client, handler: handler, label: label, forwardIndex: forwardIndex, target: target, on: connection, completion: completion)
         }
-        guard !state.stopped else {
+        guard !state.stopped, !state.listenersClosed || (state.connection?.isReady ?? false) else {
             counters.connectionEnded(forward: forwardIndex)
             return completion(.failure(ChannelOpenFailure(message: "the tunnel is stopping")))
         }

@@ -17,6 +17,8 @@ public struct RemoteForwardStatus: Sendable, Equatable {
 
     public var forward: RemoteForwardSpec
     public var state: State
+    /// Its place in the tunnel's counts (`TunnelCounters.Snapshot.forwards`).
+    var counterIndex: Int? = nil
 
     /// "remote localhost:41234 -> 127.0.0.1:3000": the port the server actually listens on once it does.
     public var description: String {
@@ -45,12 +47,19 @@ final class RemoteForwards {
         case listening(SSHRemoteListener)
         /// Refused; asked again at `retryAt`.
         case refused(reason: String, retryAt: NIODeadline)
+        /// Removed (a reload) while the server listened: `cancel-tcpip-forward` is being sent; then the entry goes.
+        case cancelling(SSHRemoteListener)
     }
 
     private struct Entry {
         let spec: RemoteForwardSpec
+        /// Its place in the tunnel's counts.
+        let counterIndex: Int?
         var state = State.due
         var backoff = Backoff(initial: 1, cap: 60)
+        /// Removed while its request was with the server: cancelled once answered (libssh2 has no way to drop a
+        /// request in flight, and the server may say yes).
+        var removed = false
     }
 
     private var entries: [Entry]
@@ -65,8 +74,9 @@ final class RemoteForwards {
     /// Called when a retry comes due: the session should pump.
     var wake: (() -> Void)?
 
-    init(_ specs: [RemoteForwardSpec], exitOnFailure: Bool, eventLoop: EventLoop, logger: Logger) {
-        self.entries = specs.map { Entry(spec: $0) }
+    /// `specs`: each forward with its place in the tunnel's counts.
+    init(_ specs: [(spec: RemoteForwardSpec, counterIndex: Int?)], exitOnFailure: Bool, eventLoop: EventLoop, logger: Logger) {
+        self.entries = specs.map { Entry(spec: $0.spec, counterIndex: $0.counterIndex) }
         self.exitOnFailure = exitOnFailure
         self.eventLoop = eventLoop
         self.logger = logger
@@ -82,18 +92,80 @@ final class RemoteForwards {
 
     /// Every forward has been answered with a listener.
     var allListening: Bool {
-        entries.allSatisfy { if case .listening = $0.state { return true } else { return false } }
+        entries.allSatisfy { entry in
+            switch entry.state {
+            case .listening, .cancelling: return true
+            default: return entry.removed
+            }
+        }
     }
 
+    /// The forwards wanted (not those being removed).
     var status: [RemoteForwardStatus] {
-        entries.map { entry in
+        entries.compactMap { entry in
             let state: RemoteForwardStatus.State
             switch entry.state {
+            case .cancelling: return nil
+            case _ where entry.removed: return nil
             case .due, .asking: state = .pending
             case .listening(let listener): state = .listening(port: listener.boundPort)
             case .refused(let reason, _): state = .refused(reason: reason)
             }
-            return RemoteForwardStatus(forward: entry.spec, state: state)
+            return RemoteForwardStatus(forward: entry.spec, state: state, counterIndex: entry.counterIndex)
+        }
+    }
+
+    // MARK: - Added and removed while the session runs (reload)
+
+    /// Ask for one more forward on this session (at its next pump, after any request in flight).
+    func add(_ spec: RemoteForwardSpec, counterIndex: Int?) {
+        guard !ended else { return }
+        entries.append(Entry(spec: spec, counterIndex: counterIndex))
+        publish()
+        wake?()
+    }
+
+    /// Stop a forward (matched by what it says, not where it was written): a listening one is cancelled
+    /// (`cancel-tcpip-forward`; connections it already carries stay), one not yet asked for or refused just goes,
+    /// one whose request is with the server is cancelled once answered.
+    func remove(_ spec: RemoteForwardSpec) {
+        guard let index = entries.firstIndex(where: { !$0.removed && Self.same($0.spec, spec) }) else { return }
+        switch entries[index].state {
+        case .due, .refused:
+            entries.remove(at: index)
+            scheduleRetry()
+        case .asking:
+            entries[index].removed = true
+        case .listening(let listener):
+            entries[index].state = .cancelling(listener)
+            entries[index].removed = true
+        case .cancelling:
+            break
+        }
+        publish()
+        wake?()
+    }
+
+    static func same(_ a: RemoteForwardSpec, _ b: RemoteForwardSpec) -> Bool {
+        var a = a
+        a.location = b.location
+        return a == b
+    }
+
+    /// Send the cancels due; an entry whose cancel went out is gone. Throws what dooms the session.
+    private func cancel() throws {
+        var index = 0
+        while index < entries.count {
+            guard case .cancelling(let listener) = entries[index].state else { index += 1; continue }
+            let spec = entries[index].spec
+            do {
+                guard case .done = try listener.cancel() else { index += 1; continue }
+                logger.notice("RemoteForward \(spec.serverSideText(port: listener.boundPort)) -> \(spec.targetText): removed; the server stops listening")
+            } catch {
+                if error.isSessionFatal { throw error }
+                logger.warning("RemoteForward \(spec.serverSideText(port: listener.boundPort)): could not cancel: \(error.detail)")
+            }
+            entries.remove(at: index)
         }
     }
 
@@ -108,6 +180,7 @@ final class RemoteForwards {
     /// then they are parsed and counted, and cannot pass for the reason of a refusal.
     func request(_ session: SSHSession, mayStart: Bool) throws {
         guard !ended else { return }
+        try cancel()
         var changed = false
         defer { if changed { publish() } }
         while let index = nextToAsk() {
@@ -124,23 +197,30 @@ final class RemoteForwards {
             } catch {
                 if error.isSessionFatal { throw error }
                 changed = true
+                // Removed while asked for, and refused: nothing to cancel, nothing to ask again.
+                if entries[index].removed { entries.remove(at: index); continue }
                 try refused(index, reason: refusalReason(error, session: session, messagesBefore: messagesBefore))
                 continue
             }
             guard case .done(let listener) = step else { return }
             changed = true
             listening(index, listener)
+            if entries[index].removed {
+                // Removed while asked for: cancelled now that it exists.
+                entries[index].state = .cancelling(listener)
+                try cancel()
+            }
         }
     }
 
     /// Hand every connection the server has forwarded to `take`, with the forward it came in on (its port the one
     /// the server listens on).
-    func accept(_ take: (SSHChannel, RemoteForwardSpec) -> Void) throws(SSH2Error) {
+    func accept(_ take: (SSHChannel, RemoteForwardSpec, Int?) -> Void) throws(SSH2Error) {
         for entry in entries {
             guard case .listening(let listener) = entry.state else { continue }
             var bound = entry.spec
             bound.listenPort = listener.boundPort
-            while let channel = try listener.accept() { take(channel, bound) }
+            while let channel = try listener.accept() { take(channel, bound, entry.counterIndex) }
         }
     }
 
@@ -150,6 +230,11 @@ final class RemoteForwards {
         ended = true
         retryTimer?.cancel()
         retryTimer = nil
+        // Those being removed are not asked for again (the tunnel's list no longer has them either).
+        entries.removeAll { entry in
+            if case .cancelling = entry.state { return true }
+            return entry.removed
+        }
         for index in entries.indices { entries[index].state = .due }
         publish()
     }

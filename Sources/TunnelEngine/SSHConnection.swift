@@ -195,8 +195,10 @@ final class SSHConnection: SessionLinkEvents {
 
     /// `remoteForwardIndexOffset`: where the remote forwards' counts start in `counters` (after the tunnel's local
     /// and dynamic forwards).
+    /// `remoteForwards`: the forwards to ask for, each with its place in `counters` (nil: `settings.remoteForwards`,
+    /// counted from `remoteForwardIndexOffset`).
     init(settings: ConnectionSettings, eventLoop: EventLoop, counters: TunnelCounters, remoteForwardIndexOffset: Int = 0,
-         logger: Logger) {
+         remoteForwards: [(spec: RemoteForwardSpec, counterIndex: Int?)]? = nil, logger: Logger) {
         self.settings = settings
         self.eventLoop = eventLoop
         self.counters = counters
@@ -207,9 +209,9 @@ final class SSHConnection: SessionLinkEvents {
         self.logger = logger
         self.readyPromise = eventLoop.makePromise()
         self.closedPromise = eventLoop.makePromise()
-        self.remoteForwards = RemoteForwards(settings.remoteForwards, exitOnFailure: settings.exitOnForwardFailure,
-                                             eventLoop: eventLoop, logger: logger)
-        remoteForwards.wake = { [weak self] in self?.pump() }
+        let wanted = remoteForwards ?? settings.remoteForwards.enumerated().map { ($1, remoteForwardIndexOffset + $0) }
+        self.remoteForwards = RemoteForwards(wanted, exitOnFailure: settings.exitOnForwardFailure, eventLoop: eventLoop, logger: logger)
+        self.remoteForwards.wake = { [weak self] in self?.pump() }
     }
 
     deinit { scratch.deallocate() }
@@ -546,6 +548,16 @@ final class SSHConnection: SessionLinkEvents {
         finishClose()
     }
 
+    /// [remote forwards] Ask for one more forward on this session (a reload added it). On the loop.
+    func addRemoteForward(_ spec: RemoteForwardSpec, counterIndex: Int?) {
+        remoteForwards.add(spec, counterIndex: counterIndex)
+    }
+
+    /// [remote forwards] Cancel a forward a reload removed (`cancel-tcpip-forward`). On the loop.
+    func removeRemoteForward(_ spec: RemoteForwardSpec) {
+        remoteForwards.remove(spec)
+    }
+
     // MARK: - The pump
 
     /// Run every pending libssh2 step until each would block; then hand libssh2's output to the link.
@@ -814,14 +826,14 @@ final class SSHConnection: SessionLinkEvents {
     /// its channel with a new forwarded connection, then connect that connection's local end to the target. For a
     /// remote dynamic forward (no target) the target comes from a SOCKS request read from the channel first
     /// (`ChannelSideHandshake`); stepping the connection reads it, and `stepScheduled` connects what it names.
-    private func adoptForwardedChannel(_ channel: SSHChannel, _ spec: RemoteForwardSpec) {
+    private func adoptForwardedChannel(_ channel: SSHChannel, _ spec: RemoteForwardSpec, _ index: Int?) {
         let target = spec.targetHostAndPort
         guard target != nil || spec.isRemoteDynamic else {
             retiring.append(channel)
             return
         }
-        // Remote forwards are counted after the tunnel's local and dynamic ones (`HostTunnel.forwardIndex`).
-        let index = settings.remoteForwards.firstIndex(of: spec).map { remoteForwardIndexOffset + $0 }
+        // Where this forward is counted (after the tunnel's local and dynamic ones), carried by its entry: the spec
+        // here has the port the server chose, so it cannot be looked up in the config's list.
         counters.connectionAccepted(forward: index)
         let serverSide = "RemoteForward \(spec.serverSideText(port: spec.listenPort))"
         let forward = makeForward(label: target == nil ? "\(serverSide) (remote SOCKS)" : "\(serverSide) -> \(spec.targetText)",

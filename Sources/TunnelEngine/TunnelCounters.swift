@@ -39,6 +39,14 @@ public final class TunnelCounters: Sendable {
 
     public var snapshot: Snapshot { state.withLockedValue { $0 } }
 
+    /// Room for one more forward's counts (one added while the tunnel runs); its index.
+    func addForward() -> Int {
+        state.withLockedValue { snapshot in
+            snapshot.forwards.append(ForwardCounts())
+            return snapshot.forwards.count - 1
+        }
+    }
+
     /// `forward`: the forward's index, or nil when unknown (counted in the totals only).
     func connectionAccepted(forward: Int? = nil) {
         update(forward) { $0.connectionsAccepted += 1; $0.connectionsActive += 1 } total: { $0.connectionsAccepted += 1; $0.connectionsActive += 1 }

@@ -37,6 +37,10 @@ public struct TunnelStatus: Sendable, Equatable {
     public struct Forward: Sendable, Equatable {
         public enum Kind: String, Sendable, Equatable, Codable { case local, dynamic, remote }
         public var kind: Kind
+        /// A short name that stays the same for the life of the forward (across reconnects, and for a remote
+        /// forward whatever port the server picked): the kind's letter, as in `ssh -L/-D/-R`, then where it
+        /// listens as configured: "L127.0.0.1:5432", "D127.0.0.1:1080", "Rlocalhost:9000". Metrics label it.
+        public var id: String
         /// Where clients connect: "127.0.0.1:8080", "/run/app.sock", "remote localhost:9000" (the server's side).
         public var listen: String
         /// Where connections go: "db:5432", "SOCKS and HTTP proxy", "127.0.0.1:3000".

@@ -22,6 +22,9 @@ public final class HostActivity: Sendable {
     public struct Host: Sendable {
         public let name: String
         public let counters: TunnelCounters
+        /// The host's forwards now, each with its counts (`HostTunnel.status.forwards`): read at scrape time, so a
+        /// forward a reload added or removed shows up or goes with the next scrape.
+        public var forwards: @Sendable () -> [TunnelStatus.Forward] = { [] }
         public var state = State.connecting
         /// Sessions set up again after one was lost.
         public var reconnects = 0
@@ -36,8 +39,8 @@ public final class HostActivity: Sendable {
     /// Every host added so far, in the order they were added.
     public var snapshot: [Host] { hosts.withLockedValue { $0 } }
 
-    func add(name: String, counters: TunnelCounters) {
-        hosts.withLockedValue { $0.append(Host(name: name, counters: counters)) }
+    func add(name: String, counters: TunnelCounters, forwards: @escaping @Sendable () -> [TunnelStatus.Forward] = { [] }) {
+        hosts.withLockedValue { $0.append(Host(name: name, counters: counters, forwards: forwards)) }
     }
 
     /// A host that could not be brought up (its ports were taken): it has no state to report.

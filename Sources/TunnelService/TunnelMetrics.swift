@@ -12,8 +12,10 @@ struct MetricSample: Sendable, Equatable {
     let labels: [String: String]
     let value: Int
 
-    /// Every series `hosts` give, in a stable order. Per host now (label `host`); when forwards get their own
-    /// counters, their series add a `forward` label here and nothing else changes.
+    /// Every series `hosts` give, in a stable order: per host (label `host`), then per forward (labels `host` and
+    /// `forward`, the forward's stable id such as "L127.0.0.1:5432"). The per-forward series have names of their
+    /// own (`tunnel_forward_...`) rather than an extra label on the host's: a `sum()` over one name then never
+    /// counts the same bytes twice.
     static func samples(_ hosts: [HostActivity.Host]) -> [MetricSample] {
         var out: [MetricSample] = []
         for host in hosts {
@@ -36,6 +38,18 @@ struct MetricSample: Sendable, Equatable {
             // One series per state, 1 for the current one: the usual Prometheus way to export an enum.
             for state in HostActivity.State.allCases {
                 gauge("tunnel_state", host.state == state ? 1 : 0, ["state": state.rawValue])
+            }
+        }
+        for host in hosts {
+            for forward in host.forwards() {
+                let labels = ["host": host.name, "forward": forward.id]
+                let f = forward.counts
+                func counter(_ name: String, _ value: Int) { out.append(MetricSample(name: name, kind: .counter, labels: labels, value: value)) }
+                counter("tunnel_forward_bytes_sent_total", f.bytesSent)
+                counter("tunnel_forward_bytes_received_total", f.bytesReceived)
+                counter("tunnel_forward_connections_total", f.connectionsAccepted)
+                out.append(MetricSample(name: "tunnel_forward_connections_active", kind: .gauge, labels: labels, value: f.connectionsActive))
+                counter("tunnel_forward_open_failures_total", f.channelOpenFailures)
             }
         }
         return out
@@ -67,9 +81,11 @@ public final class TunnelMetrics: Sendable {
         let samples = MetricSample.samples(activity.snapshot)
         let factory = PrometheusMetricsFactory(registry: registry)
         return series.withLockedValue { series in
+            var seen = Set<String>()
             for sample in samples {
                 let dimensions = sample.labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
                 let key = sample.name + "|" + dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+                seen.insert(key)
                 switch sample.kind {
                 case .counter:
                     var entry = series.counters[key]
@@ -83,6 +99,16 @@ public final class TunnelMetrics: Sendable {
                     meter.set(sample.value)
                     series.gauges[key] = meter
                 }
+            }
+            // A host or forward that went (down, reload) takes its series with it, rather than leaving its last
+            // values exported for ever.
+            for (key, entry) in series.counters where !seen.contains(key) {
+                entry.counter.destroy()
+                series.counters[key] = nil
+            }
+            for (key, meter) in series.gauges where !seen.contains(key) {
+                meter.destroy()
+                series.gauges[key] = nil
             }
             return registry.emitToBuffer()
         }

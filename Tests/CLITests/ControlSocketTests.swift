@@ -83,7 +83,13 @@ struct ControlSocketTests {
             #expect((host[key] as? String)?.isEmpty == false, "\(key) missing: \(host)")
         }
         #expect(host["reconnects"] as? Int == 0)
+        #expect((host["uptimeSeconds"] as? Int).map { $0 >= 0 } == true, "uptime: \(host)")
+        #expect(host["bytesOut"] as? Int == payload.count, "host totals: \(host)")
+        #expect(host["bytesIn"] as? Int == payload.count, "host totals: \(host)")
+        #expect(host["activeConnections"] as? Int == 0 && host["totalConnections"] as? Int == 1, "\(host)")
+        #expect(host["openFailures"] as? Int == 0)
         let forward = try #require((host["forwards"] as? [[String: Any]])?.first)
+        #expect(forward["id"] as? String == "L127.0.0.1:\(localPort)")
         #expect(forward["kind"] as? String == "local")
         #expect(forward["listen"] as? String == "127.0.0.1:\(localPort)")
         #expect(forward["target"] as? String == "127.0.0.1:\(echo.port)")
@@ -96,6 +102,7 @@ struct ControlSocketTests {
         #expect(table.contains("web: up "), "\(table)")
         #expect(table.contains("127.0.0.1:\(localPort) -> 127.0.0.1:\(echo.port)"), "\(table)")
         #expect(table.contains("293.0 KiB"), "300000 bytes each way: \(table)")
+        #expect(table.contains("0/1 conns, in 293.0 KiB, out 293.0 KiB"), "host totals: \(table)")
         #expect(table.split(separator: "\n").allSatisfy { $0.count <= 100 }, "\(table)")
 
         // A client written from the README alone.

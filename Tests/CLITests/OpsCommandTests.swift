@@ -263,7 +263,11 @@ struct OpsCommandTests {
         let echo = try TCPTestServer(behavior: .echo)
         let localPort = try freeTCPPortOutsideEphemeralRange()
         let metricsPort = try freeTCPPortOutsideEphemeralRange()
-        let config = try UpCommandTests.writeConfig(sshd, localPort: localPort, target: echo.port)
+        let proxyPort = try freeTCPPortOutsideEphemeralRange()
+        // A second forward that carries nothing: its series must stay at 0 while the first one's grow.
+        let config = try UpCommandTests.writeConfig(sshd, localPort: localPort, target: echo.port,
+                                                    extra: ["DynamicForward 127.0.0.1:\(proxyPort)"])
+        let local = ",forward=\"L127.0.0.1:\(localPort)\"", proxy = ",forward=\"D127.0.0.1:\(proxyPort)\""
         let tunnel = try ProcessRunner(try CheckTool.tunnel(), ["up", config, "--metrics", "127.0.0.1:\(metricsPort)"]).start()
         defer { _ = tunnel.terminate() }
         try tunnel.waitForLine(containing: "metrics at http://127.0.0.1:\(metricsPort)/metrics", timeout: 20)
@@ -277,6 +281,10 @@ struct OpsCommandTests {
         #expect(before.value("tunnel_state", host: "web", ",state=\"reconnecting\"") == 0)
         #expect(before.value("tunnel_sessions_total", host: "web") == 1)
         #expect(before.value("tunnel_bytes_sent_total", host: "web") == 0)
+        #expect(before.types["tunnel_forward_bytes_sent_total"] == "counter", "\(before.types)")
+        #expect(before.types["tunnel_forward_connections_active"] == "gauge")
+        #expect(before.value("tunnel_forward_bytes_sent_total", host: "web", local) == 0, "\(before.values)")
+        #expect(before.value("tunnel_forward_connections_total", host: "web", proxy) == 0, "\(before.values)")
 
         // One connection, echoed in pieces: scrapes between the pieces see it open and its bytes grow.
         // Pieces small enough to sit in the socket buffers whole: each is sent, then its echo read back.
@@ -293,6 +301,10 @@ struct OpsCommandTests {
             #expect(sent == Double(index * piece.count), "after piece \(index): \(sent)")
             #expect(sent > lastSent)
             lastSent = sent
+            #expect(during.value("tunnel_forward_connections_active", host: "web", local) == 1, "piece \(index)")
+            #expect(during.value("tunnel_forward_bytes_sent_total", host: "web", local) == Double(index * piece.count), "piece \(index)")
+            #expect(during.value("tunnel_forward_bytes_received_total", host: "web", local) == Double(index * piece.count), "piece \(index)")
+            #expect(during.value("tunnel_forward_bytes_sent_total", host: "web", proxy) == 0, "piece \(index)")
         }
         connection.close()
         try waitUntil(timeout: 20, "the connection to end in the metrics") {
@@ -303,6 +315,13 @@ struct OpsCommandTests {
         #expect(after.value("tunnel_bytes_received_total", host: "web") == Double(pieces * piece.count))
         #expect(after.value("tunnel_connections_total", host: "web") == 1)
         #expect(after.value("tunnel_reconnects_total", host: "web") == 0)
+        #expect(after.value("tunnel_forward_bytes_sent_total", host: "web", local) == Double(pieces * piece.count))
+        #expect(after.value("tunnel_forward_bytes_received_total", host: "web", local) == Double(pieces * piece.count))
+        #expect(after.value("tunnel_forward_connections_total", host: "web", local) == 1)
+        #expect(after.value("tunnel_forward_connections_active", host: "web", local) == 0)
+        #expect(after.value("tunnel_forward_open_failures_total", host: "web", local) == 0)
+        #expect(after.value("tunnel_forward_connections_total", host: "web", proxy) == 0)
+        #expect(after.value("tunnel_forward_bytes_received_total", host: "web", proxy) == 0)
 
         // Anything but /metrics is 404; the endpoint listens on the loopback address only.
         let other = try ProcessRunner("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",

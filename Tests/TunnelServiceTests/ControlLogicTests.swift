@@ -44,7 +44,7 @@ struct ControlLogicTests {
     @Test("reload plan: unchanged (even when its lines moved), added, removed, changed")
     func reloadPlan() {
         let plan = ReloadPlan(running: [Self.host("a"), Self.host("b"), Self.host("c")],
-                              wanted: [Self.host("a", line: 10), Self.host("c", port: 9090), Self.host("d")])
+                              wanted: [Self.host("a", line: 10), Self.host("c", user: "other"), Self.host("d")])
         #expect(plan.unchanged == ["a"])
         #expect(plan.changed == ["c"])
         #expect(plan.added == ["d"])
@@ -52,6 +52,60 @@ struct ControlLogicTests {
         #expect(plan.lines == ["d: added", "b: removed", "c: restarted (settings changed)", "a: unchanged"])
         #expect(ReloadPlan(running: [Self.host("a")], wanted: [Self.host("a", user: "other")]).changed == ["a"])
         #expect(ReloadPlan(running: [Self.host("a")], wanted: [Self.host("a", line: 3)]).isEmpty)
+    }
+
+    static func local(_ port: Int, target: Int = 5432, line: Int) -> ForwardSpec {
+        ForwardSpec(bind: .loopback, listenPort: port, targetHost: "db", targetPort: target, location: SourceLocation(file: "/c", line: line))
+    }
+
+    static func dynamic(_ port: Int, line: Int) -> DynamicForwardSpec {
+        DynamicForwardSpec(bind: .loopback, listenPort: port, location: SourceLocation(file: "/c", line: line))
+    }
+
+    @Test("reload plan: a host whose only change is its listening forwards keeps running; only the difference moves")
+    func reloadPlanForwardsOnly() throws {
+        var before = Self.host("a")
+        before.dynamicForwards = [Self.dynamic(1080, line: 3)]
+        // Lines moved (a comment above), one local forward added, the proxy moved to another port, one local kept.
+        var after = Self.host("a", line: 5)
+        after.localForwards.append(Self.local(9000, line: 8))
+        after.dynamicForwards = [Self.dynamic(1081, line: 9)]
+        let plan = ReloadPlan(running: [before], wanted: [after])
+        #expect(plan.changed.isEmpty && plan.unchanged.isEmpty && !plan.isEmpty)
+        let change = try #require(plan.forwardsChanged.first)
+        #expect(plan.forwardsChanged.count == 1 && change.host == "a")
+        #expect(change.addedLocal == [Self.local(9000, line: 8)], "the new file's spec, with its line")
+        #expect(change.removedLocal.isEmpty, "the kept forward moved lines only")
+        #expect(change.addedDynamic == [Self.dynamic(1081, line: 9)])
+        #expect(change.removedDynamic == [Self.dynamic(1080, line: 3)], "the running spec, as it was bound")
+        #expect(plan.lines == ["a: forwards changed, session kept (-localhost:1080 -> socks, +localhost:9000 -> db:5432, +localhost:1081 -> socks)"])
+
+        // A forward whose target changed is removed and added again (same port); a duplicate line counts twice.
+        var retargeted = Self.host("a")
+        retargeted.localForwards = [Self.local(8080, target: 6543, line: 2), Self.local(8080, target: 6543, line: 3)]
+        let moved = try #require(ReloadPlan(running: [Self.host("a")], wanted: [retargeted]).forwardsChanged.first)
+        #expect(moved.removedLocal == [Self.local(8080, line: 2)])
+        #expect(moved.addedLocal == [Self.local(8080, target: 6543, line: 2), Self.local(8080, target: 6543, line: 3)])
+
+        // Removing every forward is a forwards-only change too.
+        var none = Self.host("a")
+        none.localForwards = []
+        #expect(ReloadPlan(running: [Self.host("a")], wanted: [none]).forwardsChanged.first?.removedLocal == [Self.local(8080, line: 2)])
+
+        // RemoteForward lines too.
+        var remote = Self.host("a")
+        let spec = RemoteForwardSpec(bind: .loopback, listenPort: 9000, target: .host("127.0.0.1", port: 80),
+                                     location: SourceLocation(file: "/c", line: 3))
+        remote.remoteForwards = [spec]
+        let remoteAdded = try #require(ReloadPlan(running: [Self.host("a")], wanted: [remote]).forwardsChanged.first)
+        #expect(remoteAdded.addedRemote == [spec] && remoteAdded.addedLocal.isEmpty && remoteAdded.removedLocal.isEmpty)
+        #expect(ReloadPlan(running: [remote], wanted: [Self.host("a")]).forwardsChanged.first?.removedRemote == [spec])
+
+        // Anything else changing as well (here the user) restarts the host.
+        var otherUser = after
+        otherUser.user = "other"
+        let restarted = ReloadPlan(running: [before], wanted: [otherUser])
+        #expect(restarted.changed == ["a"] && restarted.forwardsChanged.isEmpty)
     }
 
     @Test("status table: states, sizes, durations, and no line over 100 columns")
@@ -62,6 +116,7 @@ struct ControlLogicTests {
                                                      target: "a-very-long-internal-host-name.example.internal:5432",
                                                      activeConnections: 2, totalConnections: 17, bytesIn: 5 * 1024 * 1024, bytesOut: 1500)])
         up.since = now.addingTimeInterval(-3725)
+        up.activeConnections = 2; up.totalConnections = 17; up.bytesIn = 5 * 1024 * 1024; up.bytesOut = 1500
         up.hostKeyType = "ssh-ed25519"
         up.hostKeyFingerprint = "SHA256:" + String(repeating: "A", count: 43)
         up.cipherOut = "aes256-gcm@openssh.com"; up.cipherIn = "aes256-gcm@openssh.com"
@@ -72,7 +127,7 @@ struct ControlLogicTests {
         let report = StatusReport(pid: 1, config: "/c", startedAt: now, hosts: [up, down])
         let text = StatusTable.render(report, now: now)
         let lines = text.split(separator: "\n").map(String.init)
-        #expect(lines[0] == "web: up 1h02m, example.com:22, 1 reconnect")
+        #expect(lines[0] == "web: up 1h02m, example.com:22, 1 reconnect, 2/17 conns, in 5.0 MiB, out 1.5 KiB")
         #expect(lines[1] == "  ssh-ed25519 SHA256:" + String(repeating: "A", count: 43))
         #expect(lines[2] == "  cipher aes256-gcm@openssh.com, MAC hmac-sha2-256/hmac-sha2-512")
         #expect(lines[4].hasPrefix("  127.0.0.1:8080 -> a-very-long-internal…  "), "\(lines[4])")

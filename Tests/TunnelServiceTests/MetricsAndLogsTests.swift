@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import Testing
 @testable import TunnelEngine
 @testable import TunnelService
@@ -137,8 +138,47 @@ struct MetricsTests {
         #expect(values[#"tunnel_bytes_sent_total{host="web"}"#] == 1024)
         #expect(values[#"tunnel_connections_active{host="web"}"#] == 0)
         #expect(values[#"tunnel_reconnects_total{host="web"}"#] == 1)
-        let text = String(decoding: metrics.exposition(), as: UTF8.self)
+        var text = String(decoding: metrics.exposition(), as: UTF8.self)
         #expect(text.contains("# TYPE tunnel_bytes_sent_total counter"))
         #expect(text.contains("# TYPE tunnel_up gauge"))
+
+        // A host that goes (down, reload) takes its series with it.
+        activity.remove(name: "db")
+        text = String(decoding: metrics.exposition(), as: UTF8.self)
+        #expect(!text.contains(#"host="db""#) && text.contains(#"host="web""#))
+    }
+
+    @Test func forwardsHaveTheirOwnSeriesByStableID() {
+        let activity = HostActivity()
+        let counters = TunnelCounters(forwardCount: 2)
+        let forwards = NIOLockedValueBox(["L127.0.0.1:5432", "D127.0.0.1:1080"])
+        activity.add(name: "web", counters: counters, forwards: {
+            let counts = counters.snapshot.forwards
+            return forwards.withLockedValue { $0 }.enumerated().map { index, id in
+                TunnelStatus.Forward(kind: id.hasPrefix("L") ? .local : .dynamic, id: id, listen: String(id.dropFirst()),
+                                     target: "x", counts: counts[index])
+            }
+        })
+        let metrics = TunnelMetrics(activity: activity)
+        counters.connectionAccepted(forward: 0)
+        counters.addSent(700, forward: 0)
+        counters.addReceived(30, forward: 0)
+        counters.recordOpenFailure(forward: 1)
+        var values = Self.values(metrics.exposition())
+        #expect(values[#"tunnel_forward_bytes_sent_total{forward="L127.0.0.1:5432",host="web"}"#] == 700, "\(values)")
+        #expect(values[#"tunnel_forward_bytes_received_total{forward="L127.0.0.1:5432",host="web"}"#] == 30)
+        #expect(values[#"tunnel_forward_connections_active{forward="L127.0.0.1:5432",host="web"}"#] == 1)
+        #expect(values[#"tunnel_forward_connections_total{forward="L127.0.0.1:5432",host="web"}"#] == 1)
+        #expect(values[#"tunnel_forward_open_failures_total{forward="D127.0.0.1:1080",host="web"}"#] == 1)
+        #expect(values[#"tunnel_forward_bytes_sent_total{forward="D127.0.0.1:1080",host="web"}"#] == 0)
+        // The host's totals are still there, under their own names.
+        #expect(values[#"tunnel_bytes_sent_total{host="web"}"#] == 700)
+
+        // A forward that goes takes its series with it; the others keep counting.
+        forwards.withLockedValue { $0.removeLast() }
+        counters.addSent(24, forward: 0)
+        values = Self.values(metrics.exposition())
+        #expect(values[#"tunnel_forward_bytes_sent_total{forward="L127.0.0.1:5432",host="web"}"#] == 724)
+        #expect(!values.keys.contains { $0.contains("D127.0.0.1:1080") }, "\(values.keys)")
     }
 }

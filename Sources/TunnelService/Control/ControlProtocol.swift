@@ -157,6 +157,15 @@ public struct HostStatus: Codable, Sendable, Equatable {
     public var nextRetry: Date?
     public var reconnects: Int
     public var lastError: String?
+    /// up: seconds since `since`, as of the reply (so a client needs no clock of its own).
+    public var uptimeSeconds: Int?
+    /// Totals over the host's forwards (and over forwards a reload removed): connections open now and accepted
+    /// since start, bytes in (from the far end) and out (from the connecting clients), refused channel opens.
+    public var activeConnections = 0
+    public var totalConnections = 0
+    public var bytesIn = 0
+    public var bytesOut = 0
+    public var openFailures = 0
     public var forwards: [ForwardStatus]
 
     public init(name: String, state: String, server: String, reconnects: Int = 0, forwards: [ForwardStatus] = []) {
@@ -172,6 +181,9 @@ public struct HostStatus: Codable, Sendable, Equatable {
 public struct ForwardStatus: Codable, Sendable, Equatable {
     /// "local", "dynamic", "remote".
     public var kind: String
+    /// Stable for the forward's life: "L127.0.0.1:5432", "D127.0.0.1:1080", "Rlocalhost:9000" (the metrics'
+    /// `forward` label).
+    public var id: String
     public var listen: String
     public var target: String
     public var activeConnections: Int
@@ -180,9 +192,10 @@ public struct ForwardStatus: Codable, Sendable, Equatable {
     public var bytesOut: Int
     public var openFailures: Int
 
-    public init(kind: String, listen: String, target: String, activeConnections: Int = 0, totalConnections: Int = 0,
+    public init(kind: String, id: String = "", listen: String, target: String, activeConnections: Int = 0, totalConnections: Int = 0,
                 bytesIn: Int = 0, bytesOut: Int = 0, openFailures: Int = 0) {
         self.kind = kind
+        self.id = id
         self.listen = listen
         self.target = target
         self.activeConnections = activeConnections
@@ -195,15 +208,21 @@ public struct ForwardStatus: Codable, Sendable, Equatable {
 
 extension HostStatus {
     /// The engine's snapshot in the protocol's words.
-    init(_ status: TunnelStatus, server: String) {
+    init(_ status: TunnelStatus, server: String, now: Date = Date()) {
         self.init(name: status.name, state: "connecting", server: server, reconnects: status.reconnects)
         lastError = status.lastError
+        activeConnections = status.totals.connectionsActive
+        totalConnections = status.totals.connectionsAccepted
+        bytesIn = status.totals.bytesReceived
+        bytesOut = status.totals.bytesSent
+        openFailures = status.totals.channelOpenFailures
         switch status.state {
         case .connecting:
             state = "connecting"
         case .up(let session):
             state = "up"
             since = session.since
+            uptimeSeconds = max(0, Int(now.timeIntervalSince(session.since)))
             self.server = session.server
             hostKeyType = session.hostKeyType
             hostKeyFingerprint = session.hostKeyFingerprint
@@ -226,7 +245,7 @@ extension HostStatus {
             state = "stopped"
         }
         forwards = status.forwards.map { forward in
-            ForwardStatus(kind: forward.kind.rawValue, listen: forward.listen, target: forward.target,
+            ForwardStatus(kind: forward.kind.rawValue, id: forward.id, listen: forward.listen, target: forward.target,
                           activeConnections: forward.counts.connectionsActive, totalConnections: forward.counts.connectionsAccepted,
                           bytesIn: forward.counts.bytesReceived, bytesOut: forward.counts.bytesSent,
                           openFailures: forward.counts.channelOpenFailures)

@@ -43,13 +43,17 @@ public enum StatusTable {
 
     static func hostLine(_ host: HostStatus, now: Date) -> String {
         let reconnects = "\(host.reconnects) reconnect\(host.reconnects == 1 ? "" : "s")"
+        // The host's totals; the forward rows below break them down.
+        let totals = "\(host.activeConnections)/\(host.totalConnections) conns, in \(bytes(host.bytesIn)), out \(bytes(host.bytesOut))"
         switch host.state {
         case "up":
             let since = host.since.map { "up \(duration(now.timeIntervalSince($0)))" } ?? "up"
-            return "\(host.name): \(since), \(host.server), \(reconnects)"
+            return "\(host.name): \(since), \(host.server), \(reconnects), \(totals)"
         case "reconnecting", "failed", "needs-authentication":
             let retry = host.nextRetry.map { ", next try in \(duration(max(0, $0.timeIntervalSince(now))))" } ?? ""
             return "\(host.name): \(host.state) (\(host.reason ?? "unknown reason"))\(retry), \(host.server), \(reconnects)"
+        case "connecting":
+            return "\(host.name): \(host.state), \(host.server), \(reconnects), \(totals)"
         default:
             return "\(host.name): \(host.state), \(host.server), \(reconnects)"
         }

@@ -83,7 +83,7 @@ actor TunnelSupervisor {
                                 proxyCredentials: host.proxyAuth.map { ProxyCredentials(user: $0.user, password: $0.password) },
                                 eventLoop: group.next(), logger: logger)
         let report = SessionReport(host: host, tunnel: tunnel, log: log)
-        activity.add(name: host.name, counters: tunnel.counters)
+        activity.add(name: host.name, counters: tunnel.counters, forwards: { tunnel.status.forwards })
         do {
             // Returns once the listeners are bound; the session comes (and comes back) on its own.
             try await tunnel.keepUp { [activity] event in
@@ -185,12 +185,20 @@ actor TunnelSupervisor {
             for line in lines { logger.error("reload rejected: \(line)") }
             return .failure(message, errors: lines)
         }
-        let plan = ReloadPlan(running: entries.map(\.config), wanted: wanted)
+        var plan = ReloadPlan(running: entries.map(\.config), wanted: wanted)
+        // A host that never came up has no session to keep: a change to its forwards brings it up afresh.
+        for change in plan.forwardsChanged where !isRunning(change.host) { plan.changed.append(change.host) }
+        plan.forwardsChanged.removeAll { !isRunning($0.host) }
         let goes = Set(plan.removed + plan.changed)
         let leaving = entries.filter { goes.contains($0.config.name) }
         entries.removeAll { goes.contains($0.config.name) }
         // Stopped first, so a changed host can bind its ports again and a new host can take a removed one's.
         await stop(leaving)
+        var problems: [String] = []
+        for change in plan.forwardsChanged {
+            guard let host = wanted.first(where: { $0.name == change.host }) else { continue }
+            problems += await changeForwards(change, to: host)
+        }
         var byName = Dictionary(entries.map { ($0.config.name, $0) }, uniquingKeysWith: { first, _ in first })
         for host in wanted where plan.added.contains(host.name) || plan.changed.contains(host.name) {
             byName[host.name] = await bringUp(host)
@@ -198,7 +206,58 @@ actor TunnelSupervisor {
         // The file's order, as the status table shows it.
         entries = wanted.compactMap { byName[$0.name] }
         for line in plan.lines where !line.hasSuffix(": unchanged") { logger.notice("reload: \(line)") }
-        logger.notice("reloaded \(configPath): \(plan.added.count) added, \(plan.removed.count) removed, \(plan.changed.count) restarted, \(plan.unchanged.count) unchanged")
-        return ControlReply(ok: true, changes: plan.lines)
+        logger.notice("reloaded \(configPath): \(plan.added.count) added, \(plan.removed.count) removed, \(plan.changed.count) restarted, \(plan.forwardsChanged.count) with forwards changed, \(plan.unchanged.count) unchanged")
+        return ControlReply(ok: true, changes: plan.lines + problems)
+    }
+
+    private func isRunning(_ name: String) -> Bool {
+        entries.contains { entry in
+            guard entry.config.name == name, case .running = entry.outcome else { return false }
+            return true
+        }
+    }
+
+    /// A running host whose only change is its listening forwards: close the removed ones, bind the added ones,
+    /// on the same tunnel (its session and the other forwards' open connections stay). A forward that cannot be
+    /// bound (its port is taken) is left out of the host's recorded config, so the next reload tries it again;
+    /// the returned lines say why.
+    private func changeForwards(_ change: ReloadPlan.ForwardChanges, to host: HostConfig) async -> [String] {
+        guard let entry = entries.first(where: { $0.config.name == host.name }), case .running(let tunnel) = entry.outcome else { return [] }
+        var log = logger
+        log[metadataKey: "tunnel"] = "\(host.name)"
+        log[metadataKey: "peer"] = "\(host.hostName):\(host.port)"
+        // Removed first: a forward changed in place (same port, new target) is a removal and an addition.
+        await tunnel.removeForwards(local: change.removedLocal, dynamic: change.removedDynamic)
+        // Remote forwards the engine cannot serve were never asked for (`ConnectionSettings`): nothing to do for them
+        // but the warning a start gives.
+        await tunnel.removeForwards(remote: change.removedRemote.filter(\.isServedByEngine))
+        for spec in change.addedRemote where spec.isServedByEngine { await tunnel.addForward(spec) }
+        var unserved = host
+        unserved.remoteForwards = change.addedRemote.filter { !$0.isServedByEngine }
+        TunnelService.warnAboutInactiveForwards(unserved, log)
+        var config = host
+        var problems: [String] = []
+        for spec in change.addedLocal {
+            do {
+                try await tunnel.addForward(spec)
+            } catch {
+                let line = "\(host.name): LocalForward \(spec) not added: \(UserMessage.describe(error))"
+                log.error("\(line)")
+                problems.append(line)
+                config.localForwards.removeAll { $0 == spec }
+            }
+        }
+        for spec in change.addedDynamic {
+            do {
+                try await tunnel.addForward(spec)
+            } catch {
+                let line = "\(host.name): DynamicForward \(spec) not added: \(UserMessage.describe(error))"
+                log.error("\(line)")
+                problems.append(line)
+                config.dynamicForwards.removeAll { $0 == spec }
+            }
+        }
+        if let index = entries.firstIndex(where: { $0.config.name == host.name }) { entries[index].config = config }
+        return problems
     }
 }
