@@ -62,6 +62,8 @@ public struct ConnectionSettings: Sendable {
     public var reconnectMaxDelay = 60.0
     /// TCP connect attempts per session attempt, one second apart (`ConnectionAttempts`).
     public var connectionAttempts = 1
+    /// How big forwarded channels' receive windows start and may grow (see `ReceiveWindowLimits`).
+    public var receiveWindow = ReceiveWindowLimits.default
 
     public static let defaultServerAliveInterval: Double = 15
     public static let defaultConnectTimeout: Int64 = 10

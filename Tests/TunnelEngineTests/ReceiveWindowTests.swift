@@ -1,0 +1,127 @@
+import Testing
+@testable import TunnelEngine
+
+/// The receive-window rules (README "Receive windows"), without sockets or SSH.
+@Suite("ReceiveWindow: grow while the client keeps up, within the cap and the budget")
+struct ReceiveWindowTests {
+    static let mib = 1 << 20
+
+    @Test("a new window is the base, and at the base libssh2's own top-up is left to work alone")
+    func startsAtBase() {
+        let window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib))
+        #expect(window.target == 2 * Self.mib)
+        #expect(window.claimed == 0)
+        #expect(window.grant(windowLeft: 0) == nil, "at the base libssh2 grants by itself; a grant of ours would double it")
+    }
+
+    @Test("a client that never keeps up never gets more than the base")
+    func slowFromTheStart() {
+        let budget = WindowBudget(total: 256 * Self.mib)
+        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget)
+        for _ in 0..<100 {
+            window.clientKeptUp(delivered: Self.mib)   // half a window taken...
+            window.clientFellBehind()                 // ...then it stalls
+        }
+        #expect(window.target == 2 * Self.mib)
+        #expect(budget.inUse == 0)
+    }
+
+    @Test("a whole window taken without falling behind doubles it, up to the cap and no further")
+    func growsToTheCap() {
+        let budget = WindowBudget(total: 256 * Self.mib)
+        var window = ReceiveWindow(base: 2 * Self.mib, cap: 16 * Self.mib, budget: budget)
+        let grew1 = window.clientKeptUp(delivered: Self.mib)
+        #expect(!grew1, "half a window is not yet proof")
+        let grew2 = window.clientKeptUp(delivered: Self.mib)
+        #expect(grew2)
+        #expect(window.target == 4 * Self.mib)
+        var sizes: [Int] = []
+        for _ in 0..<20 {
+            window.clientKeptUp(delivered: window.target)
+            sizes.append(window.target / Self.mib)
+        }
+        #expect(sizes.prefix(3) == [8, 16, 16])
+        #expect(sizes.allSatisfy { $0 <= 16 }, "no connection over the cap")
+        #expect(budget.inUse == 14 * Self.mib, "what is held beyond the base is claimed from the budget")
+    }
+
+    @Test("grants refill to the target once less than half is left")
+    func grants() {
+        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib))
+        window.clientKeptUp(delivered: 2 * Self.mib)
+        window.clientKeptUp(delivered: 4 * Self.mib)
+        #expect(window.target == 8 * Self.mib)
+        #expect(window.grant(windowLeft: 5 * Self.mib) == nil, "more than half open: nothing yet")
+        #expect(window.grant(windowLeft: 3 * Self.mib) == 5 * Self.mib)
+        #expect(window.grant(windowLeft: 0) == 8 * Self.mib)
+        // Refilling at half keeps the window above libssh2's own top-up point, so the two never both grant.
+        #expect(window.target / 2 > window.libssh2AdjustsBelow(readSize: 64 * 1024))
+    }
+
+    @Test("a client that falls behind halves its window, not below the base, and gives the rest back")
+    func fallsBehind() {
+        let budget = WindowBudget(total: 256 * Self.mib)
+        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget)
+        for _ in 0..<3 { window.clientKeptUp(delivered: window.target) }
+        #expect(window.target == 16 * Self.mib)
+        #expect(budget.inUse == 14 * Self.mib)
+        window.clientFellBehind()
+        #expect(window.target == 8 * Self.mib)
+        #expect(budget.inUse == 6 * Self.mib)
+        for _ in 0..<10 { window.clientFellBehind() }
+        #expect(window.target == 2 * Self.mib)
+        #expect(budget.inUse == 0)
+        // Growing again needs a whole window's worth again.
+        let grew3 = window.clientKeptUp(delivered: Self.mib)
+        #expect(!grew3)
+    }
+
+    @Test("a hundred fast connections share the budget instead of each claiming the cap")
+    func budgetIsShared() {
+        let budget = WindowBudget(total: 64 * Self.mib)
+        var windows = (0..<100).map { _ in ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget) }
+        for _ in 0..<10 {
+            for index in windows.indices { windows[index].clientKeptUp(delivered: windows[index].target) }
+        }
+        let beyondBase = windows.reduce(0) { $0 + $1.claimed }
+        #expect(beyondBase <= 64 * Self.mib, "all together stay within the budget")
+        #expect(budget.inUse == beyondBase)
+        #expect(windows.allSatisfy { $0.target <= 64 * Self.mib })
+        // What one gives back, another may take.
+        let heldByFirst = windows[0].claimed
+        windows[0].release()
+        #expect(budget.inUse == beyondBase - heldByFirst)
+        #expect(windows[0].target == 2 * Self.mib)
+        let before = budget.inUse
+        windows[1].clientKeptUp(delivered: windows[1].target)
+        #expect(budget.inUse >= before)
+        #expect(budget.inUse <= 64 * Self.mib)
+    }
+
+    @Test("releasing twice gives back once")
+    func releaseIsIdempotent() {
+        let budget = WindowBudget(total: 256 * Self.mib)
+        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget)
+        window.clientKeptUp(delivered: 2 * Self.mib)
+        #expect(budget.inUse == 2 * Self.mib)
+        window.release()
+        window.release()
+        #expect(budget.inUse == 0)
+    }
+
+    @Test("a budget hands out no more than it has, and a partial claim still grows the window")
+    func partialClaim() {
+        let budget = WindowBudget(total: 3 * Self.mib)
+        var first = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget)
+        var second = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget)
+        let grew4 = first.clientKeptUp(delivered: 2 * Self.mib)
+        #expect(grew4)
+        #expect(first.target == 4 * Self.mib)
+        let grew5 = second.clientKeptUp(delivered: 2 * Self.mib)
+        #expect(grew5)
+        #expect(second.target == 3 * Self.mib, "only what was left")
+        let grew6 = second.clientKeptUp(delivered: 3 * Self.mib)
+        #expect(!grew6, "nothing left")
+        #expect(budget.inUse == 3 * Self.mib)
+    }
+}
