@@ -201,7 +201,7 @@ final class ForwardedConnection {
     func attach(channel: SSHChannel, slot: Int, openedWith window: Int = SSHChannel.defaultReceiveWindow) -> Bool {
         guard case .connecting = phase else { return false }
         phase = .open(channel, slot: slot)
-        receiveWindow = ReceiveWindow(base: window, cap: windowLimits.cap, budget: windowLimits.budget)
+        receiveWindow = ReceiveWindow(base: window, cap: windowLimits.cap, budget: windowLimits.budget, proof: windowLimits.proof)
         return true
     }
 

@@ -8,16 +8,34 @@ struct ReceiveWindowTests {
 
     @Test("a new window is the base, and at the base libssh2's own top-up is left to work alone")
     func startsAtBase() {
-        let window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib))
+        let window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib), proof: 0)
         #expect(window.target == 2 * Self.mib)
         #expect(window.claimed == 0)
         #expect(window.grant(windowLeft: 0) == nil, "at the base libssh2 grants by itself; a grant of ours would double it")
     }
 
+    @Test("the first growth waits for proof that the client reads: more than socket buffers hide")
+    func proofBeforeTheFirstGrowth() {
+        let budget = WindowBudget(total: 256 * Self.mib)
+        var window = ReceiveWindow(base: Self.mib, cap: 64 * Self.mib, budget: budget, proof: 8 * Self.mib)
+        for _ in 0..<7 { window.clientKeptUp(delivered: Self.mib) }
+        #expect(window.target == Self.mib, "7 MiB into the kernel's buffers prove nothing")
+        window.clientKeptUp(delivered: Self.mib)
+        #expect(window.target == 2 * Self.mib)
+        window.clientKeptUp(delivered: 2 * Self.mib)
+        #expect(window.target == 4 * Self.mib, "once proven, a window's worth is enough")
+        window.clientFellBehind()
+        #expect(window.target == 2 * Self.mib)
+        window.clientKeptUp(delivered: 4 * Self.mib)
+        #expect(window.target == 2 * Self.mib, "after falling behind, proof again")
+        window.clientKeptUp(delivered: 4 * Self.mib)
+        #expect(window.target == 4 * Self.mib)
+    }
+
     @Test("a client that never keeps up never gets more than the base")
     func slowFromTheStart() {
         let budget = WindowBudget(total: 256 * Self.mib)
-        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget)
+        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
         for _ in 0..<100 {
             window.clientKeptUp(delivered: Self.mib)   // half a window taken...
             window.clientFellBehind()                 // ...then it stalls
@@ -29,7 +47,7 @@ struct ReceiveWindowTests {
     @Test("a whole window taken without falling behind doubles it, up to the cap and no further")
     func growsToTheCap() {
         let budget = WindowBudget(total: 256 * Self.mib)
-        var window = ReceiveWindow(base: 2 * Self.mib, cap: 16 * Self.mib, budget: budget)
+        var window = ReceiveWindow(base: 2 * Self.mib, cap: 16 * Self.mib, budget: budget, proof: 0)
         let grew1 = window.clientKeptUp(delivered: Self.mib)
         #expect(!grew1, "half a window is not yet proof")
         let grew2 = window.clientKeptUp(delivered: Self.mib)
@@ -47,7 +65,7 @@ struct ReceiveWindowTests {
 
     @Test("grants refill to the target once less than half is left")
     func grants() {
-        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib))
+        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib), proof: 0)
         window.clientKeptUp(delivered: 2 * Self.mib)
         window.clientKeptUp(delivered: 4 * Self.mib)
         #expect(window.target == 8 * Self.mib)
@@ -61,7 +79,7 @@ struct ReceiveWindowTests {
     @Test("a client that falls behind halves its window, not below the base, and gives the rest back")
     func fallsBehind() {
         let budget = WindowBudget(total: 256 * Self.mib)
-        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget)
+        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
         for _ in 0..<3 { window.clientKeptUp(delivered: window.target) }
         #expect(window.target == 16 * Self.mib)
         #expect(budget.inUse == 14 * Self.mib)
@@ -79,7 +97,7 @@ struct ReceiveWindowTests {
     @Test("a hundred fast connections share the budget instead of each claiming the cap")
     func budgetIsShared() {
         let budget = WindowBudget(total: 64 * Self.mib)
-        var windows = (0..<100).map { _ in ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget) }
+        var windows = (0..<100).map { _ in ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0) }
         for _ in 0..<10 {
             for index in windows.indices { windows[index].clientKeptUp(delivered: windows[index].target) }
         }
@@ -101,7 +119,7 @@ struct ReceiveWindowTests {
     @Test("releasing twice gives back once")
     func releaseIsIdempotent() {
         let budget = WindowBudget(total: 256 * Self.mib)
-        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget)
+        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
         window.clientKeptUp(delivered: 2 * Self.mib)
         #expect(budget.inUse == 2 * Self.mib)
         window.release()
@@ -112,8 +130,8 @@ struct ReceiveWindowTests {
     @Test("a budget hands out no more than it has, and a partial claim still grows the window")
     func partialClaim() {
         let budget = WindowBudget(total: 3 * Self.mib)
-        var first = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget)
-        var second = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget)
+        var first = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
+        var second = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
         let grew4 = first.clientKeptUp(delivered: 2 * Self.mib)
         #expect(grew4)
         #expect(first.target == 4 * Self.mib)
