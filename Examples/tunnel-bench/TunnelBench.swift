@@ -26,7 +26,7 @@ struct TunnelBench: ParsableCommand {
             fails if one does not move its bytes. Only ratios from the same run mean anything: the figures move \
             with the machine's load, which is printed before and after.
             """,
-        subcommands: [All.self, Parse.self, Throughput.self, LongLink.self, RemoteThroughput.self, ManyClients.self, Latency.self, Idle.self, ConnectRate.self, Reconnect.self, Proxy.self],
+        subcommands: [All.self, Parse.self, Throughput.self, LongLink.self, RemoteThroughput.self, ManyClients.self, Latency.self, Idle.self, Startup.self, ConnectRate.self, Reconnect.self, Proxy.self],
         defaultSubcommand: All.self
     )
 }
@@ -218,6 +218,7 @@ extension TunnelBench {
                  ("many clients", { try manyClients.makeCase(smoke: smoke).run(context) }),
                  ("one client latency", { try latency.makeCase(smoke: smoke).run(context) }),
                  ("idle connections", { try idle.makeCase(smoke: smoke).run(context) }),
+                 ("start-up", { try StartupCase().run(context) }),
                  ("connection rate", { try connectRate.makeCase(smoke: smoke).run(context) }),
                  ("reconnect", { try reconnect.makeCase(smoke: smoke).run(context) }),
                  ("proxy", { try proxy.makeCase(smoke: smoke).run(context) })]
@@ -312,6 +313,15 @@ extension TunnelBench {
         @OptionGroup var options: ProxyOptions
         func run() throws {
             try BenchRun(common).execute { context in [("proxy", { try options.makeCase(smoke: common.smoke).run(context) })] }
+        }
+    }
+
+    struct Startup: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "From starting tunnel up / ssh -N -L to the first forwarded round trip.")
+        @OptionGroup var common: CommonOptions
+        func run() throws {
+            try BenchRun(common).execute { context in [("start-up", { try StartupCase().run(context) })] }
         }
     }
 

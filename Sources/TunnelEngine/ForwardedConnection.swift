@@ -327,7 +327,7 @@ final class ForwardedConnection {
     private func adjustReceiveWindow(_ channel: SSHChannel, delivered: Int, drained: Bool, clientBehind: Bool) throws(SSH2Error) {
         guard receiveWindow != nil else { return }
         if clientBehind {
-            receiveWindow!.clientFellBehind()
+            receiveWindow!.clientFellBehind(delivered: delivered)
             return
         }
         guard drained else { return }

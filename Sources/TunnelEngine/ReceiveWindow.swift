@@ -11,8 +11,10 @@ import NIOConcurrencyHelpers
 ///   socket buffers can take from a client that reads nothing, so only a client that really reads qualifies;
 /// - after that, each whole window's worth taken without falling behind doubles the window, never beyond `cap`,
 ///   and only with bytes claimed from `budget` (what all connections together hold beyond their base);
-/// - a client that falls behind halves its connection's window (not below `base`), gives the rest back, and has to
-///   show `proof` again before it grows.
+/// - a client that falls behind halves its connection's window (not below `base`) and gives the rest back; at most
+///   once per half window it takes, so a reader that is only briefly late (a busy machine) is not cut down to the
+///   base by a burst of late moments. A client that stops reading altogether keeps the half it has (within the cap
+///   and the budget) until it reads again or its connection ends.
 public struct ReceiveWindowLimits: Sendable {
     public var base: Int
     public var cap: Int
@@ -88,8 +90,11 @@ struct ReceiveWindow {
     private(set) var target: Int
     /// Bytes the client took since the window last changed, without falling behind.
     private(set) var keptUpFor = 0
-    /// The client has taken `proof` bytes without falling behind since it last did.
+    /// The client has taken `proof` bytes without falling behind: it reads (a slow start is not held against it
+    /// later: only its window shrinks).
     private(set) var proven = false
+    /// Bytes the client took since the window last shrank (or since it opened).
+    private var takenSinceShrink = 0
 
     init(base: Int, cap: Int, budget: WindowBudget, proof: Int = ReceiveWindowLimits.defaultProof) {
         self.base = base
@@ -108,6 +113,7 @@ struct ReceiveWindow {
     @discardableResult
     mutating func clientKeptUp(delivered: Int) -> Bool {
         keptUpFor += delivered
+        takenSinceShrink += delivered
         guard keptUpFor >= (proven ? target : max(target, proof)), target < cap else { return false }
         proven = true
         keptUpFor = 0
@@ -116,11 +122,14 @@ struct ReceiveWindow {
         return extra > 0
     }
 
-    /// Reading stopped because the client was not taking bytes as fast as they came: halve the window (not below
-    /// `base`) and give the rest back, so a stalled client holds little and others may grow.
-    mutating func clientFellBehind() {
+    /// Reading stopped because the client was not taking bytes as fast as they came, after it took `delivered`:
+    /// halve the window (not below `base`, at most once per half window taken) and give the rest back, so a stalled
+    /// client holds less and others may grow.
+    mutating func clientFellBehind(delivered: Int = 0) {
         keptUpFor = 0
-        proven = false
+        takenSinceShrink += delivered
+        guard target > base, takenSinceShrink >= target / 2 else { return }
+        takenSinceShrink = 0
         let smaller = max(base, target / 2)
         budget.release(target - smaller)
         target = smaller
@@ -138,6 +147,7 @@ struct ReceiveWindow {
         budget.release(claimed)
         target = base
         keptUpFor = 0
+        takenSinceShrink = 0
         proven = false
     }
 
