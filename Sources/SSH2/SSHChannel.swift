@@ -66,8 +66,8 @@ public final class SSHChannel {
     /// libssh2's receive window for channels it opens with its defaults (2 MiB in 1.10).
     public static let defaultReceiveWindow = Int(tunnel_ssh2_channel_window_default())
 
-    /// How many more bytes the server may send on this channel before we grant more (O(1): libssh2's counter; it
-    /// drops as data arrives, not as it is read).
+    /// How many more bytes the server may send on this channel before we grant more, counting what has arrived and
+    /// is not read yet (O(1): libssh2 1.10's counter, which drops as data is read, not as it arrives).
     public var receiveWindow: Int {
         guard let raw, !session.isInvalidated else { return 0 }
         return Int(libssh2_channel_window_read_ex(raw, nil, nil))

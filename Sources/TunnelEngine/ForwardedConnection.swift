@@ -310,7 +310,10 @@ final class ForwardedConnection {
                 wrote = true
             case .wouldBlock:
                 drained = true
-                if windowBefore < libssh2AdjustsBelow { libssh2AdjustMayBePending = true }
+                // libssh2 1.10 counts the window down as data is read, not as it arrives, so a read that found
+                // nothing leaves it unchanged unless the read widened it. Below libssh2's own mark it tried to: if
+                // the window did not grow, that adjust is still half-sent (keys are being re-exchanged).
+                if windowBefore < libssh2AdjustsBelow && channel.receiveWindow <= windowBefore { libssh2AdjustMayBePending = true }
                 break reading
             case .endOfStream:
                 libssh2AdjustMayBePending = false

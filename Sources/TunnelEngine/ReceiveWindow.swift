@@ -7,7 +7,7 @@ import NIOConcurrencyHelpers
 ///
 /// The rules (README "Receive windows"):
 /// - every `direct-tcpip` channel opens with `base`; a client that never keeps up never gets more;
-/// - a window first grows once its client has taken `proof` bytes without falling behind: more than the kernel's
+/// - a window first grows once its client has taken `proof` bytes with nothing left unread: more than the kernel's
 ///   socket buffers can take from a client that reads nothing, so only a client that really reads qualifies;
 /// - after that, each whole window's worth taken without falling behind doubles the window, never beyond `cap`,
 ///   and only with bytes claimed from `budget` (what all connections together hold beyond their base);
@@ -30,7 +30,8 @@ public struct ReceiveWindowLimits: Sendable {
     }
 
     /// OpenSSH's and libssh2's own fixed window, so a connection starts as fast as with `ssh -L`. A client that reads
-    /// nothing holds this plus NIO's write buffer in our memory (measured: 2.3 MiB per connection).
+    /// nothing holds at most this (libssh2 counts unread data against the window) plus NIO's write buffer in our
+    /// memory (measured: 2.3 MiB per connection).
     public static let defaultBase = 2 << 20
     /// Linux's socket buffers take up to about 4 MiB from a client that reads nothing (tcp_wmem's maximum) before
     /// the client's socket stops being writable: twice that proves a client reads.
@@ -88,7 +89,7 @@ struct ReceiveWindow {
     let proof: Int
     /// The window the server is let to run up to: `base` until the client has shown it keeps up.
     private(set) var target: Int
-    /// Bytes the client took since the window last changed, without falling behind.
+    /// Bytes the client took, with nothing left unread, since the window last grew.
     private(set) var keptUpFor = 0
     /// The client has taken `proof` bytes without falling behind: it reads (a slow start is not held against it
     /// later: only its window shrinks).
@@ -125,8 +126,9 @@ struct ReceiveWindow {
     /// Reading stopped because the client was not taking bytes as fast as they came, after it took `delivered`:
     /// halve the window (not below `base`, at most once per half window taken) and give the rest back, so a stalled
     /// client holds less and others may grow.
+    /// What it took before without falling behind still counts towards growing: on a busy machine a reader that
+    /// keeps up is late now and then, and must not have to start over each time.
     mutating func clientFellBehind(delivered: Int = 0) {
-        keptUpFor = 0
         takenSinceShrink += delivered
         guard target > base, takenSinceShrink >= target / 2 else { return }
         takenSinceShrink = 0
@@ -135,7 +137,8 @@ struct ReceiveWindow {
         target = smaller
     }
 
-    /// Bytes to grant now, given `windowLeft` (what the server may still send): enough to bring it back to
+    /// Bytes to grant now, given `windowLeft` (what the server may still send, with what arrived and was not read
+    /// yet; after a read that drained the channel, nothing is unread): enough to bring it back to
     /// `target` once less than half is left; nil while the window is above half, or at `base` (libssh2's own).
     func grant(windowLeft: Int) -> Int? {
         guard target > base, windowLeft < target / 2 else { return nil }
