@@ -326,15 +326,13 @@ final class ForwardedConnection {
     }
 
     /// Grow or shrink the window by how the client kept up with this step's reads, and grant what the server may
-    /// send next (see `ReceiveWindow`).
+    /// send next (see `ReceiveWindow`). Granted also while the client is behind: libssh2 counts what is unread
+    /// against the window, so the window (already halved for it) still bounds what this connection holds.
     private func adjustReceiveWindow(_ channel: SSHChannel, delivered: Int, drained: Bool, clientBehind: Bool) throws(SSH2Error) {
         guard receiveWindow != nil else { return }
         if clientBehind {
             receiveWindow!.clientFellBehind(delivered: delivered)
-            return
-        }
-        guard drained else { return }
-        if receiveWindow!.clientKeptUp(delivered: delivered) {
+        } else if drained, receiveWindow!.clientKeptUp(delivered: delivered) {
             logger.trace("\(label): receive window now \(receiveWindow!.target >> 10) KiB")
         }
         guard !libssh2AdjustMayBePending, let grant = receiveWindow!.grant(windowLeft: channel.receiveWindow) else { return }
