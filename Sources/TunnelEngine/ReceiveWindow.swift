@@ -7,7 +7,7 @@ import NIOConcurrencyHelpers
 ///
 /// The rules (README "Receive windows"):
 /// - every `direct-tcpip` channel opens with `base`; a client that never keeps up never gets more;
-/// - a window first grows once its client has taken `proof` bytes with nothing left unread: more than the kernel's
+/// - a window first grows once its client has taken `proof` bytes (in a step that left nothing unread): more than the kernel's
 ///   socket buffers can take from a client that reads nothing, so only a client that really reads qualifies;
 /// - after that, each whole window's worth taken without falling behind doubles the window, never beyond `cap`,
 ///   and only with bytes claimed from `budget` (what all connections together hold beyond their base);
@@ -89,7 +89,8 @@ struct ReceiveWindow {
     let proof: Int
     /// The window the server is let to run up to: `base` until the client has shown it keeps up.
     private(set) var target: Int
-    /// Bytes the client took, with nothing left unread, since the window last grew.
+    /// Bytes the client took since the window last grew (checked for growth after a step that left nothing
+    /// unread; a halving outpaces growth for a client that keeps falling behind).
     private(set) var keptUpFor = 0
     /// The client has taken `proof` bytes without falling behind: it reads (a slow start is not held against it
     /// later: only its window shrinks).
@@ -129,6 +130,7 @@ struct ReceiveWindow {
     /// What it took before without falling behind still counts towards growing: on a busy machine a reader that
     /// keeps up is late now and then, and must not have to start over each time.
     mutating func clientFellBehind(delivered: Int = 0) {
+        keptUpFor += delivered
         takenSinceShrink += delivered
         guard target > base, takenSinceShrink >= target / 2 else { return }
         takenSinceShrink = 0

@@ -86,12 +86,23 @@ struct ReceiveWindowTests {
         #expect(budget.inUse == 6 * Self.mib)
         for _ in 0..<10 { window.clientFellBehind() }
         #expect(window.target == 8 * Self.mib, "late again before taking half a window: one halving is enough")
-        for _ in 0..<10 { window.clientFellBehind(delivered: 4 * Self.mib) }
-        #expect(window.target == 2 * Self.mib)
+        for _ in 0..<10 { window.clientFellBehind(delivered: Self.mib) }
+        #expect(window.target == 2 * Self.mib, "halving once per half window outpaces doubling once per window")
         #expect(budget.inUse == 0)
-        // Growing again needs a whole window's worth again.
-        let grew3 = window.clientKeptUp(delivered: Self.mib)
-        #expect(!grew3)
+    }
+
+    @Test("a reader that is late now and then still grows: what it took while behind counts too")
+    func lateNowAndThen() {
+        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib),
+                                   proof: 8 * Self.mib)
+        for _ in 0..<4 {
+            window.clientFellBehind(delivered: Self.mib)
+            window.clientKeptUp(delivered: Self.mib)
+        }
+        #expect(window.target == 4 * Self.mib)
+        // Behind at every step: no step leaves nothing unread, so it never grows, and it halves.
+        for _ in 0..<8 { window.clientFellBehind(delivered: Self.mib) }
+        #expect(window.target == 2 * Self.mib)
     }
 
     @Test("a hundred fast connections share the budget instead of each claiming the cap")
