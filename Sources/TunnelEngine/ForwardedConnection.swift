@@ -331,7 +331,7 @@ final class ForwardedConnection {
     private func adjustReceiveWindow(_ channel: SSHChannel, delivered: Int, drained: Bool, clientBehind: Bool) throws(SSH2Error) {
         guard receiveWindow != nil else { return }
         if clientBehind {
-            receiveWindow!.clientFellBehind(delivered: delivered)
+            receiveWindow!.clientFellBehind(delivered: delivered, at: .now())
         } else if drained, receiveWindow!.clientKeptUp(delivered: delivered) {
             logger.trace("\(label): receive window now \(receiveWindow!.target >> 10) KiB")
         }

@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// How big the receive windows of forwarded channels may get: what the server may send on one channel before we
 /// grant more. One stream moves at most one window per round trip, so a long link needs a big window; but bytes the
@@ -11,10 +12,10 @@ import NIOConcurrencyHelpers
 ///   socket buffers can take from a client that reads nothing, so only a client that really reads qualifies;
 /// - after that, each whole window's worth taken without falling behind doubles the window, never beyond `cap`,
 ///   and only with bytes claimed from `budget` (what all connections together hold beyond their base);
-/// - a client that falls behind halves its connection's window (not below `base`) and gives the rest back; at most
-///   once per half window it takes, so a reader that is only briefly late (a busy machine) is not cut down to the
-///   base by a burst of late moments. A client that stops reading altogether keeps the half it has (within the cap
-///   and the budget) until it reads again or its connection ends.
+/// - a client that stays behind for `patience` (no step in between left nothing unread) halves its connection's
+///   window (not below `base`) and gives the rest back, and again after each further `patience` behind; a reader
+///   that is only briefly late (a busy machine) keeps its window. A client that stops reading altogether keeps
+///   what it has (within the cap and the budget) until it reads again or its connection ends.
 public struct ReceiveWindowLimits: Sendable {
     public var base: Int
     public var cap: Int
@@ -95,8 +96,10 @@ struct ReceiveWindow {
     /// The client has taken `proof` bytes without falling behind: it reads (a slow start is not held against it
     /// later: only its window shrinks).
     private(set) var proven = false
-    /// Bytes the client took since the window last shrank (or since it opened).
-    private var takenSinceShrink = 0
+    /// Since when the client has been behind (nil: the last step left nothing unread), or since the last halving.
+    private(set) var behindSince: NIODeadline?
+    /// How long a client may stay behind before its window is halved.
+    static let patience = TimeAmount.milliseconds(500)
 
     init(base: Int, cap: Int, budget: WindowBudget, proof: Int = ReceiveWindowLimits.defaultProof) {
         self.base = base
@@ -115,7 +118,7 @@ struct ReceiveWindow {
     @discardableResult
     mutating func clientKeptUp(delivered: Int) -> Bool {
         keptUpFor += delivered
-        takenSinceShrink += delivered
+        behindSince = nil
         guard keptUpFor >= (proven ? target : max(target, proof)), target < cap else { return false }
         proven = true
         keptUpFor = 0
@@ -124,16 +127,18 @@ struct ReceiveWindow {
         return extra > 0
     }
 
-    /// Reading stopped because the client was not taking bytes as fast as they came, after it took `delivered`:
-    /// halve the window (not below `base`, at most once per half window taken) and give the rest back, so a stalled
-    /// client holds less and others may grow.
-    /// What it took before without falling behind still counts towards growing: on a busy machine a reader that
-    /// keeps up is late now and then, and must not have to start over each time.
-    mutating func clientFellBehind(delivered: Int = 0) {
+    /// Reading stopped at `now` because the client was not taking bytes as fast as they came, after it took
+    /// `delivered`. Once it has been behind for `patience`, halve the window (not below `base`) and give the rest
+    /// back, so a stalled client holds less and others may grow. What it took still counts towards growing: on a
+    /// busy machine a reader that keeps up is late now and then, and must not have to start over each time.
+    mutating func clientFellBehind(delivered: Int = 0, at now: NIODeadline) {
         keptUpFor += delivered
-        takenSinceShrink += delivered
-        guard target > base, takenSinceShrink >= target / 2 else { return }
-        takenSinceShrink = 0
+        guard let since = behindSince else {
+            behindSince = now
+            return
+        }
+        guard now - since >= Self.patience, target > base else { return }
+        behindSince = now
         let smaller = max(base, target / 2)
         budget.release(target - smaller)
         target = smaller
@@ -152,7 +157,7 @@ struct ReceiveWindow {
         budget.release(claimed)
         target = base
         keptUpFor = 0
-        takenSinceShrink = 0
+        behindSince = nil
         proven = false
     }
 

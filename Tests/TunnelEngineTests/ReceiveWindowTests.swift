@@ -1,3 +1,4 @@
+import NIOCore
 import Testing
 @testable import TunnelEngine
 
@@ -5,6 +6,9 @@ import Testing
 @Suite("ReceiveWindow: grow while the client keeps up, within the cap and the budget")
 struct ReceiveWindowTests {
     static let mib = 1 << 20
+
+    /// A moment `milliseconds` into a made-up clock.
+    static func at(_ milliseconds: Int) -> NIODeadline { .uptimeNanoseconds(UInt64(1_000 + milliseconds) * 1_000_000) }
 
     @Test("a new window is the base, and at the base libssh2's own top-up is left to work alone")
     func startsAtBase() {
@@ -24,7 +28,8 @@ struct ReceiveWindowTests {
         #expect(window.target == 2 * Self.mib)
         window.clientKeptUp(delivered: 2 * Self.mib)
         #expect(window.target == 4 * Self.mib, "once proven, a window's worth is enough")
-        window.clientFellBehind()
+        window.clientFellBehind(at: Self.at(0))
+        window.clientFellBehind(at: Self.at(600))
         #expect(window.target == 2 * Self.mib)
         window.clientKeptUp(delivered: 2 * Self.mib)
         #expect(window.target == 4 * Self.mib, "a client that proved it reads stays proven; only its window shrank")
@@ -37,7 +42,7 @@ struct ReceiveWindowTests {
         // What the kernel's socket buffers take from a client that reads nothing looks like keeping up...
         for _ in 0..<4 { window.clientKeptUp(delivered: Self.mib) }
         // ...then it is behind for good.
-        for _ in 0..<100 { window.clientFellBehind() }
+        for step in 0..<100 { window.clientFellBehind(at: Self.at(step * 100)) }
         #expect(window.target == 2 * Self.mib)
         #expect(budget.inUse == 0)
     }
@@ -74,20 +79,23 @@ struct ReceiveWindowTests {
         #expect(window.target / 2 > window.libssh2AdjustsBelow(readSize: 64 * 1024))
     }
 
-    @Test("a client that falls behind halves its window, not below the base, and gives the rest back")
+    @Test("a client behind for longer than the patience halves its window, not below the base, and gives the rest back")
     func fallsBehind() {
         let budget = WindowBudget(total: 256 * Self.mib)
         var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
         for _ in 0..<3 { window.clientKeptUp(delivered: window.target) }
         #expect(window.target == 16 * Self.mib)
         #expect(budget.inUse == 14 * Self.mib)
-        window.clientFellBehind()
+        window.clientFellBehind(at: Self.at(0))
+        window.clientFellBehind(at: Self.at(400))
+        #expect(window.target == 16 * Self.mib, "briefly late: the window stays")
+        window.clientFellBehind(at: Self.at(500))
         #expect(window.target == 8 * Self.mib)
         #expect(budget.inUse == 6 * Self.mib)
-        for _ in 0..<10 { window.clientFellBehind() }
-        #expect(window.target == 8 * Self.mib, "late again before taking half a window: one halving is enough")
-        for _ in 0..<10 { window.clientFellBehind(delivered: Self.mib) }
-        #expect(window.target == 2 * Self.mib, "halving once per half window outpaces doubling once per window")
+        window.clientFellBehind(at: Self.at(900))
+        #expect(window.target == 8 * Self.mib, "at most once per patience")
+        for step in 2..<10 { window.clientFellBehind(at: Self.at(step * 500)) }
+        #expect(window.target == 2 * Self.mib)
         #expect(budget.inUse == 0)
     }
 
@@ -95,13 +103,13 @@ struct ReceiveWindowTests {
     func lateNowAndThen() {
         var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib),
                                    proof: 8 * Self.mib)
-        for _ in 0..<4 {
-            window.clientFellBehind(delivered: Self.mib)
+        for step in 0..<4 {
+            window.clientFellBehind(delivered: Self.mib, at: Self.at(step * 1000))
             window.clientKeptUp(delivered: Self.mib)
         }
-        #expect(window.target == 4 * Self.mib)
+        #expect(window.target == 4 * Self.mib, "late at every other step, but never for long: it grows")
         // Behind at every step: no step leaves nothing unread, so it never grows, and it halves.
-        for _ in 0..<8 { window.clientFellBehind(delivered: Self.mib) }
+        for step in 0..<8 { window.clientFellBehind(delivered: Self.mib, at: Self.at(10_000 + step * 500)) }
         #expect(window.target == 2 * Self.mib)
     }
 
