@@ -51,10 +51,10 @@ struct ReceiveWindowTests {
     func growsToTheCap() {
         let budget = WindowBudget(total: 256 * Self.mib)
         var window = ReceiveWindow(base: 2 * Self.mib, cap: 16 * Self.mib, budget: budget, proof: 0)
-        let grew1 = window.clientKeptUp(delivered: Self.mib)
-        #expect(!grew1, "half a window is not yet proof")
-        let grew2 = window.clientKeptUp(delivered: Self.mib)
-        #expect(grew2)
+        let grewAfterHalfAWindow = window.clientKeptUp(delivered: Self.mib)
+        #expect(!grewAfterHalfAWindow, "half a window is not yet proof")
+        let grewAfterAWholeWindow = window.clientKeptUp(delivered: Self.mib)
+        #expect(grewAfterAWholeWindow)
         #expect(window.target == 4 * Self.mib)
         var sizes: [Int] = []
         for _ in 0..<20 {
@@ -151,14 +151,14 @@ struct ReceiveWindowTests {
         let budget = WindowBudget(total: 3 * Self.mib)
         var first = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
         var second = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
-        let grew4 = first.clientKeptUp(delivered: 2 * Self.mib)
-        #expect(grew4)
+        let firstGrew = first.clientKeptUp(delivered: 2 * Self.mib)
+        #expect(firstGrew)
         #expect(first.target == 4 * Self.mib)
-        let grew5 = second.clientKeptUp(delivered: 2 * Self.mib)
-        #expect(grew5)
+        let secondGrew = second.clientKeptUp(delivered: 2 * Self.mib)
+        #expect(secondGrew)
         #expect(second.target == 3 * Self.mib, "only what was left")
-        let grew6 = second.clientKeptUp(delivered: 3 * Self.mib)
-        #expect(!grew6, "nothing left")
+        let secondGrewAgain = second.clientKeptUp(delivered: 3 * Self.mib)
+        #expect(!secondGrewAgain, "nothing left")
         #expect(budget.inUse == 3 * Self.mib)
     }
 }
