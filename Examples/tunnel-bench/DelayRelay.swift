@@ -1,7 +1,8 @@
 // A long link on one machine: this kernel has no netem, so a userspace TCP relay between the SSH client and sshd
 // holds every byte for a fixed time in each direction. It reads eagerly and queues without limit, so the link has
 // all the bandwidth loopback has and only the delay: what limits a stream through it is the SSH channel's window
-// (and TCP's own, which the large socket buffers keep out of the way).
+// (its sockets keep the kernel's autotuned buffers: a fixed SO_RCVBUF/SO_SNDBUF is capped at rmem_max/wmem_max, 4 MiB
+// on this machine against tcp_rmem's 32 MiB, and turns autotuning off).
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -41,14 +42,11 @@ final class DelayRelay: Sendable {
 
     func stop() { listener.shutDown() }
 
-    /// Buffers big enough for the delay not to show in TCP's windows (the kernel caps them at its maxima).
+    /// No timeouts: each pump ends with its peer.
     private static func prepare(_ fd: Int32) {
         var none = timeval()
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, socklen_t(MemoryLayout<timeval>.size))
         _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, socklen_t(MemoryLayout<timeval>.size))
-        var size: Int32 = 16 << 20
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     }
 }
 
