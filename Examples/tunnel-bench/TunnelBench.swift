@@ -26,7 +26,7 @@ struct TunnelBench: ParsableCommand {
             fails if one does not move its bytes. Only ratios from the same run mean anything: the figures move \
             with the machine's load, which is printed before and after.
             """,
-        subcommands: [All.self, Parse.self, Throughput.self, LongLink.self, RemoteThroughput.self, ManyClients.self, Latency.self, Idle.self, Startup.self, ConnectRate.self, Reconnect.self, Proxy.self],
+        subcommands: [All.self, Parse.self, Throughput.self, LongLink.self, RemoteThroughput.self, ManyClients.self, Latency.self, Idle.self, Startup.self, ConnectRate.self, Reconnect.self, Proxy.self, Soak.self],
         defaultSubcommand: All.self
     )
 }

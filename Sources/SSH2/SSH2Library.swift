@@ -1,4 +1,9 @@
 import CLibSSH2
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Process-wide libssh2 facts: one-time initialisation and the linked version.
 public enum SSH2Library {
@@ -26,4 +31,38 @@ public enum SSH2Library {
 
     /// libssh2 before 1.11 signs RSA user keys only with `ssh-rsa` (SHA-1), which OpenSSH 8.8+ refuses by default.
     public static var signsRSAWithSHA2: Bool { versionNumber >= 0x010b00 }
+
+    /// The crypto library the linked libssh2 does its cryptography with, and its version where that library tells
+    /// ("OpenSSL 3.0.17 1 Jul 2025"). libssh2 says which since 1.11 (`libssh2_crypto_engine`); older ones (Debian's
+    /// 1.10) do not, so then the answer is whichever crypto library's version function the process has loaded: libssh2
+    /// is the only part of tunnel that links one. Looked up by name (dlsym) so that this builds against any libssh2.
+    public static var cryptoBackend: String {
+        let engines = ["none", "OpenSSL", "libgcrypt", "mbedTLS", "WinCNG", "OS400QC3"]
+        var engine: String?
+        if let symbol = dlsym(defaultSymbolScope, "libssh2_crypto_engine") {
+            let call = unsafeBitCast(symbol, to: (@convention(c) () -> Int32).self)
+            let index = Int(call())
+            engine = engines.indices.contains(index) ? engines[index] : "engine \(index)"
+        }
+        if engine == nil || engine == "OpenSSL", let symbol = dlsym(defaultSymbolScope, "OpenSSL_version") {
+            // OpenSSL 1.1+: OpenSSL_version(OPENSSL_VERSION) is "OpenSSL 3.0.17 1 Jul 2025".
+            let call = unsafeBitCast(symbol, to: (@convention(c) (Int32) -> UnsafePointer<CChar>?).self)
+            if let text = call(0) { return String(cString: text) }
+        }
+        if engine == nil || engine == "libgcrypt", let symbol = dlsym(defaultSymbolScope, "gcry_check_version") {
+            let call = unsafeBitCast(symbol, to: (@convention(c) (UnsafePointer<CChar>?) -> UnsafePointer<CChar>?).self)
+            if let text = call(nil) { return "libgcrypt \(String(cString: text))" }
+        }
+        if engine == nil, dlsym(defaultSymbolScope, "mbedtls_version_get_string") != nil { return "mbedTLS" }
+        return engine ?? "unknown"
+    }
+}
+
+/// dlsym's "search every loaded library" handle (RTLD_DEFAULT, which Swift does not import as a constant).
+private var defaultSymbolScope: UnsafeMutableRawPointer? {
+    #if canImport(Darwin)
+    return UnsafeMutableRawPointer(bitPattern: -2)
+    #else
+    return nil
+    #endif
 }

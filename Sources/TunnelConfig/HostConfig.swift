@@ -55,8 +55,15 @@ public struct HostConfig: Sendable, Hashable {
     public var hashKnownHosts: Bool
     /// Jump hosts in the order they are connected through; nil when unset or
     /// `none` (also when a ProxyCommand came first). `%` tokens are kept as
-    /// written, as OpenSSH 9.2 does. (Parsed; not used yet.)
+    /// written, as OpenSSH 9.2 does. `jumpChain` is what connecting uses.
     public var proxyJump: [JumpHost]?
+    /// The hosts to connect through, first connected first, each with its own settings from the same file
+    /// (`TunnelConfigFile.resolve(host:)` fills it in); empty for a direct connection.
+    public var jumpChain: [HostConfig] = []
+    /// Why the `ProxyJump` chain cannot be used (a loop, a hop with a problem of its own); `jumpChain` is then
+    /// empty and the host must not be connected to (not directly either). Kept apart from `problems` because it
+    /// is about connecting, not about the settings: `tunnel check --resolve` still prints them, as `ssh -G` does.
+    public var jumpChainProblem: ConfigError?
     /// TCP connection attempts, one second apart; default 1.
     public var connectionAttempts: Int
     /// Default true.

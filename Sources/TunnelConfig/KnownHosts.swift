@@ -181,9 +181,13 @@ public struct KnownHosts: Sendable {
         guard fm.isReadableFile(atPath: path) else {
             throw KnownHostsError(path: path, message: "cannot read known_hosts file (permission denied)")
         }
+        // Through a file handle, not `Data(contentsOf:)`: Foundation's whole-file read refuses character devices
+        // ("permission denied" for `UserKnownHostsFile /dev/null`, a common way to say "remember nothing").
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
+            let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+            defer { try? handle.close() }
+            data = try handle.readToEnd() ?? Data()
         } catch {
             throw KnownHostsError(path: path, message: "cannot read known_hosts file (\(error.localizedDescription))")
         }

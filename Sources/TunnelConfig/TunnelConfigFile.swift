@@ -120,9 +120,15 @@ public struct TunnelConfigFile: Sendable {
         Resolver(host: host, context: context, matchExec: matchExec, execResults: execResults)
     }
 
-    /// The settings OpenSSH would use for `ssh -F path host`, defaults filled in.
-    /// With `Match exec` lines and `MatchExecPolicy.run`, this runs commands.
+    /// The settings OpenSSH would use for `ssh -F path host`, defaults filled in, with the `ProxyJump` chain
+    /// resolved into `jumpChain` (see `resolveJumps`). With `Match exec` lines and `MatchExecPolicy.run`, this runs
+    /// commands.
     public func resolve(host: String) -> HostConfig {
+        resolveJumps(resolveOwnSettings(host: host))
+    }
+
+    /// `resolve(host:)` without the jump chain: what each hop of a chain is resolved with.
+    func resolveOwnSettings(host: String) -> HostConfig {
         resolver(host).resolve(collectSettings(host: host), context: context, location: concreteLocations[host])
     }
 
@@ -130,8 +136,8 @@ public struct TunnelConfigFile: Sendable {
     /// tests to check `BlockIndex` against.
     func referenceResolve(host: String) -> HostConfig {
         let resolver = resolver(host)
-        return resolver.resolve(resolver.collect(statements, finalPass: wantsFinalPass), context: context,
-                                location: concreteLocations[host])
+        return resolveJumps(resolver.resolve(resolver.collect(statements, finalPass: wantsFinalPass), context: context,
+                                             location: concreteLocations[host]))
     }
 
     /// `resolve(host:)` for each of `tunnelHostNames`.

@@ -64,6 +64,10 @@ public struct ConnectionSettings: Sendable {
     public var connectionAttempts = 1
     /// How big forwarded channels' receive windows start and may grow (see `ReceiveWindowLimits`).
     public var receiveWindow = ReceiveWindowLimits.default
+    /// The jump hosts (`ProxyJump`) this server is reached through, first connected first, each with its own
+    /// settings (host key check, authentication); empty: a direct TCP connection. A hop's own `jumpHosts` and
+    /// `remoteForwards` are not used.
+    public var jumpHosts: [ConnectionSettings] = []
 
     public static let defaultServerAliveInterval: Double = 15
     public static let defaultConnectTimeout: Int64 = 10
@@ -112,6 +116,12 @@ public struct ConnectionSettings: Sendable {
             preferred: host.preferredAuthentications, publickey: host.pubkeyAuthentication,
             keyboardInteractive: host.kbdInteractiveAuthentication, password: host.passwordAuthentication,
             passwordPrompts: host.numberOfPasswordPrompts)
+        jumpHosts = host.jumpChain.map { hop in
+            var settings = ConnectionSettings(hop)
+            settings.remoteForwards = []
+            settings.jumpHosts = []
+            return settings
+        }
     }
 
     /// Where `IdentityAgent` says the agent is: nil (not written) is `SSH_AUTH_SOCK`, as in OpenSSH; an empty or

@@ -46,6 +46,8 @@ final class ForwardedConnection {
     private(set) var client: Channel?
     private var flow = ForwardFlow()
     private let counters: TunnelCounters
+    /// Which of the tunnel's forwards this connection came through, for its per-forward counts.
+    private let forwardIndex: Int?
     private(set) var logger: Logger
 
     /// Bytes read from the client that the SSH channel has not accepted yet.
@@ -74,11 +76,12 @@ final class ForwardedConnection {
     /// The last read may have left libssh2's own window adjust half-sent: no grant of ours until a read finishes it.
     private var libssh2AdjustMayBePending = false
 
-    init(id: Int, label: String, counters: TunnelCounters, logger: Logger,
+    init(id: Int, label: String, counters: TunnelCounters, forwardIndex: Int?, logger: Logger,
          windowLimits: ReceiveWindowLimits = .default) {
         self.id = id
         self.label = label
         self.counters = counters
+        self.forwardIndex = forwardIndex
         self.logger = logger
         self.windowLimits = windowLimits
     }
@@ -152,7 +155,7 @@ final class ForwardedConnection {
             while channelHandshake?.isReading == true {
                 switch try channel.read(into: chunk) {
                 case .bytes(let count):
-                    counters.addReceived(count)
+                    counters.addReceived(count, forward: forwardIndex)
                     stepReceived += count
                     stepPackets += 1
                     let outcome = channelHandshake!.feed(ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: chunk[0..<count])))
@@ -272,7 +275,7 @@ final class ForwardedConnection {
                     break
                 }
                 pending.moveReaderIndex(forwardBy: written)
-                counters.addSent(written)
+                counters.addSent(written, forward: forwardIndex)
                 stepSent += written
             }
             toServer = pending.readableBytes > 0 ? pending : nil
@@ -300,7 +303,7 @@ final class ForwardedConnection {
             switch try channel.read(into: scratch) {
             case .bytes(let count):
                 libssh2AdjustMayBePending = false
-                counters.addReceived(count)
+                counters.addReceived(count, forward: forwardIndex)
                 stepReceived += count
                 stepPackets += 1
                 delivered += count
@@ -406,7 +409,7 @@ final class ForwardedConnection {
         phase = .closed
         receiveWindow?.release()
         toServer = nil
-        counters.connectionEnded()
+        counters.connectionEnded(forward: forwardIndex)
         guard let client else { return }
         switch (mode, lastClientWrite) {
         case (.drainThenClose, let lastWrite?):

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -13,6 +14,10 @@ public enum TunnelEvent: Sendable {
     /// An attempt to set a session up failed; the next starts in `retryIn` seconds. `report` says whether this
     /// failure is news (a new reason), a reminder (still failing, at the backoff's cap) or a repeat to keep quiet.
     case attemptFailed(TunnelError, retryIn: Double, report: OutageReport.Level)
+    /// Authentication needs a person (a password, keyboard-interactive answers, a key's passphrase) and nobody
+    /// can be asked: the tunnel does not retry, and stays in this state until it is restarted
+    /// (`HostTunnel.needsAuthentication`).
+    case needsAuthentication(TunnelError)
 }
 
 /// Everything one `Host` block brings up: its local listeners, its counters, and the SSH session they use.
@@ -32,7 +37,7 @@ public final class HostTunnel: Sendable {
     /// How long a proxy client has to say where it wants to go.
     public let proxyHandshakeTimeout: TimeAmount
     public let eventLoop: EventLoop
-    public let counters = TunnelCounters()
+    public let counters: TunnelCounters
     private let logger: Logger
 
     /// A session that stayed up this long resets the backoff: the next outage starts again from the first delay.
@@ -53,6 +58,8 @@ public final class HostTunnel: Sendable {
     private struct WaitingClient {
         /// "127.0.0.1:8080", for log lines.
         let listenText: String
+        /// Its forward's place in the counts.
+        let forwardIndex: Int
         /// Pairs it with a channel once a session is up.
         let serve: (SSHConnection) -> Void
         /// Tells its owner it was turned away (the owner closes it, after a proxy's answer).
@@ -79,6 +86,8 @@ public final class HostTunnel: Sendable {
         var retry: (task: Scheduled<Void>, at: NIODeadline)?
         /// Why the last attempt or session ended (its `waitsForCap` keeps clients from bringing the retry forward).
         var lastFailure: TunnelError?
+        /// [ProxyJump] The jump-host sessions, kept between this tunnel's sessions (nil: a direct connection).
+        var chain: HopChain?
     }
     private let state: NIOLoopBoundBox<LoopState>
     private let published = NIOLockedValueBox(Published())
@@ -86,6 +95,13 @@ public final class HostTunnel: Sendable {
         var boundAddresses: [String] = []
         var sessionEnded: EventLoopFuture<TunnelError?>?
         var remoteForwards: [RemoteForwardStatus] = []
+        /// For `status`: changed on the loop when the session's state changes (never on the data path).
+        var state = TunnelStatus.State.connecting
+        var lastError: String?
+        /// Waiting for a person to authenticate (see `TunnelEvent.needsAuthentication`): why.
+        var needsAuthentication: TunnelError?
+        /// [ProxyJump] The chain's own record of its hops (locked there).
+        var jumpHosts: HopChain.StatusBox?
     }
 
     public init(settings: ConnectionSettings, localForwards: [ForwardSpec], dynamicForwards: [DynamicForwardSpec] = [],
@@ -97,6 +113,7 @@ public final class HostTunnel: Sendable {
         self.dynamicForwards = dynamicForwards
         self.proxyCredentials = proxyCredentials
         self.eventLoop = eventLoop
+        self.counters = TunnelCounters(forwardCount: localForwards.count + dynamicForwards.count + settings.remoteForwards.count)
         var logger = logger
         logger[metadataKey: "tunnel"] = "\(settings.name)"
         logger[metadataKey: "peer"] = "\(settings.hostName):\(settings.port)"
@@ -120,8 +137,50 @@ public final class HostTunnel: Sendable {
     /// `RemoteForward 0`) or refused (why).
     public var remoteForwardStatus: [RemoteForwardStatus] { published.withLockedValue { $0.remoteForwards } }
 
+    /// Set while the tunnel waits in the "needs authentication" state (keepUp mode): the failure that put it
+    /// there. Nothing is retried until the tunnel is stopped and started again.
+    public var needsAuthentication: TunnelError? { published.withLockedValue { $0.needsAuthentication } }
+
+    /// [ProxyJump] Each jump host's state, first hop first (empty for a direct connection).
+    public var jumpHostStatus: [JumpHostStatus] { published.withLockedValue { $0.jumpHosts }?.withLockedValue { $0 } ?? [] }
+
     /// With `start()`: completes when the session ends, with the reason (nil after `stop()`).
     public var sessionEnded: EventLoopFuture<TunnelError?>? { published.withLockedValue { $0.sessionEnded } }
+
+    /// What the tunnel is doing now and what each forward has carried, for `tunnel status`. Cheap: two short
+    /// locked copies, nothing on the event loop.
+    public var status: TunnelStatus {
+        let (state, lastError, remote) = published.withLockedValue { ($0.state, $0.lastError, $0.remoteForwards) }
+        let totals = counters.snapshot
+        var forwards: [TunnelStatus.Forward] = []
+        for spec in localForwards {
+            forwards.append(.init(kind: .local, listen: spec.listenText, target: spec.targetText, counts: .init()))
+        }
+        for spec in dynamicForwards {
+            forwards.append(.init(kind: .dynamic, listen: spec.listenText, target: "SOCKS and HTTP proxy", counts: .init()))
+        }
+        for entry in remote {
+            var bound = entry.forward
+            if case .listening(let port) = entry.state { bound.listenPort = port }
+            forwards.append(.init(kind: .remote, listen: "remote " + bound.serverSideText(port: bound.listenPort),
+                                  target: bound.targetText, counts: .init()))
+        }
+        for index in forwards.indices where totals.forwards.indices.contains(index) {
+            forwards[index].counts = totals.forwards[index]
+        }
+        return TunnelStatus(name: settings.name, state: state, reconnects: max(0, totals.sessionsEstablished - 1),
+                            lastError: lastError, forwards: forwards, totals: totals)
+    }
+
+    /// Local forwards' counts come first, then dynamic ones', then remote ones' (`TunnelCounters.Snapshot.forwards`).
+    var remoteForwardIndexOffset: Int { localForwards.count + dynamicForwards.count }
+
+    private func publish(_ state: TunnelStatus.State, error: TunnelError? = nil) {
+        published.withLockedValue {
+            $0.state = state
+            if let error { $0.lastError = "\(error)" }
+        }
+    }
 
     // MARK: - Start and stop
 
@@ -170,6 +229,7 @@ public final class HostTunnel: Sendable {
         try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
             let state = self.state.value
             state.stopped = true
+            self.publish(.stopped)
             state.retry?.task.cancel()
             state.retry = nil
             // Taken out first: turning a client away closes it, and its handler then asks to be taken out again.
@@ -177,10 +237,35 @@ public final class HostTunnel: Sendable {
             state.waiting = [:]
             for client in waiting.values {
                 client.deadline.cancel()
-                self.counters.connectionEnded()
+                self.counters.connectionEnded(forward: client.forwardIndex)
                 client.turnAway("the tunnel is stopping")
             }
-            let closing = state.listeners.map { $0.close() } + [state.connection?.close()].compactMap { $0 }
+            var closing = state.listeners.map { $0.close() }
+            // [ProxyJump] The tunnel's session says goodbye through its jump hosts, then they close, last first.
+            let session = state.connection?.close() ?? self.eventLoop.makeSucceededVoidFuture()
+            if let chain = state.chain {
+                let bound = NIOLoopBound(chain, eventLoop: self.eventLoop)
+                closing.append(session.flatMap { bound.value.close() })
+            } else {
+                closing.append(session)
+            }
+            state.listeners = []
+            let files = state.socketFiles
+            state.socketFiles = []
+            return EventLoopFuture.andAllComplete(closing, on: self.eventLoop).map {
+                for path in files { unlink(path) }
+            }
+        }.get()
+    }
+
+    /// Stop accepting: close the listeners (removing socket files we made) and turn away clients still waiting for a
+    /// session; leave the session and the forwarded connections alone, so they can finish (graceful shutdown's first
+    /// step; `stop()` closes the rest).
+    public func closeListeners() async {
+        try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
+            let state = self.state.value
+            self.closeWaitingClients(reason: "the tunnel is stopping")
+            let closing = state.listeners.map { $0.close() }
             state.listeners = []
             let files = state.socketFiles
             state.socketFiles = []
@@ -202,8 +287,19 @@ public final class HostTunnel: Sendable {
 
     /// A new session object, made current, whose end is handled by `sessionEnded`.
     private func makeConnection() -> SSHConnection {
-        let connection = SSHConnection(settings: settings, eventLoop: eventLoop, counters: counters, logger: logger)
+        let connection = SSHConnection(settings: settings, eventLoop: eventLoop, counters: counters,
+                                       remoteForwardIndexOffset: remoteForwardIndexOffset, logger: logger)
         state.value.connection = connection
+        if !settings.jumpHosts.isEmpty {
+            // [ProxyJump] Through the jump hosts: the chain keeps the hops that are still up.
+            if state.value.chain == nil {
+                let chain = HopChain(target: settings, eventLoop: eventLoop, logger: logger)
+                state.value.chain = chain
+                published.withLockedValue { $0.jumpHosts = chain.statusBox }
+            }
+            let chain = NIOLoopBound(state.value.chain!, eventLoop: eventLoop)
+            connection.linkOpener = { events in chain.value.link(events: events) }
+        }
         // [remote forwards] Status for `remoteForwardStatus`, from whichever session is current.
         connection.remoteForwards.onChange = { [published] status in published.withLockedValue { $0.remoteForwards = status } }
         let bound = NIOLoopBound(connection, eventLoop: eventLoop)
@@ -237,6 +333,8 @@ public final class HostTunnel: Sendable {
         state.lastFailure = nil
         let reconnected = state.everConnected
         state.everConnected = true
+        publish(.up(.init(since: Date(), server: "\(settings.hostName):\(settings.port)", hostKeyType: info.hostKeyType,
+                          hostKeyFingerprint: info.hostKeyFingerprint, algorithms: info.algorithms)))
         if case .keepUp(let onEvent) = state.mode { onEvent(.connected(info, reconnected: reconnected)) }
         // Clients that waited through the outage go first, oldest first is not promised (they arrived together).
         let waiting = state.waiting
@@ -251,7 +349,10 @@ public final class HostTunnel: Sendable {
         let state = self.state.value
         guard state.connection === connection else { return }
         state.connection = nil
+        // [ProxyJump] A session that a lost jump host took down is reported as that hop's failure.
+        let reason = reason.map { state.chain?.blame($0) ?? $0 }
         guard !state.stopped, let reason, case .keepUp(let onEvent) = state.mode else {
+            if !state.stopped, let reason { publish(.failed(reason: "\(reason)", nextRetry: nil), error: reason) }
             // One-shot: the owner learns the end from `sessionEnded`; clients waiting for this session go.
             closeWaitingClients(reason: reason.map { "the SSH session could not be set up: \($0)" } ?? "the tunnel stopped")
             return
@@ -260,9 +361,24 @@ public final class HostTunnel: Sendable {
         let wasUp = state.upSince != nil
         if let upSince = state.upSince, now - upSince >= Self.backoffResetAfter { state.backoff.reset() }
         state.upSince = nil
+        if reason.needsPerson {
+            // Retrying cannot help: nobody can answer. Wait, visibly, until restarted.
+            state.lastFailure = reason
+            published.withLockedValue { $0.needsAuthentication = reason }
+            publish(.needsAuthentication(reason: "\(reason)"), error: reason)
+            logger.debug("needs authentication: not retrying until restarted")
+            onEvent(.needsAuthentication(reason))
+            closeWaitingClients(reason: "the SSH session needs authentication that nobody can give here")
+            // [ProxyJump] Nothing will use the jump hosts' sessions before a restart.
+            _ = state.chain?.close()
+            return
+        }
         let waitsForCap = reason.waitsForCap
         let delay = waitsForCap ? state.backoff.delayAtCap() : state.backoff.nextDelay()
         state.lastFailure = reason
+        let retryAt = Date(timeIntervalSinceNow: delay)
+        publish(waitsForCap ? .failed(reason: "\(reason)", nextRetry: retryAt) : .reconnecting(reason: "\(reason)", nextRetry: retryAt),
+                error: reason)
         if wasUp {
             // The report was reset when the session came up; the loss is remembered so the same reason next is quiet.
             _ = state.report.failed(reason: "\(reason)", atCap: false)
@@ -294,44 +410,45 @@ public final class HostTunnel: Sendable {
     // MARK: - Listeners
 
     private func bindAll() async throws {
-        for spec in localForwards {
-            try await bind(.local(spec))
+        for (index, spec) in localForwards.enumerated() {
+            try await bind(.local(spec, index: index))
         }
-        for spec in dynamicForwards {
+        for (index, spec) in dynamicForwards.enumerated() {
             warnIfOpenProxy(spec)
-            try await bind(.proxy(spec))
+            try await bind(.proxy(spec, index: localForwards.count + index))
         }
     }
 
     /// A port or socket to listen on, and what serves its clients.
     private enum Listener {
         /// `LocalForward`: each client goes to the one target.
-        case local(ForwardSpec)
+        /// `index`: the forward's place in the tunnel's counts (`TunnelCounters.Snapshot.forwards`).
+        case local(ForwardSpec, index: Int)
         /// `DynamicForward`: each client says where it goes (SOCKS or HTTP proxy).
-        case proxy(DynamicForwardSpec)
+        case proxy(DynamicForwardSpec, index: Int)
 
         var socketPath: String? {
             switch self {
-            case .local(let spec): if case .unixSocket(let path) = spec.listener { return path } else { return nil }
-            case .proxy(let spec): return spec.listenSocketPath
+            case .local(let spec, _): if case .unixSocket(let path) = spec.listener { return path } else { return nil }
+            case .proxy(let spec, _): return spec.listenSocketPath
             }
         }
         var bind: BindAddress {
             switch self {
-            case .local(let spec): return spec.bind
-            case .proxy(let spec): return spec.bind
+            case .local(let spec, _): return spec.bind
+            case .proxy(let spec, _): return spec.bind
             }
         }
         var listenPort: Int {
             switch self {
-            case .local(let spec): return spec.listenPort
-            case .proxy(let spec): return spec.listenPort
+            case .local(let spec, _): return spec.listenPort
+            case .proxy(let spec, _): return spec.listenPort
             }
         }
         var listenText: String {
             switch self {
-            case .local(let spec): return spec.listenText
-            case .proxy(let spec): return spec.listenText
+            case .local(let spec, _): return spec.listenText
+            case .proxy(let spec, _): return spec.listenText
             }
         }
     }
@@ -406,6 +523,12 @@ public final class HostTunnel: Sendable {
     private func makeServerBootstrap(spec: Listener, tcp: Bool, v6Only: Bool = false) -> ServerBootstrap {
         var bootstrap = ServerBootstrap(group: eventLoop, childGroup: eventLoop)
             .serverChannelOption(.backlog, value: 256)
+            .serverChannelInitializer { [logger] channel in
+                // Out of descriptors: pause accepting and log, rather than retry accept in a busy loop.
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptFailureHandler(listenText: spec.listenText, logger: logger))
+                }
+            }
             .childChannelOption(.autoRead, value: false)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
@@ -413,11 +536,11 @@ public final class HostTunnel: Sendable {
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     switch spec {
-                    case .local(let local):
-                        try channel.pipeline.syncOperations.addHandler(LocalClientHandler(tunnel: self, spec: local))
-                    case .proxy(let proxy):
+                    case .local(let local, let index):
+                        try channel.pipeline.syncOperations.addHandler(LocalClientHandler(tunnel: self, spec: local, forwardIndex: index))
+                    case .proxy(let proxy, let index):
                         try channel.pipeline.syncOperations.addHandler(
-                            ProxyClientHandler(tunnel: self, listenText: proxy.listenText, credentials: proxyCredentials,
+                            ProxyClientHandler(tunnel: self, listenText: proxy.listenText, forwardIndex: index, credentials: proxyCredentials,
                                                handshakeTimeout: proxyHandshakeTimeout, logger: logger))
                     }
                 }
@@ -436,14 +559,14 @@ public final class HostTunnel: Sendable {
 
     /// A local client connected: pair it with a channel to the forward's target now if the session is up, or hold
     /// it until one is (bounded by the connect timeout).
-    fileprivate func accepted(_ client: Channel, spec: ForwardSpec, handler: LocalClientHandler) {
+    fileprivate func accepted(_ client: Channel, spec: ForwardSpec, forwardIndex: Int, handler: LocalClientHandler) {
         let target: ChannelTarget
         switch spec.target {
         case .tcp(let host, let port): target = .tcp(host: host, port: port)
         case .unixSocket(let path): target = .unixSocket(path: path)
         }
         openForward(client: client, handler: handler, label: spec.forwardText, listenText: spec.listenText,
-                    target: target) { result in
+                    forwardIndex: forwardIndex, target: target) { result in
             switch result {
             case .success:
                 break  // the session steps it from here: it starts reading the client
@@ -466,20 +589,25 @@ public final class HostTunnel: Sendable {
     /// failure when the client is turned away or its wait ends (logged here, with `listenText`), and not at all if
     /// the connection was closed meanwhile. A handler whose client closes while it waits (it has no forwarded
     /// connection yet) calls `waitingClientClosed`.
-    func openForward(client: Channel, handler: ForwardClientHandler, label: String, listenText: String,
+    func openForward(client: Channel, handler: ForwardClientHandler, label: String, listenText: String, forwardIndex: Int,
                      target: ChannelTarget, completion: @escaping (Result<ForwardedConnection, ChannelOpenFailure>) -> Void) {
-        counters.connectionAccepted()
+        counters.connectionAccepted(forward: forwardIndex)
         let state = self.state.value
         let serve = { [self] (connection: SSHConnection) in
-            self.serve(client, handler: handler, label: label, target: target, on: connection, completion: completion)
+            self.serve(client, handler: handler, label: label, forwardIndex: forwardIndex, target: target, on: connection, completion: completion)
         }
         guard !state.stopped else {
-            counters.connectionEnded()
+            counters.connectionEnded(forward: forwardIndex)
             return completion(.failure(ChannelOpenFailure(message: "the tunnel is stopping")))
         }
         if let connection = state.connection, connection.isReady { return serve(connection) }
+        if published.withLockedValue({ $0.needsAuthentication != nil }) {
+            counters.connectionEnded(forward: forwardIndex)
+            logger.warning("\(listenText): refused a client: the SSH session needs authentication (restart the tunnel where someone can answer)")
+            return completion(.failure(ChannelOpenFailure(message: "the SSH session needs authentication")))
+        }
         if case .oneShot = state.mode, state.connection == nil {
-            counters.connectionEnded()
+            counters.connectionEnded(forward: forwardIndex)
             logger.warning("\(listenText): refused a client: the SSH session is not up")
             return completion(.failure(ChannelOpenFailure(message: "the SSH session is not up")))
         }
@@ -489,11 +617,11 @@ public final class HostTunnel: Sendable {
             guard self.state.value.waiting.removeValue(forKey: key) != nil else { return }
             let why = self.state.value.lastFailure.map { " (last failure: \($0))" } ?? ""
             self.logger.warning("\(listenText): closed a client that waited \(self.settings.connectTimeoutSeconds) s for the SSH session\(why)")
-            self.counters.connectionEnded()
+            self.counters.connectionEnded(forward: forwardIndex)
             completion(.failure(ChannelOpenFailure(message: "the SSH session is not up (waited \(self.settings.connectTimeoutSeconds) s)\(why)")))
         }
         let turnAway = { (reason: String) in completion(.failure(ChannelOpenFailure(message: "the SSH session is not up: \(reason)"))) }
-        state.waiting[key] = WaitingClient(listenText: listenText, serve: serve, turnAway: turnAway, deadline: deadline)
+        state.waiting[key] = WaitingClient(listenText: listenText, forwardIndex: forwardIndex, serve: serve, turnAway: turnAway, deadline: deadline)
         logger.debug("\(listenText): a client waits for the SSH session")
         nudgeAttempt()
     }
@@ -502,7 +630,7 @@ public final class HostTunnel: Sendable {
     func waitingClientClosed(_ client: Channel) {
         guard let waiting = state.value.waiting.removeValue(forKey: ObjectIdentifier(client)) else { return }
         waiting.deadline.cancel()
-        counters.connectionEnded()
+        counters.connectionEnded(forward: waiting.forwardIndex)
     }
 
     private func closeWaitingClients(reason: String) {
@@ -511,15 +639,15 @@ public final class HostTunnel: Sendable {
         for client in waiting.values {
             client.deadline.cancel()
             logger.warning("\(client.listenText): closed a waiting client: \(reason)")
-            counters.connectionEnded()
+            counters.connectionEnded(forward: client.forwardIndex)
             client.turnAway(reason)
         }
     }
 
     /// Pair `client` with a new channel to `target` on `connection`.
-    private func serve(_ client: Channel, handler: ForwardClientHandler, label: String, target: ChannelTarget,
+    private func serve(_ client: Channel, handler: ForwardClientHandler, label: String, forwardIndex: Int, target: ChannelTarget,
                        on connection: SSHConnection, completion: @escaping (Result<ForwardedConnection, ChannelOpenFailure>) -> Void) {
-        let forward = connection.makeForward(label: label)
+        let forward = connection.makeForward(label: label, forwardIndex: forwardIndex)
         forward.attach(client: client)
         handler.attach(forward, connection)
         connection.open(forward, to: target) { [counters] result in
@@ -529,7 +657,7 @@ public final class HostTunnel: Sendable {
             case .failure(let failure):
                 // A connection already closed (the session ended, tunnel stopping) is not the server's refusal.
                 guard !forward.isClosed else { return }
-                counters.recordOpenFailure()
+                counters.recordOpenFailure(forward: forwardIndex)
                 completion(.failure(failure))
             }
         }
@@ -563,14 +691,16 @@ final class LocalClientHandler: ChannelInboundHandler, ForwardClientHandler {
     typealias InboundIn = ByteBuffer
     private let tunnel: HostTunnel
     private let spec: ForwardSpec
+    private let forwardIndex: Int
     private(set) var forward: ForwardedConnection?
     private var connection: SSHConnection?
     /// Input that arrives before the forwarded connection exists.
     private var early = ClientInputBeforePairing()
 
-    init(tunnel: HostTunnel, spec: ForwardSpec) {
+    init(tunnel: HostTunnel, spec: ForwardSpec, forwardIndex: Int) {
         self.tunnel = tunnel
         self.spec = spec
+        self.forwardIndex = forwardIndex
     }
 
     func attach(_ forward: ForwardedConnection, _ connection: SSHConnection) {
@@ -580,7 +710,7 @@ final class LocalClientHandler: ChannelInboundHandler, ForwardClientHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        tunnel.accepted(context.channel, spec: spec, handler: self)
+        tunnel.accepted(context.channel, spec: spec, forwardIndex: forwardIndex, handler: self)
         context.fireChannelActive()
     }
 

@@ -72,6 +72,7 @@ final class SSHConnection: SessionLinkEvents {
     let eventLoop: EventLoop
     private var logger: Logger
     private let counters: TunnelCounters
+    private let remoteForwardIndexOffset: Int
 
     private enum State {
         case idle
@@ -192,10 +193,14 @@ final class SSHConnection: SessionLinkEvents {
     /// One read from a channel: a little more than libssh2's 32 KiB packet.
     static let readChunk = 64 * 1024
 
-    init(settings: ConnectionSettings, eventLoop: EventLoop, counters: TunnelCounters, logger: Logger) {
+    /// `remoteForwardIndexOffset`: where the remote forwards' counts start in `counters` (after the tunnel's local
+    /// and dynamic forwards).
+    init(settings: ConnectionSettings, eventLoop: EventLoop, counters: TunnelCounters, remoteForwardIndexOffset: Int = 0,
+         logger: Logger) {
         self.settings = settings
         self.eventLoop = eventLoop
         self.counters = counters
+        self.remoteForwardIndexOffset = remoteForwardIndexOffset
         var logger = logger
         logger[metadataKey: "tunnel"] = "\(settings.name)"
         logger[metadataKey: "peer"] = "\(settings.hostName):\(settings.port)"
@@ -214,6 +219,11 @@ final class SSHConnection: SessionLinkEvents {
 
     /// Completes when the session has ended, with the reason (nil for a requested close).
     var closeFuture: EventLoopFuture<TunnelError?> { closedPromise.futureResult }
+
+    /// [ProxyJump] How to reach the server when not by TCP: a link over a jump host's channel (`HopChain`). Set
+    /// before `connect()`; its failure (a `TunnelError`) ends the attempt as a failed TCP connect would.
+    /// (A `TCPLink` either way: `JumpLink` joins the two sessions with a socket pair, see there.)
+    var linkOpener: ((SessionLinkEvents) -> EventLoopFuture<TCPLink>)?
 
     // MARK: - Connect
 
@@ -234,7 +244,10 @@ final class SSHConnection: SessionLinkEvents {
                                                 knownHosts: (try? KnownHostsCache.shared.load(settings.hostKeyPolicy)) ?? KnownHosts())
         }
         .flatMap { algorithms -> EventLoopFuture<([String], TCPLink)> in
-            this.value.connectLink(attemptsLeft: max(settings.connectionAttempts, 1)).map { (algorithms, $0) }
+            // [ProxyJump] Through a jump host's channel when the owner said how; else TCP.
+            let link = this.value.linkOpener?(this.value)
+                ?? this.value.connectLink(attemptsLeft: max(settings.connectionAttempts, 1))
+            return link.map { (algorithms, $0) }
         }
         .whenComplete { result in
             switch result {
@@ -432,10 +445,11 @@ final class SSHConnection: SessionLinkEvents {
     }
 
     /// A new forwarded connection on this session (attach its ends, then `open` its channel).
-    func makeForward(label: String) -> ForwardedConnection {
+    /// `forwardIndex`: which of the tunnel's forwards it came through (`HostTunnel.forwardIndex`), for its counts.
+    func makeForward(label: String, forwardIndex: Int? = nil) -> ForwardedConnection {
         nextForwardID += 1
-        let forward = ForwardedConnection(id: nextForwardID, label: label, counters: counters, logger: logger,
-                                          windowLimits: settings.receiveWindow)
+        let forward = ForwardedConnection(id: nextForwardID, label: label, counters: counters, forwardIndex: forwardIndex,
+                                          logger: logger, windowLimits: settings.receiveWindow)
         forwards[forward.id] = forward
         return forward
     }
@@ -809,9 +823,12 @@ final class SSHConnection: SessionLinkEvents {
             retiring.append(channel)
             return
         }
-        counters.connectionAccepted()
+        // Remote forwards are counted after the tunnel's local and dynamic ones (`HostTunnel.forwardIndex`).
+        let index = settings.remoteForwards.firstIndex(of: spec).map { remoteForwardIndexOffset + $0 }
+        counters.connectionAccepted(forward: index)
         let serverSide = "RemoteForward \(spec.serverSideText(port: spec.listenPort))"
-        let forward = makeForward(label: target == nil ? "\(serverSide) (remote SOCKS)" : "\(serverSide) -> \(spec.targetText)")
+        let forward = makeForward(label: target == nil ? "\(serverSide) (remote SOCKS)" : "\(serverSide) -> \(spec.targetText)",
+                                  forwardIndex: index)
         let slot = channels.insert(channel)
         _ = forward.attach(channel: channel, slot: slot)
         while slotOwners.count <= slot { slotOwners.append(nil) }

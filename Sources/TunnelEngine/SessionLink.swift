@@ -26,11 +26,12 @@ protocol SessionLinkEvents: AnyObject {
     func linkClosed(reason: String?)
 }
 
-/// A session's link over a TCP connection made with NIO.
+/// A session's link over a TCP connection made with NIO (or any other NIO stream channel fed by a `LinkHandler`:
+/// `JumpLink` uses one end of a socket pair).
 final class TCPLink: SessionLink, Sendable {
     private let channel: Channel
 
-    private init(channel: Channel) { self.channel = channel }
+    init(channel: Channel) { self.channel = channel }
 
     /// Connect to `host:port` on `eventLoop`; events go to `events` from the moment the connection exists.
     static func connect(host: String, port: Int, timeout: TimeAmount, on eventLoop: EventLoop,
@@ -62,7 +63,7 @@ final class TCPLink: SessionLink, Sendable {
 }
 
 /// Feeds a TCP channel's bytes and events to the session.
-private final class LinkHandler: ChannelInboundHandler {
+final class LinkHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     private weak var events: SessionLinkEvents?
     private var closed = false

@@ -26,6 +26,10 @@ public enum TunnelError: Error, Sendable, CustomStringConvertible {
     /// The server stopped answering: nothing from it for `probes` keepalives over `seconds` (a frozen server, a
     /// dropped NAT entry, a pulled cable: TCP may still look open).
     case keepaliveTimeout(probes: Int, seconds: Int)
+    /// Reaching the server through its jump hosts (`ProxyJump`) failed at `hop`, the Host name of one jump host:
+    /// the hop could not be set up or was lost (`reason` is its own error), or it could not open the connection
+    /// to the next host. `path` lists every jump host in order, `target` is the tunnel's name.
+    indirect case jumpHostFailed(target: String, path: [String], hop: String, reason: TunnelError)
     /// Stopped on request.
     case stopped
 
@@ -43,6 +47,8 @@ public enum TunnelError: Error, Sendable, CustomStringConvertible {
         case .keepaliveTimeout(let probes, let seconds):
             if probes == 0 { return "connection lost: no data from the server in \(seconds) s" }
             return "connection lost: no reply to \(probes) keepalive\(probes == 1 ? "" : "s") in \(seconds) s"
+        case .jumpHostFailed(let target, let path, let hop, let reason):
+            return "\(target) via \(path.joined(separator: ", ")): \(hop): \(reason)"
         case .stopped: return "stopped"
         }
     }
@@ -55,6 +61,24 @@ extension TunnelError {
     public var waitsForCap: Bool {
         switch self {
         case .authenticationFailed, .hostKeyRefused: return true
+        case .jumpHostFailed(_, _, _, let reason): return reason.waitsForCap
+        default: return false
+        }
+    }
+
+    /// Authentication that only a person could complete (a password, keyboard-interactive answers, a key's
+    /// passphrase) with nobody to ask: trying again cannot help, so a kept-up tunnel waits in the "needs
+    /// authentication" state instead of retrying (`TunnelEvent.needsAuthentication`).
+    public var needsPerson: Bool {
+        switch self {
+        case .authenticationFailed(let failure):
+            return failure.attempts.contains { attempt in
+                switch attempt.problem {
+                case .nobodyToAsk, .encryptedWithoutPassphrase: return true
+                default: return false
+                }
+            }
+        case .jumpHostFailed(_, _, _, let reason): return reason.needsPerson
         default: return false
         }
     }

@@ -73,10 +73,12 @@ public struct ConnectionCheck: Sendable {
         // No forwards of any kind: this session only proves it can be set up.
         settings.remoteForwards = []
         if let passphrasePrompt {
-            for path in IdentityFiles.needingPassphrase(settings) where passphrases[path] == nil {
+            // [ProxyJump] The jump hosts' keys too.
+            for path in ([settings] + settings.jumpHosts).flatMap(IdentityFiles.needingPassphrase) where passphrases[path] == nil {
                 passphrases[path] = passphrasePrompt.ask(forKey: path)
             }
             settings.passphrases = passphrases
+            for index in settings.jumpHosts.indices { settings.jumpHosts[index].passphrases = passphrases }
         }
         let tunnel = HostTunnel(settings: settings, localForwards: [], dynamicForwards: [],
                                 eventLoop: group.next(), logger: logger)
@@ -85,6 +87,10 @@ public struct ConnectionCheck: Sendable {
             result.session = SessionFacts(info)
         } catch {
             result.error = UserMessage.describe(error)
+        }
+        // [ProxyJump] What happened at each jump host on the way.
+        result.jumpHosts = settings.jumpHosts.indices.map { index in
+            JumpHostCheck(settings.jumpHosts[index], status: tunnel.jumpHostStatus.indices.contains(index) ? tunnel.jumpHostStatus[index] : nil)
         }
         // SSH_MSG_DISCONNECT, then the link closes.
         await tunnel.stop()
@@ -95,9 +101,7 @@ public struct ConnectionCheck: Sendable {
     static func unsupportedSetting(_ host: HostConfig) -> String? {
         let place = host.location.map { " (Host at \($0))" } ?? ""
         if let problem = host.problems.first { return "\(problem)" }
-        if let jumps = host.proxyJump, !jumps.isEmpty {
-            return "ProxyJump not supported yet\(place); not connecting directly instead"
-        }
+        if let problem = host.jumpChainProblem { return "\(problem)" }
         if !host.pubkeyAuthentication {
             return "PubkeyAuthentication no\(place): public keys are the only authentication tunnel supports so far"
         }
@@ -116,6 +120,8 @@ public struct HostCheckResult: Sendable, Codable, Equatable {
     public var error: String?
     /// The handshake's facts (nil when no session was set up).
     public var session: SessionFacts?
+    /// [ProxyJump] Each jump host on the way, first connected first (empty for a direct connection).
+    public var jumpHosts: [JumpHostCheck] = []
 
     public init(host: String, user: String, hostName: String, port: Int, error: String? = nil, session: SessionFacts? = nil) {
         self.host = host
@@ -127,7 +133,7 @@ public struct HostCheckResult: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case host, user, hostName, port, passed, error, session
+        case host, user, hostName, port, passed, error, session, jumpHosts
     }
 
     public init(from decoder: Decoder) throws {
@@ -138,6 +144,7 @@ public struct HostCheckResult: Sendable, Codable, Equatable {
         port = try container.decode(Int.self, forKey: .port)
         error = try container.decodeIfPresent(String.self, forKey: .error)
         session = try container.decodeIfPresent(SessionFacts.self, forKey: .session)
+        jumpHosts = try container.decodeIfPresent([JumpHostCheck].self, forKey: .jumpHosts) ?? []
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -150,6 +157,36 @@ public struct HostCheckResult: Sendable, Codable, Equatable {
         try container.encode(passed, forKey: .passed)
         try container.encodeIfPresent(error, forKey: .error)
         try container.encodeIfPresent(session, forKey: .session)
+        if !jumpHosts.isEmpty { try container.encode(jumpHosts, forKey: .jumpHosts) }
+    }
+}
+
+/// [ProxyJump] What happened at one jump host during a check.
+public struct JumpHostCheck: Sendable, Codable, Equatable {
+    public var host: String
+    public var user: String
+    public var hostName: String
+    public var port: Int
+    /// "up", "failed" or "not tried" (an earlier hop failed, so this one was never reached).
+    public var outcome: String
+    public var error: String?
+    public var session: SessionFacts?
+
+    init(_ settings: ConnectionSettings, status: JumpHostStatus?) {
+        host = settings.name
+        user = settings.user
+        hostName = settings.hostName
+        port = settings.port
+        switch status?.state {
+        case .up(let info)?:
+            outcome = "up"
+            session = SessionFacts(info)
+        case .failed(let reason)?:
+            outcome = "failed"
+            error = UserMessage.describe(reason)
+        case .notTried?, nil:
+            outcome = "not tried"
+        }
     }
 }
 

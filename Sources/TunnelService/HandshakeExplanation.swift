@@ -4,7 +4,23 @@ import TunnelEngine
 /// what SSH does (key exchange, server identity, encryption and integrity each way, authentication). Pure.
 public enum HandshakeExplanation {
     public static func text(_ result: HostCheckResult) -> String {
-        var out = "\(result.host): \(result.user)@\(bracketed(result.hostName)):\(result.port)\n"
+        var out = "\(result.host): \(result.user)@\(bracketed(result.hostName)):\(result.port)"
+        out += result.jumpHosts.isEmpty ? "\n" : " via \(result.jumpHosts.map(\.host).joined(separator: ", "))\n"
+        // [ProxyJump] Each hop first: the connection to the next host is a channel of the hop's own session.
+        for hop in result.jumpHosts {
+            out += "  jump host \(hop.host) (\(hop.user)@\(bracketed(hop.hostName)):\(hop.port)): "
+            if let facts = hop.session {
+                let credential = facts.identityFile.isEmpty ? "" : " with \(facts.identityFile)"
+                out += "up: server identity \(facts.hostKeyType) \(facts.hostKeyFingerprint), \(hostKeyWhere(facts.hostKeyStatus)); "
+                    + "\(facts.algorithms.keyExchange), \(facts.algorithms.cipherClientToServer); "
+                    + "authenticated by \(facts.authenticationMethod)\(credential); "
+                    + "then a direct-tcpip channel through it to the next host\n"
+            } else if let error = hop.error {
+                out += "FAILED: \(error)\n"
+            } else {
+                out += "not tried (an earlier hop failed)\n"
+            }
+        }
         guard let facts = result.session, result.error == nil else {
             out += "  FAILED: \(result.error ?? "no session")\n"
             return out

@@ -45,7 +45,11 @@ public struct TunnelLogHandler: LogHandler {
             if !rest.isEmpty { line += " [" + rest.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "]" }
         }
         line += "\n"
-        // One write(2) per line: no Foundation objects, and lines from several event loops never interleave.
+        Self.writeToStandardError(line)
+    }
+
+    /// One write(2) per line: no Foundation objects, and lines from several event loops never interleave.
+    static func writeToStandardError(_ line: String) {
         var bytes = line
         bytes.withUTF8 { buffer in
             var offset = 0

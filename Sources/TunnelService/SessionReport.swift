@@ -15,7 +15,9 @@ struct SessionReport: Sendable {
         switch event {
         case .connected(let info, let reconnected):
             let forwards = tunnel.forwardDescriptions.joined(separator: ", ")
-            log.notice("\(reconnected ? "reconnected" : "connected") to \(host.hostName):\(host.port) (\(info.hostKeyType) \(info.hostKeyFingerprint)), forwarding \(forwards)")
+            // [ProxyJump] "connected to db.internal:22 via bastion (...)".
+            let via = host.jumpChain.isEmpty ? "" : " via \(host.jumpChain.map(\.name).joined(separator: ", "))"
+            log.notice("\(reconnected ? "reconnected" : "connected") to \(host.hostName):\(host.port)\(via) (\(info.hostKeyType) \(info.hostKeyFingerprint)), forwarding \(forwards)")
         case .sessionLost(let reason, let retryIn):
             log.warning("connection lost (\(Self.lossReason(reason))); retrying in \(Self.seconds(retryIn))")
         case .attemptFailed(let reason, let retryIn, let report):
@@ -27,6 +29,8 @@ struct SessionReport: Sendable {
             case .repeated:
                 log.debug("still failing: \(reason); retrying in \(Self.seconds(retryIn))")
             }
+        case .needsAuthentication(let reason):
+            log.error("needs authentication: \(UserMessage.describe(reason)); not retrying until tunnel is restarted")
         }
     }
 

@@ -14,6 +14,8 @@ enum UserMessage {
                 return attempt.description
                     + " (run tunnel up on a terminal to be asked, or set SSH_ASKPASS with SSH_ASKPASS_REQUIRE=force)"
             }
+        case .jumpHostFailed(let target, let path, let hop, let reason):
+            return "\(target) via \(path.joined(separator: ", ")): \(hop): \(describe(reason))"
         default:
             return error.description
         }

@@ -148,7 +148,20 @@ public struct ProcessRunner: Sendable {
     func environmentEntries() -> [String] {
         var env = environment ?? ProcessInfo.processInfo.environment
         for (key, value) in extraEnvironment { env[key] = value }
+        // Each `tunnel` run gets its own runtime directory unless the test chose one: `tunnel up` claims a control
+        // socket there (one instance per socket), and tests run in parallel.
+        if (executable as NSString).lastPathComponent == "tunnel", extraEnvironment["XDG_RUNTIME_DIR"] == nil,
+           environment?["XDG_RUNTIME_DIR"] == nil {
+            env["XDG_RUNTIME_DIR"] = Self.freshRuntimeDirectory()
+        }
         return env.map { "\($0.key)=\($0.value)" }.sorted()
+    }
+
+    /// A new 0700 directory under /tmp (left behind empty: `tunnel up` removes its socket when it stops).
+    static func freshRuntimeDirectory() -> String {
+        var template = Array("/tmp/tunnel-test-rt-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else { return "/tmp" }
+        return String(cString: made)
     }
 }
 

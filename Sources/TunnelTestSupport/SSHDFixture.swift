@@ -23,6 +23,9 @@ public final class SSHDFixture: @unchecked Sendable {
         public var keepDirectory = false
         /// How long to wait for sshd to listen.
         public var startTimeout: Double = 10
+        /// Run sshd inside this network namespace (reachable only from inside it, or through a
+        /// `NamespaceBridge`); its log level must show "Server listening on" (INFO or more).
+        public var namespace: NetworkNamespace?
         public init() {}
     }
 
@@ -271,7 +274,9 @@ public final class SSHDFixture: @unchecked Sendable {
         for attempt in 1...8 {
             let port = try fixedPort ?? freeTCPPort(host: host)
             try writeConfig(port: port)
-            let process = try ProcessRunner(Self.sshdPath, ["-D", "-e", "-f", configPath]).start()
+            let arguments = ["-D", "-e", "-f", configPath]
+            let (program, argv) = options.namespace?.command(Self.sshdPath, arguments) ?? (Self.sshdPath, arguments)
+            let process = try ProcessRunner(program, argv).start()
             state.withLock { s in
                 s.process = process
                 s.port = port

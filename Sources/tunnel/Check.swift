@@ -109,7 +109,14 @@ enum CheckSummary {
         var out = ""
         var forwards = 0
         for host in hosts {
-            out += "\(host.name): \(host.user)@\(bracketed(host.hostName)):\(host.port)\n"
+            // [ProxyJump] "db: deploy@db.internal:22 via gateway": the hops as they resolve.
+            let hops = host.jumpChain
+            let via = hops.isEmpty ? "" : " via " + hops.map { "\($0.user)@\(bracketed($0.hostName)):\($0.port)" }.joined(separator: ", ")
+            out += "\(host.name): \(host.user)@\(bracketed(host.hostName)):\(host.port)\(via)\n"
+            if let problem = host.jumpChainProblem {
+                // `tunnel up` refuses it (never connects directly instead); say so here, before anyone runs it.
+                out += "  not brought up: \(problem.message)\n"
+            }
             for forward in host.localForwards {
                 if forward.isUnixSocket {
                     out += "  LocalForward \(forward.listener) -> \(forward.target) (Unix socket: parsed, not active yet)\n"

@@ -156,7 +156,7 @@ struct CheckConnectTests {
                 HostName 127.0.0.1
                 Port \(sshd.port)
                 User \(sshd.user)
-                ProxyJump bastion
+                ProxyJump nonexistent.invalid
                 LocalForward 40999 127.0.0.1:9
 
             """
@@ -164,7 +164,8 @@ struct CheckConnectTests {
         let output = try ProcessRunner(try CheckTool.tunnel(), ["check", config, "--connect"]).run(timeout: 30)
         #expect(output.exit == .exited(1), "stdout: \(output.stdoutText)")
         #expect(output.stdoutText.contains("web: \(sshd.user)@127.0.0.1:\(closed)\n  FAILED: cannot connect to 127.0.0.1:\(closed)"), "\(output.stdoutText)")
-        #expect(output.stdoutText.contains("jumped: \(sshd.user)@127.0.0.1:\(sshd.port)\n  FAILED: ProxyJump not supported yet"), "\(output.stdoutText)")
+        #expect(output.stdoutText.contains("jumped: \(sshd.user)@127.0.0.1:\(sshd.port) via nonexistent.invalid\n  jump host nonexistent.invalid ("), "\(output.stdoutText)")
+        #expect(output.stdoutText.contains("  FAILED: jumped via nonexistent.invalid: nonexistent.invalid: cannot connect to nonexistent.invalid:22: cannot resolve host name"), "\(output.stdoutText)")
         #expect(!sshd.log.contains("Connection from"), "the ProxyJump host must not be connected directly: \(sshd.log)")
     }
 

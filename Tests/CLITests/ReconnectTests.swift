@@ -193,7 +193,11 @@ struct ReconnectTests {
         }
         let start = try #require(first), end = try #require(last)
         #expect(end.fds <= start.fds, "open descriptors: \(start.fds) after cycle 2, \(end.fds) after cycle 20")
-        #expect(end.rss - start.rss < 2048, "RSS: \(start.rss) KiB after cycle 2, \(end.rss) KiB after cycle 20")
+        // Not under a sanitizer (Tests/run-sanitizers): AddressSanitizer holds freed memory in quarantine (about
+        // 22 MiB more RSS here), which is not a leak of ours; its own checks cover memory errors there.
+        if ProcessInfo.processInfo.environment["TUNNEL_TEST_SANITIZER"] == nil {
+            #expect(end.rss - start.rss < 2048, "RSS: \(start.rss) KiB after cycle 2, \(end.rss) KiB after cycle 20")
+        }
         #expect(tunnel.lines().filter { $0.contains("reconnected to") }.count >= 20)
     }
 

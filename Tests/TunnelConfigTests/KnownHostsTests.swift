@@ -213,6 +213,12 @@ struct KnownHostsTests {
         #expect(try KnownHosts(files: [dir + "/missing"]).entries.isEmpty)
     }
 
+    /// `UserKnownHostsFile /dev/null` is how people say "remember nothing"; Foundation's whole-file read refuses
+    /// character devices, which made it "permission denied".
+    @Test func devNullIsAnEmptyFile() throws {
+        #expect(try KnownHosts(files: ["/dev/null"]).entries.isEmpty)
+    }
+
     @Test func unreadableFileIsAnError() throws {
         let dir = try KeyFixtures.makeTempDirectory()
         defer { KeyFixtures.removeTempDirectory(dir) }

@@ -42,9 +42,12 @@ struct UnsupportedSettingTests {
         try TunnelConfigFile.parse(text: text, file: "t.conf").resolve(host: "h")
     }
 
-    @Test func proxyJumpIsRefused() throws {
-        let reason = TunnelService.unsupportedSetting(try host("Host h\n  ProxyJump jump\n  LocalForward 1 a:1\n"))
-        #expect(reason?.contains("ProxyJump is set (Host at t.conf:1)") == true)
+    @Test func proxyJumpIsBroughtUpButALoopIsNot() throws {
+        #expect(TunnelService.unsupportedSetting(try host("Host h\n  ProxyJump jump\n  LocalForward 1 a:1\n")) == nil)
+        let config = try TunnelConfigFile.parse(text: "Host h\n  LocalForward 1 a:1\nHost *\n  ProxyJump jump\n", file: "t.conf")
+        let looped = config.resolve(host: "h")
+        let reason = TunnelService.unsupportedSetting(looped)
+        #expect(reason?.contains("ProxyJump loop") == true, "\(reason ?? "nil")")
     }
 
     @Test func pubkeyOffIsFineWhilePasswordsArePossible() throws {

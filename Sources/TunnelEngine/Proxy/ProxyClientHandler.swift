@@ -40,6 +40,7 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
 
     private let tunnel: HostTunnel
     private let listenText: String
+    private let forwardIndex: Int
     private let credentials: ProxyCredentials?
     private let handshakeTimeout: TimeAmount
     private var logger: Logger
@@ -52,9 +53,11 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
     /// While lingering: the write of our answer.
     private var lingerWrite: EventLoopFuture<Void>?
 
-    init(tunnel: HostTunnel, listenText: String, credentials: ProxyCredentials?, handshakeTimeout: TimeAmount, logger: Logger) {
+    init(tunnel: HostTunnel, listenText: String, forwardIndex: Int, credentials: ProxyCredentials?, handshakeTimeout: TimeAmount,
+         logger: Logger) {
         self.tunnel = tunnel
         self.listenText = listenText
+        self.forwardIndex = forwardIndex
         self.credentials = credentials
         self.handshakeTimeout = handshakeTimeout
         self.logger = logger
@@ -235,7 +238,7 @@ final class ProxyClientHandler: ChannelInboundHandler, ForwardClientHandler {
         let client = context.channel
         if var firstBytes, firstBytes.readableBytes > 0 { keep(&firstBytes) }
         let label = "\(listenText) -> \(target) (\(kind))"
-        tunnel.openForward(client: client, handler: self, label: label, listenText: listenText,
+        tunnel.openForward(client: client, handler: self, label: label, listenText: listenText, forwardIndex: forwardIndex,
                            target: .tcp(host: target.host, port: target.port)) { [self] result in
             self.opened(result, target: target, client: client)
         }
