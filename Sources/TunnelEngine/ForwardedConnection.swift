@@ -298,7 +298,15 @@ final class ForwardedConnection {
         var wrote = false
         var delivered = 0
         var drained = false
-        reading: while flow.mayReadServer && client.isWritable {
+        reading: while flow.mayReadServer {
+            if !client.isWritable {
+                // Written but not flushed yet counts against NIO's watermark: hand it to the socket, and go on if
+                // the socket took it. Only a socket that is full too means the client is behind.
+                guard wrote else { break reading }
+                client.flush()
+                wrote = false
+                if !client.isWritable { break reading }
+            }
             let windowBefore = channel.receiveWindow
             switch try channel.read(into: scratch) {
             case .bytes(let count):

@@ -62,6 +62,11 @@ struct ReceiveWindowIntegrationTests {
             #expect(peak > 0, "the window never grew beyond its base for a client that keeps up")
             #expect(peak <= (1 << 20) - 256 * Self.kib, "one connection held \(peak) bytes beyond its base: over the cap")
             try await waitUntilAsync(timeout: 10, "the closed connection to give its window back") { budget.inUse == 0 }
+            // The next connection of the same session grows as well.
+            let (again, peakAgain) = try await download(port: try boundPorts(tunnel)[0], clients: 1, budget: budget)
+            #expect(again == [total])
+            #expect(peakAgain > 0, "a second download through the same session never grew its window")
+            try await waitUntilAsync(timeout: 10, "the second connection to give its window back") { budget.inUse == 0 }
         }
     }
 
