@@ -39,21 +39,30 @@ final class Forwarder {
     var running: RunningProcess { process }
 
     /// `extraConfig`: more lines for tunnel's Host block (e.g. `ServerAliveInterval 2`).
-    init(_ kind: ForwarderKind, sshd: SSHDFixture, targetPort: Int, remote: Bool = false, extraConfig: [String] = []) throws {
+    /// `via`: reach the sshd through this relay (a long link) instead of directly.
+    init(_ kind: ForwarderKind, sshd: SSHDFixture, targetPort: Int, remote: Bool = false, extraConfig: [String] = [],
+         via relay: DelayRelay? = nil) throws {
         self.kind = kind
         self.remote = remote
         let localPort = try freeTCPPort()
         self.localPort = localPort
+        // Through a relay the server is known under the relay's port: a known_hosts file of its own says so.
+        let sshPort = relay?.port ?? sshd.port
+        var knownHosts = sshd.knownHostsPath
+        if let relay {
+            knownHosts = sshd.directory + "/known_hosts-relay-\(relay.port)"
+            try "[\(sshd.host)]:\(relay.port) \(sshd.hostPublicKeyLine)\n".write(toFile: knownHosts, atomically: true, encoding: .utf8)
+        }
         switch kind {
         case .tunnel(let binary):
             let config = sshd.directory + "/bench-\(localPort).conf"
             try """
                 Host bench
                     HostName \(sshd.host)
-                    Port \(sshd.port)
+                    Port \(sshPort)
                     User \(sshd.user)
                     IdentityFile \(sshd.clientKeyPath)
-                    UserKnownHostsFile \(sshd.knownHostsPath)
+                    UserKnownHostsFile \(knownHosts)
                     \(remote ? "RemoteForward" : "LocalForward") \(loopback):\(localPort) \(loopback):\(targetPort)
                 """.appending(extraConfig.map { "\n    " + $0 }.joined() + "\n")
                 .write(toFile: config, atomically: true, encoding: .utf8)
@@ -62,7 +71,14 @@ final class Forwarder {
             // At warning level the "connected" line is not printed: wait for the port instead, then for the
             // session (a client accepted before it is ready waits, so a round trip proves the whole path).
         case .openSSH(_, let options):
-            process = try ProcessRunner("/usr/bin/ssh", sshd.sshOptions() + options
+            // sshOptions names the sshd's own port and known_hosts; through a relay, the relay's.
+            var sshOptions = sshd.sshOptions()
+            if relay != nil {
+                sshOptions = sshOptions.map {
+                    $0 == String(sshd.port) ? String(sshPort) : $0 == "UserKnownHostsFile=\(sshd.knownHostsPath)" ? "UserKnownHostsFile=\(knownHosts)" : $0
+                }
+            }
+            process = try ProcessRunner("/usr/bin/ssh", sshOptions + options
                 + ["-N", "-o", "ExitOnForwardFailure=yes",
                    remote ? "-R" : "-L", "\(loopback):\(localPort):\(loopback):\(targetPort)", sshd.destination]).start()
         }

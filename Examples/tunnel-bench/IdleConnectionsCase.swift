@@ -2,6 +2,7 @@
 // process for the same sequential round trips on one connection, first alone, then with many idle forwarded
 // connections open beside it.
 import Foundation
+import TunnelTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,7 +16,9 @@ struct IdleConnectionsCase {
          Metric(name: "CPU for \(roundTrips) round trips, \(idle) idle", unit: "ms", higherIsBetter: false),
          Metric(name: "CPU per round trip, 0 idle", unit: "µs", higherIsBetter: false),
          Metric(name: "CPU per round trip, \(idle) idle", unit: "µs", higherIsBetter: false),
-         Metric(name: "growth, \(idle) idle / 0 idle", unit: "x", higherIsBetter: false)]
+         Metric(name: "growth, \(idle) idle / 0 idle", unit: "x", higherIsBetter: false),
+         Metric(name: "RSS, 0 idle", unit: "MiB", higherIsBetter: false),
+         Metric(name: "RSS, \(idle) idle", unit: "MiB", higherIsBetter: false)]
     }
 
     /// Open files the bench needs: both ends of every idle connection live in this process, plus slack.
@@ -35,6 +38,7 @@ struct IdleConnectionsCase {
         var trip = RoundTrip()
         for _ in 0..<200 { try trip.run(on: active) }   // warm up
         let alone = try cpuForRoundTrips(forwarder, active, &trip)
+        let rssAlone = Double(ProcessStats.rssKiB(forwarder.pid) ?? 0) / 1024
 
         // Open the idle connections, each fully established (one round trip), and leave them open.
         let acceptedBefore = echo.connectionsAccepted
@@ -60,8 +64,9 @@ struct IdleConnectionsCase {
         Thread.sleep(forTimeInterval: 0.5)   // let the opening work settle before the clock starts
 
         let crowded = try cpuForRoundTrips(forwarder, active, &trip)
+        let rssCrowded = Double(ProcessStats.rssKiB(forwarder.pid) ?? 0) / 1024
         let perTrip = { (milliseconds: Double) in milliseconds * 1000 / Double(roundTrips) }
-        return [alone, crowded, perTrip(alone), perTrip(crowded), alone > 0 ? crowded / alone : .nan]
+        return [alone, crowded, perTrip(alone), perTrip(crowded), alone > 0 ? crowded / alone : .nan, rssAlone, rssCrowded]
     }
 
     /// CPU milliseconds the forwarder spends on `roundTrips` sequential round trips.

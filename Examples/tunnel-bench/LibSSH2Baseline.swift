@@ -16,10 +16,10 @@ enum PlainLibSSH2Download {
     static let callTimeoutMilliseconds: Int = 30_000
 
     /// Downloads `bytes` from a `BulkServer` at `targetPort` through one channel and returns MB/s (10^6 B/s),
-    /// timed from the request byte to EOF like `BulkTransfer`.
-    static func measure(sshd: SSHDFixture, targetPort: Int, bytes: Int) throws -> Double {
+    /// timed from the request byte to EOF like `BulkTransfer`. `via`: reach the sshd through this relay.
+    static func measure(sshd: SSHDFixture, targetPort: Int, bytes: Int, via relay: DelayRelay? = nil) throws -> Double {
         guard initialized else { throw BenchError("libssh2_init failed") }
-        let socket = try BlockingSocket.connect(port: sshd.port, timeout: 30)
+        let socket = try BlockingSocket.connect(port: relay?.port ?? sshd.port, timeout: 30)
         defer { socket.close() }
         guard let session = tunnel_ssh2_session_init(nil) else { throw BenchError("libssh2_session_init failed") }
         defer { libssh2_session_free(session) }

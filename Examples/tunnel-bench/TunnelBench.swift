@@ -3,6 +3,7 @@
 //
 //   swift build -c release && .build/release/tunnel-bench             # every case, full size (5 to 7 minutes)
 //   .build/release/tunnel-bench many-clients --clients 100             # one case
+//   .build/release/tunnel-bench long-link --round-trip 100             # over a relay adding 100 ms round trip
 //   .build/release/tunnel-bench proxy                                  # DynamicForward vs ssh -D and vs LocalForward
 //   .build/debug/tunnel-bench --smoke                                  # every case, tiny sizes (Tests/run)
 //
@@ -25,7 +26,7 @@ struct TunnelBench: ParsableCommand {
             fails if one does not move its bytes. Only ratios from the same run mean anything: the figures move \
             with the machine's load, which is printed before and after.
             """,
-        subcommands: [All.self, Parse.self, Throughput.self, RemoteThroughput.self, ManyClients.self, Latency.self, Idle.self, ConnectRate.self, Reconnect.self, Proxy.self, Soak.self],
+        subcommands: [All.self, Parse.self, Throughput.self, LongLink.self, RemoteThroughput.self, ManyClients.self, Latency.self, Idle.self, Startup.self, ConnectRate.self, Reconnect.self, Proxy.self, Soak.self],
         defaultSubcommand: All.self
     )
 }
@@ -74,6 +75,29 @@ struct ThroughputOptions: ParsableArguments {
 
     func makeRemoteCase(smoke: Bool) -> RemoteThroughputCase {
         RemoteThroughputCase(mebibytes: smoke ? 4 : mib, skipSSH: skipSSH)
+    }
+}
+
+struct LongLinkOptions: ParsableArguments {
+    @Option(name: .customLong("round-trip"), help: "Round trip the relay adds, in ms (repeatable; default 50 and 100).")
+    var roundTrips: [Int] = []
+    @Option(help: "MiB per download over the long link.")
+    var longLinkMib = 256
+    @Option(help: "MiB per upload over the long link (bounded by sshd's window for everyone).")
+    var longLinkUploadMib = 64
+    @Flag(name: .customLong("long-link-skip-libssh2"), help: "Leave out the plain libssh2 loop over the long link.")
+    var skipLibSSH2 = false
+
+    func validate() throws {
+        guard roundTrips.allSatisfy({ $0 >= 0 && $0 <= 2000 }) else { throw ValidationError("--round-trip must be between 0 and 2000 ms") }
+        guard longLinkMib >= 1 && longLinkMib <= 65536 else { throw ValidationError("--long-link-mib must be between 1 and 65536") }
+        guard longLinkUploadMib >= 1 && longLinkUploadMib <= 65536 else { throw ValidationError("--long-link-upload-mib must be between 1 and 65536") }
+    }
+
+    func makeCase(smoke: Bool) -> LongLinkCase {
+        smoke ? LongLinkCase(roundTrips: [20], mebibytes: 4, uploadMebibytes: 2, skipLibSSH2: skipLibSSH2)
+            : LongLinkCase(roundTrips: roundTrips.isEmpty ? [50, 100] : roundTrips, mebibytes: longLinkMib,
+                           uploadMebibytes: longLinkUploadMib, skipLibSSH2: skipLibSSH2)
     }
 }
 
@@ -177,6 +201,7 @@ extension TunnelBench {
         static let configuration = CommandConfiguration(abstract: "Every case (the default).")
         @OptionGroup var common: CommonOptions
         @OptionGroup var throughput: ThroughputOptions
+        @OptionGroup var longLink: LongLinkOptions
         @OptionGroup var manyClients: ManyClientsOptions
         @OptionGroup var latency: LatencyOptions
         @OptionGroup var idle: IdleOptions
@@ -188,10 +213,12 @@ extension TunnelBench {
             let smoke = common.smoke
             try BenchRun(common, parse: true, filesNeeded: idle.makeCase(smoke: smoke).filesNeeded).execute { context in
                 [("throughput", { try throughput.makeCase(smoke: smoke).run(context) }),
+                 ("long link", { try longLink.makeCase(smoke: smoke).run(context) }),
                  ("remote-forward throughput", { try throughput.makeRemoteCase(smoke: smoke).run(context) }),
                  ("many clients", { try manyClients.makeCase(smoke: smoke).run(context) }),
                  ("one client latency", { try latency.makeCase(smoke: smoke).run(context) }),
                  ("idle connections", { try idle.makeCase(smoke: smoke).run(context) }),
+                 ("start-up", { try StartupCase().run(context) }),
                  ("connection rate", { try connectRate.makeCase(smoke: smoke).run(context) }),
                  ("reconnect", { try reconnect.makeCase(smoke: smoke).run(context) }),
                  ("proxy", { try proxy.makeCase(smoke: smoke).run(context) })]
@@ -211,6 +238,17 @@ extension TunnelBench {
         @OptionGroup var options: ThroughputOptions
         func run() throws {
             try BenchRun(common).execute { context in [("throughput", { try options.makeCase(smoke: common.smoke).run(context) })] }
+        }
+    }
+
+    struct LongLink: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "long-link",
+            abstract: "Bulk MB/s over a relay that adds a round trip (50 and 100 ms): tunnel vs ssh -L vs a plain libssh2 loop.")
+        @OptionGroup var common: CommonOptions
+        @OptionGroup var options: LongLinkOptions
+        func run() throws {
+            try BenchRun(common).execute { context in [("long link", { try options.makeCase(smoke: common.smoke).run(context) })] }
         }
     }
 
@@ -275,6 +313,15 @@ extension TunnelBench {
         @OptionGroup var options: ProxyOptions
         func run() throws {
             try BenchRun(common).execute { context in [("proxy", { try options.makeCase(smoke: common.smoke).run(context) })] }
+        }
+    }
+
+    struct Startup: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "From starting tunnel up / ssh -N -L to the first forwarded round trip.")
+        @OptionGroup var common: CommonOptions
+        func run() throws {
+            try BenchRun(common).execute { context in [("start-up", { try StartupCase().run(context) })] }
         }
     }
 

@@ -46,6 +46,17 @@ static inline LIBSSH2_CHANNEL *tunnel_ssh2_channel_open(LIBSSH2_SESSION *session
                                    LIBSSH2_CHANNEL_PACKET_DEFAULT, message, message_len);
 }
 
+// The same with the receive window the channel opens with (what the server may send before we grant more; libssh2
+// tops the window up to this size as the channel is read) and the largest packet we accept.
+static inline LIBSSH2_CHANNEL *tunnel_ssh2_channel_open_sized(LIBSSH2_SESSION *session, const char *type,
+                                                              unsigned int type_len, unsigned int window_size,
+                                                              const char *message, unsigned int message_len) {
+    return libssh2_channel_open_ex(session, type, type_len, window_size, LIBSSH2_CHANNEL_PACKET_DEFAULT, message,
+                                   message_len);
+}
+
+static inline unsigned int tunnel_ssh2_channel_window_default(void) { return LIBSSH2_CHANNEL_WINDOW_DEFAULT; }
+
 static inline ssize_t tunnel_ssh2_channel_read(LIBSSH2_CHANNEL *channel, char *buf, size_t buflen) {
     return libssh2_channel_read_ex(channel, 0, buf, buflen);
 }

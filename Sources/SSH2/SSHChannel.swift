@@ -63,6 +63,30 @@ public final class SSHChannel {
         return Int(libssh2_channel_window_write_ex(raw, nil))
     }
 
+    /// libssh2's receive window for channels it opens with its defaults (2 MiB in 1.10).
+    public static let defaultReceiveWindow = Int(tunnel_ssh2_channel_window_default())
+
+    /// How many more bytes the server may send on this channel before we grant more, counting what has arrived and
+    /// is not read yet (O(1): libssh2 1.10's counter, which drops as data is read, not as it arrives).
+    public var receiveWindow: Int {
+        guard let raw, !session.isInvalidated else { return 0 }
+        return Int(libssh2_channel_window_read_ex(raw, nil, nil))
+    }
+
+    /// Let the server send `bytes` more than it may now (SSH_MSG_CHANNEL_WINDOW_ADJUST, RFC 4254 5.2), beyond what
+    /// libssh2's read path grants by itself (it only tops the window up to the size the channel was opened with).
+    /// `.wouldBlock` only while keys are re-exchanged: then libssh2 holds this adjust half-sent, and the caller must
+    /// repeat this call with the same amount before anything else reads or adjusts this channel (libssh2 finishes
+    /// a half-sent adjust with whatever amount the next caller names, and would count a wrong window).
+    public func grantReceiveWindow(_ bytes: Int) throws(SSH2Error) -> SSHStep<Void> {
+        let raw = try usable()
+        var window: UInt32 = 0
+        let rc = libssh2_channel_receive_window_adjust2(raw, UInt(clamping: bytes), 1, &window)
+        if rc == LIBSSH2_ERROR_EAGAIN { return .wouldBlock }
+        if rc != 0 { throw session.lastError(rc, operation: "widen the channel's receive window") }
+        return .done(())
+    }
+
     /// After end of stream: whether the server has closed the channel (SSH_MSG_CHANNEL_CLOSE), as opposed to only
     /// sending EOF. libssh2's read reports both as end of stream; after a close the server discards anything we
     /// send and never widens the window again, so the caller must stop sending.

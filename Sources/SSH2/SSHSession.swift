@@ -241,11 +241,25 @@ public final class SSHSession {
     /// Ask the server to connect to `host:port` (a `direct-tcpip` channel, as `ssh -L` does).
     /// libssh2 keeps one channel-open in flight per session: the caller must not start a second open (of any kind)
     /// until this one returned `.done` or threw, and must repeat the call with the same arguments after `.wouldBlock`.
-    public func openDirectTCPIP(host: String, port: Int, originHost: String, originPort: Int) throws(SSH2Error) -> SSHStep<SSHChannel> {
+    /// `receiveWindow`: what the server may send before we grant more; libssh2 tops the window up to this size as
+    /// the channel is read (`SSHChannel.grantReceiveWindow` grants beyond it). libssh2's own `direct_tcpip` call
+    /// always opens with its 2 MiB default, so the request (RFC 4254 7.2) is built here: string host, uint32 port,
+    /// string originator address, uint32 originator port.
+    public func openDirectTCPIP(host: String, port: Int, originHost: String, originPort: Int,
+                                receiveWindow: Int = SSHChannel.defaultReceiveWindow) throws(SSH2Error) -> SSHStep<SSHChannel> {
         try checkUsable()
-        let channel = host.withCString { hostPointer in
-            originHost.withCString { originPointer in
-                tunnel_ssh2_direct_tcpip(raw, hostPointer, Int32(port), originPointer, Int32(originPort))
+        var message = ChannelOpenMessage()
+        message.appendString(host)
+        message.appendUInt32(UInt32(truncatingIfNeeded: port))
+        message.appendString(originHost)
+        message.appendUInt32(UInt32(truncatingIfNeeded: originPort))
+        let window = UInt32(clamping: receiveWindow)
+        let type = "direct-tcpip"
+        let channel = type.withCString { typePointer in
+            message.bytes.withUnsafeBufferPointer { body in
+                body.baseAddress!.withMemoryRebound(to: CChar.self, capacity: body.count) { bodyPointer in
+                    tunnel_ssh2_channel_open_sized(raw, typePointer, UInt32(type.utf8.count), window, bodyPointer, UInt32(body.count))
+                }
             }
         }
         if let channel { return .done(SSHChannel(raw: channel, session: self)) }
@@ -472,4 +486,19 @@ public struct SSHNegotiatedMethods: Sendable, Equatable {
     public var macServerToClient: String
     public var compressionClientToServer: String
     public var compressionServerToClient: String
+}
+
+/// The type-specific part of an SSH_MSG_CHANNEL_OPEN (RFC 4254 5.1), in SSH's wire encoding (RFC 4251 5).
+struct ChannelOpenMessage {
+    private(set) var bytes: [UInt8] = []
+
+    mutating func appendUInt32(_ value: UInt32) {
+        bytes += [UInt8(value >> 24), UInt8((value >> 16) & 0xff), UInt8((value >> 8) & 0xff), UInt8(value & 0xff)]
+    }
+
+    mutating func appendString(_ text: String) {
+        let utf8 = Array(text.utf8)
+        appendUInt32(UInt32(utf8.count))
+        bytes += utf8
+    }
 }

@@ -62,6 +62,8 @@ public struct ConnectionSettings: Sendable {
     public var reconnectMaxDelay = 60.0
     /// TCP connect attempts per session attempt, one second apart (`ConnectionAttempts`).
     public var connectionAttempts = 1
+    /// How big forwarded channels' receive windows start and may grow (see `ReceiveWindowLimits`).
+    public var receiveWindow = ReceiveWindowLimits.default
     /// The jump hosts (`ProxyJump`) this server is reached through, first connected first, each with its own
     /// settings (host key check, authentication); empty: a direct TCP connection. A hop's own `jumpHosts` and
     /// `remoteForwards` are not used.

@@ -35,6 +35,8 @@ final class ForwardedConnection {
         static let serverWindow = Waits(rawValue: 1)
         /// The session's output to the server is congested.
         static let sessionOutput = Waits(rawValue: 2)
+        /// A receive-window grant is half-sent (keys are being re-exchanged): finish it before reading again.
+        static let grant = Waits(rawValue: 4)
     }
 
     let id: Int
@@ -66,14 +68,31 @@ final class ForwardedConnection {
     private var channelHandshake: ChannelSideHandshake?
     /// The target the handshake asked for, for the session to connect to (`takeTargetToConnect`).
     private var targetToConnect: ProxyTarget?
+    /// How far the server may run ahead of the client (set when the channel is attached).
+    private var receiveWindow: ReceiveWindow?
+    private let windowLimits: ReceiveWindowLimits
+    /// A grant libssh2 holds half-sent: it must be finished, with this amount, before the channel is read again.
+    private var pendingGrant: Int?
+    /// The last read may have left libssh2's own window adjust half-sent: no grant of ours until a read finishes it.
+    private var libssh2AdjustMayBePending = false
 
-    init(id: Int, label: String, counters: TunnelCounters, forwardIndex: Int?, logger: Logger) {
+    init(id: Int, label: String, counters: TunnelCounters, forwardIndex: Int?, logger: Logger,
+         windowLimits: ReceiveWindowLimits = .default) {
         self.id = id
         self.label = label
         self.counters = counters
         self.forwardIndex = forwardIndex
         self.logger = logger
+        self.windowLimits = windowLimits
     }
+
+    deinit {
+        // `close` gives the window back; this covers a connection dropped without one.
+        receiveWindow?.release()
+    }
+
+    /// The window the server may currently run up to (nil before the channel is attached), for tests.
+    var receiveWindowTarget: Int? { receiveWindow?.target }
 
     var isClosed: Bool { if case .closed = phase { return true } else { return false } }
 
@@ -180,10 +199,12 @@ final class ForwardedConnection {
         if toServer == nil { toServer = buffer } else { toServer!.writeBuffer(&buffer) }
     }
 
-    /// The opened SSH channel, placed in `slot`. Returns false if the pair is already closed (the caller frees it).
-    func attach(channel: SSHChannel, slot: Int) -> Bool {
+    /// The opened SSH channel, placed in `slot`; `openedWith`: the receive window it was opened with (libssh2's
+    /// default for channels the server opened). Returns false if the pair is already closed (the caller frees it).
+    func attach(channel: SSHChannel, slot: Int, openedWith window: Int = SSHChannel.defaultReceiveWindow) -> Bool {
         guard case .connecting = phase else { return false }
         phase = .open(channel, slot: slot)
+        receiveWindow = ReceiveWindow(base: window, cap: windowLimits.cap, budget: windowLimits.budget, proof: windowLimits.proof)
         return true
     }
 
@@ -266,25 +287,70 @@ final class ForwardedConnection {
     }
 
     private func moveToClient(_ channel: SSHChannel, client: Channel, scratch: UnsafeMutableRawBufferPointer) throws(SSH2Error) {
+        if let grant = pendingGrant {
+            guard case .done = try channel.grantReceiveWindow(grant) else {
+                waits.insert(.grant)
+                return
+            }
+            pendingGrant = nil
+        }
+        let libssh2AdjustsBelow = receiveWindow?.libssh2AdjustsBelow(readSize: scratch.count) ?? 0
         var wrote = false
-        reading: while flow.mayReadServer && client.isWritable {
+        var delivered = 0
+        var drained = false
+        reading: while flow.mayReadServer {
+            if !client.isWritable {
+                // Written but not flushed yet counts against NIO's watermark: hand it to the socket, and go on if
+                // the socket took it. Only a socket that is full too means the client is behind.
+                guard wrote else { break reading }
+                client.flush()
+                wrote = false
+                if !client.isWritable { break reading }
+            }
+            let windowBefore = channel.receiveWindow
             switch try channel.read(into: scratch) {
             case .bytes(let count):
+                libssh2AdjustMayBePending = false
                 counters.addReceived(count, forward: forwardIndex)
                 stepReceived += count
                 stepPackets += 1
+                delivered += count
                 // Copy out only what arrived, into a buffer of that size.
                 let buffer = client.allocator.buffer(bytes: UnsafeRawBufferPointer(rebasing: scratch[0..<count]))
                 lastClientWrite = client.write(buffer)
                 wrote = true
             case .wouldBlock:
+                drained = true
+                // libssh2 1.10 counts the window down as data is read, not as it arrives, so a read that found
+                // nothing leaves it unchanged unless the read widened it. Below libssh2's own mark it tried to: if
+                // the window did not grow, that adjust is still half-sent (keys are being re-exchanged).
+                if windowBefore < libssh2AdjustsBelow && channel.receiveWindow <= windowBefore { libssh2AdjustMayBePending = true }
                 break reading
             case .endOfStream:
+                libssh2AdjustMayBePending = false
                 flow.serverSentEOF()
                 stepPackets += 2
             }
         }
         if wrote { client.flush() }
+        try adjustReceiveWindow(channel, delivered: delivered, drained: drained, clientBehind: flow.mayReadServer && !client.isWritable)
+    }
+
+    /// Grow or shrink the window by how the client kept up with this step's reads, and grant what the server may
+    /// send next (see `ReceiveWindow`). Granted also while the client is behind: libssh2 counts what is unread
+    /// against the window, so the window (already halved for it) still bounds what this connection holds.
+    private func adjustReceiveWindow(_ channel: SSHChannel, delivered: Int, drained: Bool, clientBehind: Bool) throws(SSH2Error) {
+        guard receiveWindow != nil else { return }
+        if clientBehind {
+            receiveWindow!.clientFellBehind(delivered: delivered, at: .now())
+        } else if drained, receiveWindow!.clientKeptUp(delivered: delivered) {
+            logger.trace("\(label): receive window now \(receiveWindow!.target >> 10) KiB")
+        }
+        guard !libssh2AdjustMayBePending, let grant = receiveWindow!.grant(windowLeft: channel.receiveWindow) else { return }
+        if case .wouldBlock = try channel.grantReceiveWindow(grant) {
+            pendingGrant = grant
+            waits.insert(.grant)
+        }
     }
 
     private func shutClientOutput(_ client: Channel) {
@@ -349,6 +415,7 @@ final class ForwardedConnection {
         }
         if case .open(let channel, let slot) = phase { channelToRetire = (channel, slot) }
         phase = .closed
+        receiveWindow?.release()
         toServer = nil
         counters.connectionEnded(forward: forwardIndex)
         guard let client else { return }

@@ -111,7 +111,7 @@ final class SSHConnection: SessionLinkEvents {
     /// Connections to step on this pump, each once.
     private var scheduled: [ForwardedConnection] = []
     private var stepping: [ForwardedConnection] = []
-    /// Connections waiting for the server to widen their channel's window.
+    /// Connections waiting for the server to widen their channel's window, or to finish a half-sent grant of ours.
     private var waitingForWindow: [Int: ForwardedConnection] = [:]
     /// Connections that stopped reading their client because the session's output was congested.
     private var waitingForOutput: [Int: ForwardedConnection] = [:]
@@ -451,7 +451,7 @@ final class SSHConnection: SessionLinkEvents {
     func makeForward(label: String, forwardIndex: Int? = nil) -> ForwardedConnection {
         nextForwardID += 1
         let forward = ForwardedConnection(id: nextForwardID, label: label, counters: counters, forwardIndex: forwardIndex,
-                                          logger: logger)
+                                          logger: logger, windowLimits: settings.receiveWindow)
         forwards[forward.id] = forward
         return forward
     }
@@ -688,7 +688,7 @@ final class SSHConnection: SessionLinkEvents {
             if channels.hasInput(slot: slot), let owner = slotOwners[slot] { schedule(owner) }
         }
         if !waitingForWindow.isEmpty {
-            for (id, forward) in waitingForWindow where (forward.channel?.writeWindow ?? 1) > 0 {
+            for (id, forward) in waitingForWindow where forward.waits.contains(.grant) || (forward.channel?.writeWindow ?? 1) > 0 {
                 waitingForWindow[id] = nil
                 controlPackets += 1  // the window adjust that woke it
                 schedule(forward)
@@ -743,7 +743,7 @@ final class SSHConnection: SessionLinkEvents {
                     if forward.stepReceived > 0 { watch.noteReceived(slot: slot, at: now) }
                     if forward.stepSent > 0 { watch.noteSent(slot: slot, at: now) }
                 }
-                if forward.waits.contains(.serverWindow) { waitingForWindow[forward.id] = forward }
+                if !forward.waits.isDisjoint(with: [.serverWindow, .grant]) { waitingForWindow[forward.id] = forward }
                 if forward.waits.contains(.sessionOutput) { waitingForOutput[forward.id] = forward }
             }
         }
@@ -781,7 +781,8 @@ final class SSHConnection: SessionLinkEvents {
                 switch request.target {
                 case .tcp(let host, let port):
                     step = try session.openDirectTCPIP(host: host, port: port,
-                                                       originHost: forward.originHost, originPort: forward.originPort)
+                                                       originHost: forward.originHost, originPort: forward.originPort,
+                                                       receiveWindow: settings.receiveWindow.base)
                 case .unixSocket(let path):
                     step = try session.openDirectStreamLocal(path: path)
                 }
@@ -808,7 +809,9 @@ final class SSHConnection: SessionLinkEvents {
             openQueue.removeFirst()
             controlPackets += 1  // the server's answer
             let slot = channels.insert(channel)
-            guard forward.attach(channel: channel, slot: slot) else {
+            let openedWith: Int
+            if case .tcp = request.target { openedWith = settings.receiveWindow.base } else { openedWith = SSHChannel.defaultReceiveWindow }
+            guard forward.attach(channel: channel, slot: slot, openedWith: openedWith) else {
                 channels.remove(slot: slot)
                 retiring.append(channel)
                 continue
