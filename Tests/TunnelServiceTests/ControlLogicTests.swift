@@ -54,6 +54,20 @@ struct ControlLogicTests {
         #expect(ReloadPlan(running: [Self.host("a")], wanted: [Self.host("a", line: 3)]).isEmpty)
     }
 
+    @Test("reload plan: a ProxyJump host whose lines (and its hops' lines) moved is unchanged")
+    func reloadPlanJumpHostMoved() {
+        func through(_ line: Int) -> HostConfig {
+            var host = Self.host("db", line: line)
+            host.jumpChain = [Self.host("bastion", line: line + 20)]
+            host.jumpChainProblem = nil
+            return host
+        }
+        #expect(ReloadPlan(running: [through(3)], wanted: [through(7)]).isEmpty)
+        var other = through(7)
+        other.jumpChain[0].user = "someone-else"
+        #expect(ReloadPlan(running: [through(3)], wanted: [other]).changed == ["db"])
+    }
+
     static func local(_ port: Int, target: Int = 5432, line: Int) -> ForwardSpec {
         ForwardSpec(bind: .loopback, listenPort: port, targetHost: "db", targetPort: target, location: SourceLocation(file: "/c", line: line))
     }
