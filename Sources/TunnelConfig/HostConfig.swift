@@ -57,6 +57,10 @@ public struct HostConfig: Sendable, Hashable {
     /// `none` (also when a ProxyCommand came first). `%` tokens are kept as
     /// written, as OpenSSH 9.2 does. `jumpChain` is what connecting uses.
     public var proxyJump: [JumpHost]?
+    /// `ProxyCommand` as written (rest of the line, `%` tokens unexpanded); nil when unset or `none`.
+    /// tunnel does not run it (yet): a host with one is not brought up (`unsupportedSetting`), never
+    /// connected to directly instead.
+    public var proxyCommand: String?
     /// The hosts to connect through, first connected first, each with its own settings from the same file
     /// (`TunnelConfigFile.resolve(host:)` fills it in); empty for a direct connection.
     public var jumpChain: [HostConfig] = []
@@ -208,4 +212,14 @@ public struct ProxyAuth: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "\(user):(password hidden)" }
+}
+
+extension HostConfig {
+    /// Why a host with a `ProxyCommand` is not connected to: tunnel does not run the command (yet), and
+    /// connecting directly instead would bypass what the user set up (and may be unsafe). nil without one.
+    public var proxyCommandProblem: ConfigError? {
+        guard let command = proxyCommand else { return nil }
+        return ConfigError(location: location, message: "ProxyCommand \(command.quotedForMessage) is not supported yet "
+            + "(tunnel does not connect directly instead)")
+    }
 }

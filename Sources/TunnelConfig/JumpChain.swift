@@ -48,9 +48,15 @@ extension TunnelConfigFile {
             }
             prefix = try chain(through: own, for: first, seen: seen + [key])
         }
+        // Likewise its own ProxyCommand: that hop would be reached through the command, which tunnel does not
+        // run yet, so no direct connection instead.
+        if let first = hops.first, let problem = first.proxyCommandProblem {
+            throw ConfigError(location: problem.location, message: "jump host \(first.name): \(problem.message)")
+        }
         let all = prefix + hops.map { hop -> HostConfig in
             var hop = hop
             hop.proxyJump = nil
+            hop.proxyCommand = nil
             hop.jumpChain = []
             return hop
         }

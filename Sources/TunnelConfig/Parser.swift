@@ -90,9 +90,10 @@ struct Parser {
         let lowered = line.keyword.lowercased()
         guard let keyword = Keyword.byLowercasedName[lowered] else {
             if let name = KnownOpenSSHKeywords.ignored[lowered] {
+                // Kept whole (not split into words): a host with one is not brought up, and a ProxyJump
+                // after it does not apply (OpenSSH takes the first of the two).
+                if lowered == "proxycommand" { return proxyCommand(rawLine, at: location) }
                 diagnostics.warnOnce(key: lowered, "\(name) is an OpenSSH option tunnel does not use; ignored", at: location)
-                // Ignored, but a ProxyJump after it does not apply (OpenSSH takes the first of the two).
-                if lowered == "proxycommand" { return Statement(location: location, directive: .setting(.proxyCommand)) }
                 // Ignored too (tunnel does no DNS canonicalisation), but when on,
                 // OpenSSH reads the file a second time, as for `Match final`.
                 if lowered == "canonicalizehostname" { return canonicalizeHostname(line.arguments, at: location) }
@@ -396,6 +397,19 @@ struct Parser {
     }
 
     /// `CanonicalizeHostname yes|always|no` (OpenSSH's values), for its second pass only.
+    /// `ProxyCommand`: the rest of the line after the keyword and the blanks or `=` after it, trailing blanks
+    /// dropped, as OpenSSH's readconf.c takes it (a `#` in it is part of the command); `none` (any case, as
+    /// `ssh -G` shows) for a direct connection.
+    private func proxyCommand(_ rawLine: Substring, at location: SourceLocation) -> Statement {
+        let blanks: Set<Character> = [" ", "\t", "\r", "\n", "\u{0C}"]
+        var rest = rawLine.drop(while: { blanks.contains($0) })
+        rest = rest.drop(while: { !blanks.contains($0) && $0 != "=" })
+        rest = rest.drop(while: { blanks.contains($0) || $0 == "=" })
+        while let last = rest.last, blanks.contains(last) { rest = rest.dropLast() }
+        let command = String(rest)
+        return Statement(location: location, directive: .setting(.proxyCommand(command.lowercased() == "none" ? nil : command)))
+    }
+
     private mutating func canonicalizeHostname(_ args: [String], at location: SourceLocation) -> Statement? {
         let value = args.first?.lowercased() ?? ""
         let on: Bool

@@ -23,7 +23,7 @@ extension TunnelConfigFile {
         "hostname", "port", "user", "identityfile", "userknownhostsfile", "stricthostkeychecking",
         "localforward", "remoteforward", "dynamicforward", "serveraliveinterval", "serveralivecountmax",
         "connecttimeout", "gatewayports", "exitonforwardfailure", "identitiesonly",
-        "identityagent", "globalknownhostsfile", "hashknownhosts", "proxyjump", "connectionattempts",
+        "identityagent", "globalknownhostsfile", "hashknownhosts", "proxyjump", "proxycommand", "connectionattempts",
         "passwordauthentication", "pubkeyauthentication", "kbdinteractiveauthentication",
         "preferredauthentications", "numberofpasswordprompts", "bindaddress", "addressfamily", "streamlocalbindmask", "streamlocalbindunlink",
         "permitremoteopen",
@@ -33,7 +33,7 @@ extension TunnelConfigFile {
     /// same spelling: `identityfile` as written (ssh -G does not expand it),
     /// `userknownhostsfile` expanded and space-separated, forwards as
     /// `[bind]:port [host]:port` with the bind address as written. Like ssh -G,
-    /// `identityagent`, `proxyjump`, `preferredauthentications` and
+    /// `identityagent`, `proxyjump`, `proxycommand`, `preferredauthentications` and
     /// `bindaddress` appear only when set.
     public func resolvedSettings(host: String) -> [ResolvedSetting] {
         // Collected once: with `Match exec` lines, collecting runs commands.
@@ -99,6 +99,8 @@ extension TunnelConfigFile {
         if let jump = written.proxyJump, let last = jump.hops.last {
             add("proxyjump", (jump.leadingText.map { $0 + "," } ?? "") + last.description)
         }
+        // As written, tokens unexpanded (absent for `none`), as ssh -G prints it.
+        if let command = resolved.proxyCommand { add("proxycommand", command) }
         add("connectionattempts", String(resolved.connectionAttempts))
         add("passwordauthentication", flag(resolved.passwordAuthentication))
         add("pubkeyauthentication", (written.pubkeyAuthentication ?? .yes).sshDashG)

@@ -31,6 +31,8 @@ struct CollectedSettings {
     var proxyJump: WrittenProxyJump?
     /// A ProxyCommand line applied: a later ProxyJump does not.
     var proxyCommandSeen = false
+    /// The first ProxyCommand that applied, as written; `.some(nil)` for `none`.
+    var proxyCommand: String??
     var canonicalizeHostname: Bool?
     var connectionAttempts: Int?
     var passwordAuthentication: Bool?
@@ -101,7 +103,10 @@ struct CollectedSettings {
         // OpenSSH takes the first of ProxyCommand and ProxyJump (but
         // `ProxyJump none` does not stop a later ProxyCommand).
         case .proxyJump(let v): if proxyJump == nil && !proxyCommandSeen { proxyJump = v }
-        case .proxyCommand: proxyCommandSeen = true
+        // A ProxyJump other than `none` before it wins (OpenSSH 9.2 readconf.c, `ssh -G` agrees).
+        case .proxyCommand(let v):
+            if !proxyCommandSeen && (proxyJump?.hops.isEmpty ?? true) { proxyCommand = .some(v) }
+            proxyCommandSeen = true
         case .canonicalizeHostname(let v): canonicalizeHostname = canonicalizeHostname ?? v
         case .connectionAttempts(let v): connectionAttempts = connectionAttempts ?? v
         case .passwordAuthentication(let v): passwordAuthentication = passwordAuthentication ?? v
@@ -289,6 +294,7 @@ struct Resolver {
             permitRemoteOpen: settings.permitRemoteOpen ?? .any,
             problems: settings.problems
         )
+        resolved.proxyCommand = settings.proxyCommand ?? nil
         resolved.serverAliveIntervalSet = settings.serverAliveInterval != nil
         resolved.numberOfPasswordPrompts = settings.numberOfPasswordPrompts ?? 3
         resolved.reconnectDelay = Double(settings.reconnectDelay ?? 1)

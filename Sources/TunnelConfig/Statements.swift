@@ -47,8 +47,9 @@ enum Setting: Sendable {
     case globalKnownHostsFiles([String])
     case hashKnownHosts(Bool)
     case proxyJump(WrittenProxyJump)
-    /// A `ProxyCommand` line (otherwise ignored): a ProxyJump after it does not apply, as in OpenSSH.
-    case proxyCommand
+    /// A `ProxyCommand` line: the rest of the line as written (OpenSSH keeps it whole, comments and quotes
+    /// included), nil for `none`. A ProxyJump after it does not apply, as in OpenSSH.
+    case proxyCommand(String?)
     /// `CanonicalizeHostname` (otherwise ignored): when on, OpenSSH reads the file a second time.
     case canonicalizeHostname(Bool)
     case connectionAttempts(Int)

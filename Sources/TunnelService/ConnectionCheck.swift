@@ -102,6 +102,7 @@ public struct ConnectionCheck: Sendable {
         let place = host.location.map { " (Host at \($0))" } ?? ""
         if let problem = host.problems.first { return "\(problem)" }
         if let problem = host.jumpChainProblem { return "\(problem)" }
+        if let problem = host.proxyCommandProblem { return "\(problem)" }
         if !host.pubkeyAuthentication {
             return "PubkeyAuthentication no\(place): public keys are the only authentication tunnel supports so far"
         }

@@ -153,6 +153,10 @@ public final class TunnelService: Sendable {
             // Never connect directly instead of through the jump hosts.
             return "\(problem); not brought up"
         }
+        if let problem = host.proxyCommandProblem {
+            // Never connect directly instead of through the command.
+            return "\(problem); not brought up"
+        }
         if host.localForwards.isEmpty && host.dynamicForwards.isEmpty && !host.remoteForwards.contains(where: \.isServedByEngine) && host.hasForwards {
             return "only RemoteForward kinds not supported yet (Unix sockets)\(place); nothing to bring up. Until then use: ssh -F \(file) -N \(host.name)"
         }

@@ -117,6 +117,9 @@ enum CheckSummary {
                 // `tunnel up` refuses it (never connects directly instead); say so here, before anyone runs it.
                 out += "  not brought up: \(problem.message)\n"
             }
+            if let problem = host.proxyCommandProblem {
+                out += "  not brought up: \(problem.message)\n"
+            }
             for forward in host.localForwards {
                 if forward.isUnixSocket {
                     out += "  LocalForward \(forward.listener) -> \(forward.target) (Unix socket: parsed, not active yet)\n"

@@ -45,7 +45,7 @@ enum CheckTool {
         "hostname", "port", "user", "identityfile", "userknownhostsfile", "stricthostkeychecking",
         "localforward", "remoteforward", "dynamicforward", "serveraliveinterval", "serveralivecountmax",
         "connecttimeout", "gatewayports", "exitonforwardfailure", "identitiesonly",
-        "identityagent", "globalknownhostsfile", "hashknownhosts", "proxyjump", "connectionattempts",
+        "identityagent", "globalknownhostsfile", "hashknownhosts", "proxyjump", "proxycommand", "connectionattempts",
         "passwordauthentication", "pubkeyauthentication", "kbdinteractiveauthentication",
         "preferredauthentications", "numberofpasswordprompts", "bindaddress", "addressfamily", "streamlocalbindmask", "streamlocalbindunlink",
         "permitremoteopen",
@@ -53,7 +53,7 @@ enum CheckTool {
 
     /// Printed (by both tools) only when set.
     static let printedWhenSet: Set<String> = [
-        "localforward", "remoteforward", "dynamicforward", "identityagent", "proxyjump",
+        "localforward", "remoteforward", "dynamicforward", "identityagent", "proxyjump", "proxycommand",
         "preferredauthentications", "bindaddress",
     ]
 
@@ -382,6 +382,16 @@ struct CheckResolveTests {
             "Host p3", "  ProxyJump first", "  ProxyCommand nc %h %p",
             "Host p4", "  ProxyJump none", "  ProxyCommand nc %h %p",
             "Host *", "  ProxyJump second",
+        ]),
+        // The command is the rest of the line as written: quotes, '#' and inner blanks kept, trailing blanks dropped.
+        ResolveCase(name: "ProxyCommand as written, first wins, none", hosts: ["c1", "c2", "c3", "c4", "c5", "c6", "other"], lines: [
+            "Host c1", "  ProxyCommand nc %h %p  # not a comment  \"a b\"   ",
+            "Host c2", "  ProxyCommand=exec   nc %h %p %r %n %%",
+            "Host c3", "  ProxyCommand none",
+            "Host c4", "  ProxyCommand none", "  ProxyJump j",
+            "Host c5", "  ProxyJump none",
+            "Host c6", "  ProxyCommand None",
+            "Host *", "  ProxyCommand last", "  ProxyJump second",
         ]),
         ResolveCase(name: "ConnectionAttempts", hosts: ["c1", "c2", "c3", "other"], lines: [
             "Host c1", "  ConnectionAttempts 3",

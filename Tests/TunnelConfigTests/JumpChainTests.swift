@@ -65,4 +65,16 @@ struct JumpChainTests {
         let ok = chain(fixed, "db")
         #expect(ok.jumpChainProblem == nil && ok.jumpChain.map(\.name) == ["bastion"])
     }
+
+    @Test("a first jump host with a ProxyCommand: not brought up (never connected to directly); a later hop's is ignored, as in OpenSSH")
+    func proxyCommandHop() throws {
+        let config = try parse("Host bastion", "  ProxyCommand nc %h %p", "Host db", "  ProxyJump bastion",
+                               "Host web", "  ProxyJump first,bastion")
+        let db = chain(config, "db")
+        #expect(db.jumpChainProblem?.message.contains("jump host bastion: ProxyCommand") == true, "\(String(describing: db.jumpChainProblem))")
+        #expect(db.jumpChain.isEmpty)
+        let web = chain(config, "web")
+        #expect(web.jumpChainProblem == nil && web.jumpChain.map(\.name) == ["first", "bastion"])
+        #expect(web.jumpChain.allSatisfy { $0.proxyCommand == nil })
+    }
 }

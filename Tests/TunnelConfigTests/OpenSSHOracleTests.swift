@@ -110,7 +110,7 @@ struct OpenSSHOracleTests {
     /// The keywords compared below (those tunnel resolves), beyond the ones checked one by one.
     static let keywords = [
         "hostname", "port", "user", "identityfile", "userknownhostsfile", "stricthostkeychecking", "gatewayports",
-        "localforward", "identityagent", "globalknownhostsfile", "hashknownhosts", "proxyjump", "connectionattempts",
+        "localforward", "identityagent", "globalknownhostsfile", "hashknownhosts", "proxyjump", "proxycommand", "connectionattempts",
         "passwordauthentication", "pubkeyauthentication", "kbdinteractiveauthentication", "preferredauthentications",
         "bindaddress", "addressfamily", "permitremoteopen",
     ]

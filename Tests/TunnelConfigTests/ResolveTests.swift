@@ -341,7 +341,26 @@ struct ResolveTests {
         #expect(config.resolve(host: "pc").proxyJump == nil)
         #expect(config.resolve(host: "none").proxyJump == nil)
         #expect(config.resolve(host: "other").proxyJump == [JumpHost(host: "bastion")])
-        #expect(config.warnings.map(\.message) == ["ProxyCommand is an OpenSSH option tunnel does not use; ignored"])
+        // Acted on (the host is not brought up), so no "ignored" warning.
+        #expect(config.warnings.isEmpty)
+        #expect(config.resolve(host: "pc").proxyCommand == "nc %h %p")
+        #expect(config.resolve(host: "none").proxyCommand == "nc %h %p")
+        #expect(config.resolve(host: "other").proxyCommand == nil)
+    }
+
+    @Test func proxyCommandIsTheRestOfTheLine() throws {
+        let config = try parse(
+            "Host a", "  ProxyCommand   /bin/nc -X 5 %h %p # kept \"q\"  ",
+            "Host b", "  ProxyCommand=  = sh -c 'x'",
+            "Host c", "  ProxyCommand none",
+            "Host *", "  ProxyCommand later"
+        )
+        #expect(config.resolve(host: "a").proxyCommand == "/bin/nc -X 5 %h %p # kept \"q\"")
+        #expect(config.resolve(host: "b").proxyCommand == "sh -c 'x'")
+        #expect(config.resolve(host: "c").proxyCommand == nil)
+        #expect(config.resolve(host: "c").proxyCommandProblem == nil)
+        let problem = config.resolve(host: "other").proxyCommandProblem
+        #expect(problem?.message.contains("ProxyCommand \"later\" is not supported yet") == true, "\(String(describing: problem))")
     }
 
     @Test func proxyJumpDropsATrailingComment() throws {

@@ -50,6 +50,13 @@ struct UnsupportedSettingTests {
         #expect(reason?.contains("ProxyJump loop") == true, "\(reason ?? "nil")")
     }
 
+    @Test func proxyCommandIsNotBroughtUpNorConnectedToDirectly() throws {
+        let reason = TunnelService.unsupportedSetting(try host("Host h\n  ProxyCommand nc %h %p\n  LocalForward 1 a:1\n"))
+        #expect(reason?.contains("ProxyCommand \"nc %h %p\" is not supported yet") == true, "\(reason ?? "nil")")
+        #expect(reason?.hasSuffix("not brought up") == true, "\(reason ?? "nil")")
+        #expect(TunnelService.unsupportedSetting(try host("Host h\n  ProxyCommand none\n  LocalForward 1 a:1\n")) == nil)
+    }
+
     @Test func pubkeyOffIsFineWhilePasswordsArePossible() throws {
         #expect(TunnelService.unsupportedSetting(try host("Host h\n  PubkeyAuthentication no\n  LocalForward 1 a:1\n")) == nil)
         #expect(TunnelService.unsupportedSetting(try host("Host h\n  PubkeyAuthentication no\n  PreferredAuthentications password\n  LocalForward 1 a:1\n")) == nil)
