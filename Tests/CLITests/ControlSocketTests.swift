@@ -179,6 +179,43 @@ struct ControlSocketTests {
         #expect(!TCPTestClient.isAccepting(port: dbPort))
     }
 
+    @Test("reloads sent at once take turns: each host runs once, status lists it, and down stops every listener it bound")
+    func concurrentReloadsTakeTurns() async throws { try await onOwnThread { try Self.concurrentReloadsTakeTurnsBody() } }
+    static func concurrentReloadsTakeTurnsBody() throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let webPort = try freeTCPPortOutsideEphemeralRange()
+        let extraPort = try freeTCPPortOutsideEphemeralRange()
+        let config = try UpCommandTests.writeConfig(sshd, localPort: webPort, target: echo.port)
+        let original = try String(contentsOfFile: config, encoding: .utf8)
+        let control = controlPath(sshd)
+        let up = try tunnel(["up", config, "--control", control]).start()
+        defer { _ = up.terminate() }
+        try up.waitForLine(containing: "connected to", timeout: 20)
+
+        // web's settings change (it restarts) and a host is added; four reloads arrive together. Interleaved, a
+        // later reload would see web or extra half-done and bring it up a second time, outside the list.
+        try (original.replacingOccurrences(of: "Host web\n", with: "Host web\n    ServerAliveInterval 7\n") + "\n"
+             + hostBlock(sshd, name: "extra", localPort: extraPort, target: echo.port))
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let reloads = try (0..<4).map { _ in try tunnel(["reload", "--control", control]).start() }
+        for reload in reloads {
+            #expect(try reload.waitForExit(timeout: 60) == .exited(0), "\(reload.outputSummary())")
+        }
+        let changes = reloads.map(\.stdout).joined()
+        #expect(changes.components(separatedBy: "web: restarted").count == 2, "web restarted once: \(changes)")
+        #expect(changes.components(separatedBy: "extra: added").count == 2, "extra added once: \(changes)")
+        #expect(try Self.hosts(Self.status(control)).compactMap { $0["name"] as? String } == ["web", "extra"])
+        try waitUntil(timeout: 30, "web and extra to serve") {
+            (try? ReconnectTests.echoRoundTrip(port: extraPort, "x")) == "x" && (try? ReconnectTests.echoRoundTrip(port: webPort, "w")) == "w"
+        }
+
+        // Nothing was bound outside the list: taking extra down frees its port while web runs on.
+        try tunnel(["down", "extra", "--control", control]).runChecked(timeout: 30)
+        #expect(!TCPTestClient.isAccepting(port: extraPort), "extra's port is free after down")
+        #expect(try ReconnectTests.echoRoundTrip(port: webPort, "web still up") == "web still up")
+    }
+
     @Test("reload adds a host while a checksummed transfer on another runs on; a broken config is refused with FILE:LINE and changes nothing")
     func reloadKeepsConnections() async throws { try await onOwnThread { try Self.reloadKeepsConnectionsBody() } }
     static func reloadKeepsConnectionsBody() throws {

@@ -6,7 +6,9 @@ import TunnelConfig
 import TunnelEngine
 
 /// The hosts a running `tunnel up` keeps up, by name, and the changes the control socket asks for: status, down,
-/// reload. An actor: requests from several control clients (and SIGHUP) take turns.
+/// reload. An actor, and more: an actor lets another call in at every `await`, so the calls that change what runs
+/// (start, down, reload, shutdown) also take turns through `exclusively`, one whole call at a time; status does not
+/// wait for them.
 actor TunnelSupervisor {
     /// One host of the config, and what became of it.
     private struct Entry {
@@ -28,6 +30,11 @@ actor TunnelSupervisor {
     private let oneQuestionAtATime: NIOLock
     private var passphrases: [String: String] = [:]  // asked once per key file, whatever number of hosts use it
     private var entries: [Entry] = []
+    /// Whether a changing call holds the turn, and the calls waiting for it, first come first served.
+    private var busy = false
+    private var waitingForTurn: [CheckedContinuation<Void, Never>] = []
+    /// Graceful shutdown has begun: a reload that was waiting (or comes now) must not bind anything new.
+    private var shuttingDown = false
     /// What the metrics endpoint reads: each running host is added, and removed when it goes.
     private let activity: HostActivity
     let startedAt = Date()
@@ -56,10 +63,29 @@ actor TunnelSupervisor {
 
     /// Bring each host up in order (returns once their listeners are bound; sessions come on their own).
     func start(_ hosts: [HostConfig]) async {
-        for host in hosts { entries.append(await bringUp(host)) }
+        await exclusively {
+            for host in hosts where !shuttingDown { entries.append(await bringUp(host, mayAsk: true)) }
+        }
     }
 
-    private func bringUp(_ host: HostConfig) async -> Entry {
+    /// Run `body` when no other changing call is running. Without this, two reloads (or a reload and `down`) would
+    /// interleave at their awaits and the last to finish would write back an `entries` taken before the other's
+    /// changes: a tunnel left running that nothing lists or stops.
+    private func exclusively<T>(_ body: () async -> T) async -> T {
+        if busy {
+            await withCheckedContinuation { waitingForTurn.append($0) }  // the turn is handed over, `busy` stays set
+        } else {
+            busy = true
+        }
+        let result = await body()
+        if waitingForTurn.isEmpty { busy = false } else { waitingForTurn.removeFirst().resume() }
+        return result
+    }
+
+    /// `mayAsk`: passphrases not asked yet may be asked for now (at start). Not during a reload: the question would
+    /// hold this actor, and with it status, down and shutdown, until someone answers; a host whose key needs an
+    /// answer nobody gave then reports that it needs authentication.
+    private func bringUp(_ host: HostConfig, mayAsk: Bool) async -> Entry {
         var log = logger
         log[metadataKey: "tunnel"] = "\(host.name)"
         log[metadataKey: "peer"] = "\(host.hostName):\(host.port)"
@@ -68,15 +94,16 @@ actor TunnelSupervisor {
             return Entry(config: host, outcome: .notStarted(reason: reason))
         }
         var settings = ConnectionSettings(host)
-        if let passphrasePrompt {
+        if mayAsk, let passphrasePrompt {
             // Asked before connecting, one key at a time: a prompt must not race the sessions' output.
             // [ProxyJump] The jump hosts' keys too: each hop authenticates with its own.
             for path in ([settings] + settings.jumpHosts).flatMap(IdentityFiles.needingPassphrase) where passphrases[path] == nil {
                 passphrases[path] = oneQuestionAtATime.withLock { passphrasePrompt.ask(forKey: path) }
             }
-            settings.passphrases = passphrases
-            for index in settings.jumpHosts.indices { settings.jumpHosts[index].passphrases = passphrases }
         }
+        // The passphrases given so far (at start), whether or not any was asked for now.
+        settings.passphrases = passphrases
+        for index in settings.jumpHosts.indices { settings.jumpHosts[index].passphrases = passphrases }
         settings.askSecret = askSecret
         for index in settings.jumpHosts.indices { settings.jumpHosts[index].askSecret = askSecret }
         let tunnel = HostTunnel(settings: settings, localForwards: host.localForwards, dynamicForwards: host.dynamicForwards,
@@ -122,6 +149,10 @@ actor TunnelSupervisor {
 
     /// Stop the named hosts (each its listeners, connections and session). Unknown names: nothing is stopped.
     func down(_ names: [String]) async -> ControlReply {
+        await exclusively { await downNow(names) }
+    }
+
+    private func downNow(_ names: [String]) async -> ControlReply {
         let known = entries.map(\.config.name)
         let unknown = names.filter { !known.contains($0) }
         guard unknown.isEmpty else {
@@ -135,6 +166,11 @@ actor TunnelSupervisor {
 
     /// Close every host's listeners, so nothing new is accepted (graceful shutdown's first step).
     func stopAccepting() async {
+        shuttingDown = true
+        await exclusively { await closeListeners() }
+    }
+
+    private func closeListeners() async {
         await withTaskGroup(of: Void.self) { tasks in
             for case .running(let tunnel) in entries.map(\.outcome) { tasks.addTask { await tunnel.closeListeners() } }
         }
@@ -149,9 +185,12 @@ actor TunnelSupervisor {
     }
 
     func stopAll() async {
-        let all = entries
-        entries = []
-        await stop(all)
+        shuttingDown = true
+        await exclusively {
+            let all = entries
+            entries = []
+            await stop(all)
+        }
     }
 
     private func stop(_ stopping: [Entry]) async {
@@ -166,6 +205,13 @@ actor TunnelSupervisor {
     /// Re-read the config file. A file with errors changes nothing and its `FILE:LINE` errors go back to the caller;
     /// otherwise `ReloadPlan` decides, host by host.
     func reload() async -> ControlReply {
+        await exclusively {
+            guard !shuttingDown else { return .failure("tunnel is shutting down; nothing reloaded") }
+            return await reloadNow()
+        }
+    }
+
+    private func reloadNow() async -> ControlReply {
         let wanted: [HostConfig]
         do throws(HostSelection.Failure) {
             wanted = try HostSelection.select(configPath: configPath, hostNames: hostNames, logger: logger)
@@ -201,7 +247,7 @@ actor TunnelSupervisor {
         }
         var byName = Dictionary(entries.map { ($0.config.name, $0) }, uniquingKeysWith: { first, _ in first })
         for host in wanted where plan.added.contains(host.name) || plan.changed.contains(host.name) {
-            byName[host.name] = await bringUp(host)
+            byName[host.name] = await bringUp(host, mayAsk: false)
         }
         // The file's order, as the status table shows it.
         entries = wanted.compactMap { byName[$0.name] }
