@@ -336,9 +336,10 @@ final class ForwardedConnection {
         try adjustReceiveWindow(channel, delivered: delivered, drained: drained, clientBehind: flow.mayReadServer && !client.isWritable)
     }
 
-    /// Grow or shrink the window by how the client kept up with this step's reads, and grant what the server may
-    /// send next (see `ReceiveWindow`). Granted also while the client is behind: libssh2 counts what is unread
-    /// against the window, so the window (already halved for it) still bounds what this connection holds.
+    /// Grow or shrink the window by how the client kept up with this step's reads, give back to the budget what the
+    /// reads drained below what the connection claimed, and grant what the server may send next (see
+    /// `ReceiveWindow`). Granted also while the client is behind: libssh2 counts what is unread against the window,
+    /// so the window (already halved for it) still bounds what this connection holds.
     private func adjustReceiveWindow(_ channel: SSHChannel, delivered: Int, drained: Bool, clientBehind: Bool) throws(SSH2Error) {
         guard receiveWindow != nil else { return }
         if clientBehind {
@@ -346,6 +347,9 @@ final class ForwardedConnection {
         } else if drained, receiveWindow!.clientKeptUp(delivered: delivered) {
             logger.trace("\(label): receive window now \(receiveWindow!.target >> 10) KiB")
         }
+        // libssh2's window still counts what arrived and was not read: after a halving, the budget gets bytes back
+        // only as reads take the window down towards the new target.
+        receiveWindow!.windowIs(left: channel.receiveWindow)
         guard !libssh2AdjustMayBePending, let grant = receiveWindow!.grant(windowLeft: channel.receiveWindow) else { return }
         if case .wouldBlock = try channel.grantReceiveWindow(grant) {
             pendingGrant = grant

@@ -13,9 +13,11 @@ import NIOCore
 /// - after that, each whole window's worth taken without falling behind doubles the window, never beyond `cap`,
 ///   and only with bytes claimed from `budget` (what all connections together hold beyond their base);
 /// - a client that stays behind for `patience` (no step in between left nothing unread) halves its connection's
-///   window (not below `base`) and gives the rest back, and again after each further `patience` behind; a reader
-///   that is only briefly late (a busy machine) keeps its window. A client that stops reading altogether keeps
-///   what it has (within the cap and the budget) until it reads again or its connection ends.
+///   window (not below `base`), and again after each further `patience` behind; a reader that is only briefly late
+///   (a busy machine) keeps its window. The halving only stops further grants: what the server already sent may
+///   sit unread in libssh2 (up to the old window), so the budget gets bytes back only as the window drains by
+///   reads (`windowIs(left:)`), never before. A client that stops reading altogether keeps what it has (within the
+///   cap and the budget) until it reads again or its connection ends.
 public struct ReceiveWindowLimits: Sendable {
     public var base: Int
     public var cap: Int
@@ -90,6 +92,9 @@ struct ReceiveWindow {
     let proof: Int
     /// The window the server is let to run up to: `base` until the client has shown it keeps up.
     private(set) var target: Int
+    /// Bytes claimed from the budget: what this connection may really hold beyond `base`, which after a halving
+    /// is more than `target - base` until the window has drained to the new target (see `windowIs(left:)`).
+    private(set) var claimed = 0
     /// Bytes the client took since the window last grew (checked for growth after a step that left nothing
     /// unread; a halving outpaces growth for a client that keeps falling behind).
     private(set) var keptUpFor = 0
@@ -109,9 +114,6 @@ struct ReceiveWindow {
         self.target = base
     }
 
-    /// Bytes held beyond `base` (claimed from the budget).
-    var claimed: Int { target - base }
-
     /// The client took `delivered` bytes and everything the server had sent was read: it keeps up. After `proof`
     /// bytes, and then after each whole window's worth, the window doubles (within the cap and what the budget has
     /// left). Returns whether it grew.
@@ -122,15 +124,22 @@ struct ReceiveWindow {
         guard keptUpFor >= (proven ? target : max(target, proof)), target < cap else { return false }
         proven = true
         keptUpFor = 0
-        let extra = budget.claim(min(target, cap - target))
-        target += extra
-        return extra > 0
+        let wanted = min(2 * target, cap)
+        // Bytes still claimed from before a halving (the window has not drained yet) are used first.
+        claimed += budget.claim(wanted - base - claimed)
+        let grown = min(wanted, base + claimed)
+        defer { target = grown }
+        return grown > target
     }
 
     /// Reading stopped at `now` because the client was not taking bytes as fast as they came, after it took
-    /// `delivered`. Once it has been behind for `patience`, halve the window (not below `base`) and give the rest
-    /// back, so a stalled client holds less and others may grow. What it took still counts towards growing: on a
-    /// busy machine a reader that keeps up is late now and then, and must not have to start over each time.
+    /// `delivered`. Once it has been behind for `patience`, halve the window (not below `base`), so a stalled client
+    /// is granted less and, once it has read down what it was sent, holds less and others may grow. Nothing goes
+    /// back to the budget here: libssh2 1.10 keeps what arrived queued until it is read and counts it in the window
+    /// until then (packet.c adds it to `read_avail` only; channel.c takes it off `window_size` as it is read), so the
+    /// connection may still hold its old window; `windowIs(left:)` gives bytes back as they are read. What it took
+    /// still counts towards growing: on a busy machine a reader that keeps up is late now and then, and must not have
+    /// to start over each time.
     mutating func clientFellBehind(delivered: Int = 0, at now: NIODeadline) {
         keptUpFor += delivered
         guard let since = behindSince else {
@@ -139,9 +148,18 @@ struct ReceiveWindow {
         }
         guard now - since >= Self.patience, target > base else { return }
         behindSince = now
-        let smaller = max(base, target / 2)
-        budget.release(target - smaller)
-        target = smaller
+        target = max(base, target / 2)
+    }
+
+    /// The channel's window is now `left`: what the server may still send plus what arrived and was not read yet
+    /// (libssh2's `window_size`, which only reads take down), i.e. the most this connection may hold. Gives back to
+    /// the budget what is claimed beyond both that and `target`: after a halving, bytes come back as the client
+    /// reads them, not before. Call after each step's reads.
+    mutating func windowIs(left: Int) {
+        let mayHold = max(0, max(target, left) - base)
+        guard claimed > mayHold else { return }
+        budget.release(claimed - mayHold)
+        claimed = mayHold
     }
 
     /// Bytes to grant now, given `windowLeft` (what the server may still send, with what arrived and was not read
@@ -155,6 +173,7 @@ struct ReceiveWindow {
     /// The connection ended: give back what it held.
     mutating func release() {
         budget.release(claimed)
+        claimed = 0
         target = base
         keptUpFor = 0
         behindSince = nil

@@ -79,7 +79,7 @@ struct ReceiveWindowTests {
         #expect(window.target / 2 > window.libssh2AdjustsBelow(readSize: 64 * 1024))
     }
 
-    @Test("a client behind for longer than the patience halves its window, not below the base, and gives the rest back")
+    @Test("a client behind for longer than the patience halves its window, not below the base, and gives the rest back as it drains")
     func fallsBehind() {
         let budget = WindowBudget(total: 256 * Self.mib)
         var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
@@ -91,12 +91,57 @@ struct ReceiveWindowTests {
         #expect(window.target == 16 * Self.mib, "briefly late: the window stays")
         window.clientFellBehind(at: Self.at(500))
         #expect(window.target == 8 * Self.mib)
+        // The window had been read down to 5 MiB before the client fell behind: the connection holds at most that.
+        window.windowIs(left: 5 * Self.mib)
         #expect(budget.inUse == 6 * Self.mib)
         window.clientFellBehind(at: Self.at(900))
         #expect(window.target == 8 * Self.mib, "at most once per patience")
         for step in 2..<10 { window.clientFellBehind(at: Self.at(step * 500)) }
         #expect(window.target == 2 * Self.mib)
+        window.windowIs(left: 0)
         #expect(budget.inUse == 0)
+    }
+
+    @Test("a stalled client's halving gives the budget nothing back until the bytes libssh2 queued for it are read")
+    func stalledClientKeepsItsClaimUntilRead() {
+        // Exactly one connection's growth to the cap.
+        let budget = WindowBudget(total: 62 * Self.mib)
+        var stalled = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
+        while stalled.target < 64 * Self.mib { stalled.clientKeptUp(delivered: stalled.target) }
+        #expect(budget.inUse == 62 * Self.mib)
+        // The server filled the whole 64 MiB window; the client stopped reading, so all of it sits unread in
+        // libssh2's queue, still counted in the channel's window.
+        for step in 0..<3 {
+            stalled.clientFellBehind(at: Self.at(step * 500))
+            stalled.windowIs(left: 64 * Self.mib)
+        }
+        #expect(stalled.target == 16 * Self.mib, "halved twice")
+        #expect(budget.inUse == 62 * Self.mib, "nothing read: the connection may still hold its old window")
+        #expect(stalled.grant(windowLeft: 64 * Self.mib) == nil, "and it is granted nothing more")
+        // Another connection cannot be handed the same bytes.
+        var other = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
+        let otherGrew = other.clientKeptUp(delivered: 2 * Self.mib)
+        #expect(!otherGrew, "the budget is still held by the stalled connection's queued bytes")
+        // The client reads again: bytes come back as the window drains, down to what the new target holds.
+        stalled.windowIs(left: 40 * Self.mib)
+        #expect(budget.inUse == 38 * Self.mib)
+        stalled.windowIs(left: 10 * Self.mib)
+        #expect(budget.inUse == 14 * Self.mib, "drained below the target: the target's share stays claimed")
+        let otherGrewLater = other.clientKeptUp(delivered: 2 * Self.mib)
+        #expect(otherGrewLater, "what was given back, another may take")
+        // Claimed bytes not yet given back are used first when the stalled one grows again.
+        var regrowing = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 64 * Self.mib), proof: 0)
+        while regrowing.target < 64 * Self.mib { regrowing.clientKeptUp(delivered: regrowing.target) }
+        regrowing.clientFellBehind(at: Self.at(0))
+        regrowing.clientFellBehind(at: Self.at(500))
+        regrowing.windowIs(left: 64 * Self.mib)
+        #expect(regrowing.target == 32 * Self.mib)
+        let regrew = regrowing.clientKeptUp(delivered: 32 * Self.mib)
+        #expect(regrew)
+        #expect(regrowing.target == 64 * Self.mib)
+        #expect(regrowing.budget.inUse == 62 * Self.mib, "no double claim")
+        regrowing.release()
+        #expect(regrowing.budget.inUse == 0)
     }
 
     @Test("a reader that is late now and then still grows: what it took while behind counts too")
