@@ -84,16 +84,20 @@ enum JumpLink {
             let forward = carrier.makeForward(label: "ProxyJump -> \(host):\(port)")
             forward.attach(client: carrierChannel)
             carrierHandler.value.attach(forward, carrier)
+            // Held by the open's callback and the deadline only: once both are done it goes, so the callback left on
+            // the jump host's long-lived `closeFuture` (which holds it weakly) keeps nothing alive, however many
+            // links are opened through a bastion that stays up.
+            let finishing = NIOLoopBoundBox<(@Sendable (Result<TCPLink, OpenFailure>) -> Void)?>(finish, eventLoop: loop)
             carrier.open(forward, to: .tcp(host: host, port: port)) { outcome in
                 switch outcome {
-                case .success: finish(.success(TCPLink(channel: sessionChannel)))
-                case .failure(let failure): finish(.failure(OpenFailure(message: failure.message)))
+                case .success: finishing.value?(.success(TCPLink(channel: sessionChannel)))
+                case .failure(let failure): finishing.value?(.failure(OpenFailure(message: failure.message)))
                 }
             }
             // `open` says nothing if the pair closed meanwhile; these make sure the caller hears something.
-            carrier.closeFuture.whenSuccess { _ in finish(.failure(OpenFailure(message: "its session ended"))) }
+            carrier.closeFuture.whenSuccess { [weak finishing] _ in finishing?.value?(.failure(OpenFailure(message: "its session ended"))) }
             let deadline = loop.scheduleTask(in: timeout) {
-                finish(.failure(OpenFailure(message: "no answer to the channel open within \(timeout.nanoseconds / 1_000_000_000) s")))
+                finishing.value?(.failure(OpenFailure(message: "no answer to the channel open within \(timeout.nanoseconds / 1_000_000_000) s")))
             }
             result.futureResult.whenComplete { _ in deadline.cancel() }
             return result.futureResult
