@@ -126,6 +126,10 @@ private final class ControlRequestHandler: ChannelInboundHandler {
     private let logger: Logger
     /// The reply being worked on; the next request's starts after it is written.
     private var lastReply: EventLoopFuture<Void>?
+    /// Requests read and not answered yet. Bounded: a client that writes requests and never reads the replies
+    /// would otherwise queue work and replies without end.
+    private var unanswered = 0
+    static let maximumUnanswered = 32
 
     init(handle: @escaping ControlServer.Handling, logger: Logger) {
         self.handle = handle
@@ -135,6 +139,13 @@ private final class ControlRequestHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let line = unwrapInboundIn(data)
         let channel = context.channel
+        guard unanswered < Self.maximumUnanswered else {
+            logger.warning("control client sent \(Self.maximumUnanswered) requests without reading the replies; closing it")
+            context.close(promise: nil)
+            return
+        }
+        unanswered += 1
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
         let decoded = ControlRequest.decode(line.readableBytesView)
         let handle = self.handle
@@ -151,6 +162,7 @@ private final class ControlRequestHandler: ChannelInboundHandler {
                 reply = promise.futureResult
             }
             return reply.flatMap { channel.writeAndFlush(ByteBuffer(bytes: $0.encodedLine())) }.recover { _ in }
+                .always { _ in handler.value.unanswered -= 1 }
         }
     }
 
