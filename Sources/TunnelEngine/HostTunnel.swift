@@ -841,17 +841,12 @@ protocol ForwardClientHandler: AnyObject {
     func attach(_ forward: ForwardedConnection, _ connection: SSHConnection)
 }
 
-/// The handler on an accepted client socket: feeds its bytes and events to its `ForwardedConnection`, and asks the
-/// session to step that one connection.
-final class LocalClientHandler: ChannelInboundHandler, ForwardClientHandler {
-    typealias InboundIn = ByteBuffer
+/// The handler on an accepted client socket: announces the client to its tunnel, then relays like any paired
+/// client socket (`ForwardClientRelay`); a client that closes while it still waits for a session leaves the wait.
+final class LocalClientHandler: ForwardClientRelay {
     private let tunnel: HostTunnel
     private let spec: ForwardSpec
     private let forwardIndex: Int
-    private(set) var forward: ForwardedConnection?
-    private var connection: SSHConnection?
-    /// Input that arrives before the forwarded connection exists.
-    private var early = ClientInputBeforePairing()
 
     init(tunnel: HostTunnel, spec: ForwardSpec, forwardIndex: Int) {
         self.tunnel = tunnel
@@ -859,64 +854,13 @@ final class LocalClientHandler: ChannelInboundHandler, ForwardClientHandler {
         self.forwardIndex = forwardIndex
     }
 
-    func attach(_ forward: ForwardedConnection, _ connection: SSHConnection) {
-        self.forward = forward
-        self.connection = connection
-        early.release(to: forward)
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
+    override func channelActive(context: ChannelHandlerContext) {
         tunnel.accepted(context.channel, spec: spec, forwardIndex: forwardIndex, handler: self)
         context.fireChannelActive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = unwrapInboundIn(data)
-        if let forward {
-            forward.clientRead(&buffer)
-        } else {
-            early.hold(&buffer)
-        }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        guard let forward, let connection else { return }
-        forward.clientReadComplete()
-        connection.clientEvent(forward)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event {
-            if let forward, let connection {
-                forward.clientSentEOF()
-                connection.clientEvent(forward)
-            } else {
-                early.holdEOF()
-            }
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, let forward, let connection { connection.clientEvent(forward) }
-        context.fireChannelWritabilityChanged()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        if let forward, let connection {
-            forward.clientClosed()
-            connection.clientEvent(forward)
-        } else {
-            tunnel.waitingClientClosed(context.channel)
-        }
-        forward = nil
-        connection = nil
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // A reset from the client: close this one connection; the tunnel stays up.
-        context.close(promise: nil)
+    override func closedBeforePairing(context: ChannelHandlerContext) {
+        tunnel.waitingClientClosed(context.channel)
     }
 }
 

@@ -40,7 +40,7 @@ enum JumpLink {
             let reason = String(cString: strerror(errno))
             return loop.makeFailedFuture(OpenFailure(message: "cannot make a socket pair: \(reason)"))
         }
-        let carrierHandler = NIOLoopBound(JumpCarrierHandler(), eventLoop: loop)
+        let carrierHandler = NIOLoopBound(ForwardClientRelay(), eventLoop: loop)
         let linkHandler = NIOLoopBound(LinkHandler(events: events), eventLoop: loop)
         // The jump host's side is read only when its channel's window has room, as a forwarded client is.
         let carrierSide = ClientBootstrap(group: loop)
@@ -102,62 +102,5 @@ enum JumpLink {
             result.futureResult.whenComplete { _ in deadline.cancel() }
             return result.futureResult
         }
-    }
-}
-
-/// The jump host's end of the socket pair: feeds its bytes and events to the forwarded connection, as
-/// `LocalClientHandler` does for a local client.
-private final class JumpCarrierHandler: ChannelInboundHandler, ForwardClientHandler {
-    typealias InboundIn = ByteBuffer
-    private var forward: ForwardedConnection?
-    private var connection: SSHConnection?
-    private var early = ClientInputBeforePairing()
-
-    func attach(_ forward: ForwardedConnection, _ connection: SSHConnection) {
-        self.forward = forward
-        self.connection = connection
-        early.release(to: forward)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = unwrapInboundIn(data)
-        if let forward { forward.clientRead(&buffer) } else { early.hold(&buffer) }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        guard let forward, let connection else { return }
-        forward.clientReadComplete()
-        connection.clientEvent(forward)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event {
-            if let forward, let connection {
-                forward.clientSentEOF()
-                connection.clientEvent(forward)
-            } else {
-                early.holdEOF()
-            }
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, let forward, let connection { connection.clientEvent(forward) }
-        context.fireChannelWritabilityChanged()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        if let forward, let connection {
-            forward.clientClosed()
-            connection.clientEvent(forward)
-        }
-        forward = nil
-        connection = nil
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
     }
 }
