@@ -256,17 +256,7 @@ struct ControlSocketTests {
         #expect(try ReconnectTests.echoRoundTrip(port: newPort, "via the new host") == "via the new host")
 
         // The rest of the transfer, checked against the same stream from where the first read stopped.
-        var cut: String?
-        while true {
-            do {
-                let chunk = try connection.receive(upTo: 256 * 1024, timeout: 60)
-                if chunk.isEmpty { break }
-                check.take(chunk)
-            } catch {
-                cut = "\(error)"
-                break
-            }
-        }
+        let cut = check.takeRest(of: connection)
         #expect(cut == nil, "the transfer was cut: \(cut ?? "")")
         #expect(check.intact, "every byte as sent")
         #expect(check.count == total, "bytes: \(check.count) of \(total)")

@@ -20,6 +20,20 @@ struct ReconnectTests {
             if expected != chunk { intact = false }
             count += chunk.count
         }
+
+        /// Reads the rest of a `.source` download into the check: nil when it ended with EOF, else the error's
+        /// text (for a download that was started, and partly taken, before something the test does to the tunnel).
+        mutating func takeRest(of connection: TCPTestConnection, timeout: Double = 60) -> String? {
+            while true {
+                do {
+                    let chunk = try connection.receive(upTo: 256 * 1024, timeout: timeout)
+                    if chunk.isEmpty { return nil }
+                    take(chunk)
+                } catch {
+                    return "\(error)"
+                }
+            }
+        }
     }
 
     /// Reads a `.source` download to its end: (bytes, intact, how it ended: nil for EOF, or the error's text).

@@ -60,17 +60,7 @@ struct ReloadForwardsTests {
         #expect(try forwards(control).map { $0["id"] as? String } == ["L127.0.0.1:\(portA)"])
 
         // The rest of the download, checked against the same stream from where the reads stopped.
-        var cut: String?
-        while true {
-            do {
-                let chunk = try download.receive(upTo: 256 * 1024, timeout: 60)
-                if chunk.isEmpty { break }
-                check.take(chunk)
-            } catch {
-                cut = "\(error)"
-                break
-            }
-        }
+        let cut = check.takeRest(of: download)
         #expect(cut == nil, "the transfer was cut: \(cut ?? "")")
         #expect(check.intact, "every byte as sent")
         #expect(check.count == total, "bytes: \(check.count) of \(total)")
