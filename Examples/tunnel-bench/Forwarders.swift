@@ -67,7 +67,8 @@ final class Forwarder {
                 """.appending(extraConfig.map { "\n    " + $0 }.joined() + "\n")
                 .write(toFile: config, atomically: true, encoding: .utf8)
             // Log only warnings: a line per connection would be captured in memory for thousands of connections.
-            process = try ProcessRunner(binary, ["up", "--log-level", "warning", config]).start()
+            // TUNNEL_BENCH_LOG=DIR: log at debug level instead (receive windows, per connection) into DIR.
+            process = try ProcessRunner(binary, ["up", "--log-level", Self.logDirectory == nil ? "warning" : "debug", config]).start()
             // At warning level the "connected" line is not printed: wait for the port instead, then for the
             // session (a client accepted before it is ready waits, so a round trip proves the whole path).
         case .openSSH(_, let options):
@@ -97,6 +98,9 @@ final class Forwarder {
         }
     }
 
+    /// Where tunnel's debug logs go (`TUNNEL_BENCH_LOG`), or nil: tunnel logs only warnings.
+    static let logDirectory = ProcessInfo.processInfo.environment["TUNNEL_BENCH_LOG"]
+
     /// CPU time (user + system, all threads) the forwarding process has used so far, in milliseconds, from
     /// /proc/PID/stat. Its resolution is one clock tick (10 ms at the usual 100 Hz).
     func cpuMilliseconds() throws -> Double {
@@ -110,6 +114,12 @@ final class Forwarder {
     func stop() throws {
         let alreadyDead = !process.isRunning
         _ = process.terminate()
+        if let directory = Self.logDirectory, case .tunnel = kind {
+            let path = directory + "/tunnel-\(localPort).log"
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: path, contents: Data(process.stderrBytes))
+            printNow("  (tunnel's log: \(path))")
+        }
         if alreadyDead {
             throw BenchError("\(kind.label) exited during the measurement (\(process.exitStatus.map { "\($0)" } ?? "?"))\n"
                 + process.outputSummary())

@@ -319,6 +319,10 @@ final class ForwardedConnection {
                 let buffer = client.allocator.buffer(bytes: UnsafeRawBufferPointer(rebasing: scratch[0..<count]))
                 lastClientWrite = client.write(buffer)
                 wrote = true
+                // Grant as the burst is read, before libssh2's own top-up (see `ReceiveWindow.grant`); a grant
+                // libssh2 holds half-sent must be finished before the channel is read again.
+                try grantIfDue(channel)
+                if pendingGrant != nil { break reading }
             case .wouldBlock:
                 drained = true
                 // libssh2 1.10 counts the window down as data is read, not as it arrives, so a read that found
@@ -344,17 +348,33 @@ final class ForwardedConnection {
         guard receiveWindow != nil else { return }
         if clientBehind {
             receiveWindow!.clientFellBehind(delivered: delivered, at: .now())
-        } else if drained, receiveWindow!.clientKeptUp(delivered: delivered, at: .now()) {
-            logger.trace("\(label): receive window now \(receiveWindow!.target >> 10) KiB")
+        } else if drained, let change = receiveWindow!.clientKeptUp(delivered: delivered, at: .now()) {
+            switch change {
+            case .tried(let from, let to, let rateBefore):
+                logger.debug("\(label): receive window \(from >> 10) KiB -> \(to >> 10) KiB (moved \(megabytes(rateBefore)) MB/s)")
+            case .wentBack(let tried, let to, let rate, let rateBefore):
+                logger.debug("\(label): receive window back to \(to >> 10) KiB: \(tried >> 10) KiB moved \(megabytes(rate)) MB/s, \(to >> 10) KiB \(megabytes(rateBefore))")
+            }
         }
         // libssh2's window still counts what arrived and was not read: after a halving, the budget gets bytes back
         // only as reads take the window down towards the new target.
         receiveWindow!.windowIs(left: channel.receiveWindow)
-        guard !libssh2AdjustMayBePending, let grant = receiveWindow!.grant(windowLeft: channel.receiveWindow) else { return }
+        try grantIfDue(channel)
+    }
+
+    /// Grants what `ReceiveWindow` says is due; one that would block is finished first thing next step.
+    private func grantIfDue(_ channel: SSHChannel) throws(SSH2Error) {
+        guard pendingGrant == nil, !libssh2AdjustMayBePending,
+              let grant = receiveWindow?.grant(windowLeft: channel.receiveWindow) else { return }
         if case .wouldBlock = try channel.grantReceiveWindow(grant) {
             pendingGrant = grant
             waits.insert(.grant)
         }
+    }
+
+    /// MB/s with one decimal.
+    private func megabytes(_ bytesPerSecond: Double) -> String {
+        "\((bytesPerSecond / 1e5).rounded() / 10)"
     }
 
     private func shutClientOutput(_ client: Channel) {

@@ -13,7 +13,7 @@ import NIOCore
 ///   than the kernel's socket buffers can take from a client that reads nothing, so only a client that really
 ///   reads qualifies;
 /// - a try doubles the window (never beyond `cap`, and only with bytes claimed from `budget`: what all connections
-///   together hold beyond their base) and measures the delivery rate over the next whole window: if it rose by
+///   together hold beyond their base) and measures the delivery rate over the next two windows: if it rose by
 ///   `ReceiveWindow.worthGrowing` the next try follows; if not, the window goes back and rests (1 s, doubling up to
 ///   16 s) before it tries again;
 /// - a client that stays behind for `patience` (no step in between left nothing unread) halves its connection's
@@ -91,12 +91,12 @@ public final class WindowBudget: Sendable {
 /// CPU with a 64 MiB window over loopback). Neither the round trip nor the bottleneck can be read off the SSH
 /// stream (the kernel's `tcpi_rtt` sees only the first hop, which through a jump host or a relay is not the link
 /// that matters), so a window grows the way TCP's slow start probes: it doubles, the delivery rate over the next
-/// whole (bigger) window is measured, and the step is kept only if the rate rose by `worthGrowing`; otherwise the
+/// two (bigger) windows is measured, and the step is kept only if the rate rose by `worthGrowing`; otherwise the
 /// window goes back and rests before it tries again (`restAfterFailure`, doubling up to `longestRest`).
 ///
 /// libssh2 itself tops a channel's window up to the size it was opened with (`base` here) whenever a read finds it
-/// below three quarters of that; everything beyond `base` is granted by us, refilled to `target` once less than
-/// half of it is left, so libssh2's own top-up does not come into play while the window is above `base`.
+/// below three quarters of that; everything beyond `base` is granted by us, refilled to `target` once a quarter of
+/// it is used, so libssh2's own top-up does not come into play while the window is above `base`.
 struct ReceiveWindow {
     /// The window the channel was opened with: libssh2 keeps it topped up to this by itself.
     let base: Int
@@ -129,8 +129,17 @@ struct ReceiveWindow {
     /// (the round trip is the same, the window twice as big); one limited by the CPU, the server or the client moves
     /// about as before, give or take the noise of a shared machine.
     static let worthGrowing = 1.4
-    /// A rate is measured over at least a whole window and at least this long (on a fast link a window passes in
-    /// a few milliseconds, which a busy machine's scheduling would make noise of).
+    /// A try whose rate rose by at least this share of the window's growth (1.7x for a doubling) shows a stream that
+    /// only the window limits, as TCP's slow start assumes: the next try quadruples instead of doubling, so a long
+    /// link reaches its window in half the tries (each costs about three round trips: one for the bigger grant to
+    /// take effect, two to measure).
+    static let windowLimited = 0.85
+    /// A rate is measured over at least this many windows' worth: over a long link a window arrives as a burst once
+    /// per round trip, so one window's worth measured 80 to 200 MB/s for the same 8 MiB window at 50 ms
+    /// (`tunnel-bench long-link`, a loaded machine); two smooth that out at the cost of a slower climb.
+    static let windowsPerMeasurement = 2
+    /// ...and at least this long (on a fast link a window passes in a few milliseconds, which a busy machine's
+    /// scheduling would make noise of).
     static let shortestMeasurement = TimeAmount.milliseconds(20)
     /// The first rest after a try that did not pay; each further one doubles it, up to `longestRest`; a try that
     /// pays starts over. Conditions change (other streams end, the link's load moves), so growth is tried again.
@@ -159,12 +168,21 @@ struct ReceiveWindow {
         self.target = base
     }
 
+    /// What a step did to the window, for the log.
+    enum Change: Equatable {
+        /// A try: the window doubled from `from` (which moved `rateBefore` bytes per second) to `to`.
+        case tried(from: Int, to: Int, rateBefore: Double)
+        /// The try did not pay: `tried` moved `rate`, against `rateBefore` at `to`, to which the window went back.
+        case wentBack(tried: Int, to: Int, rate: Double, rateBefore: Double)
+
+        var grew: Bool { if case .tried = self { true } else { false } }
+    }
+
     /// The client took `delivered` bytes by `now` and everything the server had sent was read: it keeps up. Counts
-    /// towards the proof and the rate being measured; once a measurement covers a whole window, the window may
+    /// towards the proof and the rate being measured; once a measurement covers two windows, the window may
     /// double (within the cap and what the budget has left), or go back if the last doubling did not pay.
-    /// Returns whether it grew.
     @discardableResult
-    mutating func clientKeptUp(delivered: Int, at now: NIODeadline) -> Bool {
+    mutating func clientKeptUp(delivered: Int, at now: NIODeadline) -> Change? {
         if !proven { keptUpFor += delivered }
         behindSince = nil
         switch growth {
@@ -172,33 +190,40 @@ struct ReceiveWindow {
             let rate = measured(delivered, at: now) ?? lastRate
             guard keptUpFor >= max(proof, target), let rate else {
                 growth = .proving(lastRate: rate)
-                return false
+                return nil
             }
             proven = true
             return grow(from: rate, at: now)
         case .measuring:
-            guard let rate = measured(delivered, at: now) else { return false }
+            guard let rate = measured(delivered, at: now) else { return nil }
             return grow(from: rate, at: now)
         case .trying(let from, let rateBefore, let settling):
             if settling > 0 {
                 growth = .trying(from: from, rateBefore: rateBefore, settling: settling - delivered)
                 if settling <= delivered { measurement = RateMeasurement(since: now) }
-                return false
+                return nil
             }
-            guard let rate = measured(delivered, at: now) else { return false }
+            // Two old windows' worth that moved no faster already tell: a window the server cannot fill (sshd
+            // moves its channel buffer, which a big window lets grow) slows the stream, and measuring two new
+            // windows at that pace cost a 256 MiB download over 100 ms a third of its speed.
+            let failing = isFailing(from: from, rateBefore: rateBefore, delivered: delivered, at: now)
+            guard let rate = failing ? rateSoFar(delivered, at: now) : measured(delivered, at: now) else { return nil }
             guard rate >= rateBefore * Self.worthGrowing else {
                 // The bigger window moved no more: it is not what limits this stream. Back to the old one.
+                let tried = target
                 target = from
                 rest(at: now)
-                return false
+                return .wentBack(tried: tried, to: from, rate: rate, rateBefore: rateBefore)
             }
             nextRest = Self.restAfterFailure
-            return grow(from: rate, at: now)
+            // A stream that moved (nearly) twice as much per doubling is limited by the window alone: leap.
+            let leap = rate >= rateBefore * Self.windowLimited * Double(target / from)
+            return grow(from: rate, by: leap ? 4 : 2, at: now)
         case .resting(let until):
-            guard now >= until else { return false }
+            guard now >= until else { return nil }
             growth = .measuring
             measurement = RateMeasurement(since: now)
-            return false
+            return nil
         }
     }
 
@@ -228,7 +253,7 @@ struct ReceiveWindow {
     }
 
     /// Adds `delivered` to the rate being measured (starting one at `now` if none is); the rate once the
-    /// measurement covers a whole window and `shortestMeasurement`, and a new measurement starts.
+    /// measurement covers `windowsPerMeasurement` windows and `shortestMeasurement`, and a new measurement starts.
     private mutating func measured(_ delivered: Int, at now: NIODeadline) -> Double? {
         guard var running = measurement else {
             measurement = RateMeasurement(since: now)
@@ -236,29 +261,46 @@ struct ReceiveWindow {
         }
         running.bytes += delivered
         let elapsed = now - running.since
-        guard running.bytes >= target, elapsed >= Self.shortestMeasurement else {
+        guard running.bytes >= Self.windowsPerMeasurement * target, elapsed >= Self.shortestMeasurement else {
             measurement = running
             return nil
         }
         measurement = RateMeasurement(since: now)
-        return Double(running.bytes) / (Double(elapsed.nanoseconds) / 1e9)
+        return Double(running.bytes) / elapsed.seconds
     }
 
-    /// Doubles the window (within the cap and the budget) to try whether that pays against `rate`; rests where it
-    /// cannot grow.
-    private mutating func grow(from rate: Double, at now: NIODeadline) -> Bool {
-        let wanted = min(2 * target, cap)
+    /// Whether a try from `from` has, with `delivered`, moved two old windows' worth (and `shortestMeasurement`)
+    /// at less than `worthGrowing` times `rateBefore`.
+    private func isFailing(from: Int, rateBefore: Double, delivered: Int, at now: NIODeadline) -> Bool {
+        guard let running = measurement else { return false }
+        let bytes = running.bytes + delivered
+        let elapsed = now - running.since
+        guard bytes >= Self.windowsPerMeasurement * from, elapsed >= Self.shortestMeasurement else { return false }
+        return Double(bytes) / elapsed.seconds < rateBefore * Self.worthGrowing
+    }
+
+    /// The rate of the measurement so far with `delivered`, which ends it.
+    private mutating func rateSoFar(_ delivered: Int, at now: NIODeadline) -> Double? {
+        guard let running = measurement, now > running.since else { return nil }
+        measurement = nil
+        return Double(running.bytes + delivered) / (now - running.since).seconds
+    }
+
+    /// Grows the window `factor` times (within the cap and the budget) to try whether that pays against `rate`;
+    /// rests where it cannot grow.
+    private mutating func grow(from rate: Double, by factor: Int = 2, at now: NIODeadline) -> Change? {
+        let wanted = min(factor * target, cap)
         // Bytes still claimed from before a halving (the window has not drained yet) are used first.
         if wanted > target { claimed += budget.claim(wanted - base - claimed) }
         let grown = min(wanted, base + claimed)
         guard grown > target else {
             rest(at: now)
-            return false
+            return nil
         }
+        defer { target = grown }
         growth = .trying(from: target, rateBefore: rate, settling: target)
         measurement = nil
-        target = grown
-        return true
+        return .tried(from: target, to: grown, rateBefore: rate)
     }
 
     private mutating func rest(at now: NIODeadline) {
@@ -279,10 +321,12 @@ struct ReceiveWindow {
     }
 
     /// Bytes to grant now, given `windowLeft` (what the server may still send, with what arrived and was not read
-    /// yet; after a read that drained the channel, nothing is unread): enough to bring it back to
-    /// `target` once less than half is left; nil while the window is above half, or at `base` (libssh2's own).
+    /// yet): enough to bring it back to `target` once a quarter of it is used; nil before that, or at `base`
+    /// (libssh2's own). Asked after every read, not only after a step: libssh2 tops the window up to `base` by
+    /// itself when a read finds it below three quarters of `base`, and a step that reads a whole burst from a long
+    /// link got there before a grant of ours did, so a 4 MiB window ran at 1.25x of the base's rate, not 1.7x.
     func grant(windowLeft: Int) -> Int? {
-        guard target > base, windowLeft < target / 2 else { return nil }
+        guard target > base, windowLeft < target - target / 4 else { return nil }
         return target - windowLeft
     }
 
@@ -308,4 +352,8 @@ struct ReceiveWindow {
 struct RateMeasurement: Equatable {
     let since: NIODeadline
     var bytes = 0
+}
+
+extension TimeAmount {
+    var seconds: Double { Double(nanoseconds) / 1e9 }
 }

@@ -19,7 +19,7 @@ struct ReceiveWindowTests {
         @discardableResult
         mutating func step(_ window: inout ReceiveWindow) -> Bool {
             clock += 100
-            return window.clientKeptUp(delivered: window.target, at: ReceiveWindowTests.at(clock))
+            return window.clientKeptUp(delivered: window.target, at: ReceiveWindowTests.at(clock))?.grew ?? false
         }
 
         /// Steps until the window grows (true), or gives up after `limit` steps (false: the cap or the budget).
@@ -58,12 +58,13 @@ struct ReceiveWindowTests {
         link.step(&window)
         #expect(window.target == 2 * Self.mib)
         link.grow(&window, to: 4 * Self.mib)
+        let grown = window.target
         window.clientFellBehind(at: Self.at(link.clock))
         window.clientFellBehind(at: Self.at(link.clock + 600))
-        #expect(window.target == 2 * Self.mib)
+        #expect(window.target == grown / 2)
         link.clock += 600
         link.growOnce(&window)
-        #expect(window.target == 4 * Self.mib, "a client that proved it reads stays proven; only its window shrank")
+        #expect(window.target >= grown, "a client that proved it reads stays proven; only its window shrank")
     }
 
     @Test("a client that never keeps up never gets more than the base")
@@ -78,7 +79,7 @@ struct ReceiveWindowTests {
         #expect(budget.inUse == 0)
     }
 
-    @Test("over a long link each doubling doubles the rate, so the window grows to the cap and no further")
+    @Test("over a long link each doubling doubles the rate: the window doubles, then leaps 4x, to the cap and no further")
     func growsToTheCap() {
         let budget = WindowBudget(total: 256 * Self.mib)
         var window = ReceiveWindow(base: 2 * Self.mib, cap: 16 * Self.mib, budget: budget, proof: 0)
@@ -90,7 +91,7 @@ struct ReceiveWindowTests {
             link.step(&window)
             sizes.append(window.target / Self.mib)
         }
-        #expect(Array(Set(sizes)).sorted() == [2, 4, 8, 16], "doubling, one try at a time")
+        #expect(Array(Set(sizes)).sorted() == [2, 4, 16], "a doubling that doubled the rate: then 4x at a time")
         #expect(sizes.last == 16)
         #expect(sizes.allSatisfy { $0 <= 16 }, "no connection over the cap")
         #expect(budget.inUse == 14 * Self.mib, "what is held beyond the base is claimed from the budget")
@@ -102,11 +103,11 @@ struct ReceiveWindowTests {
     func growingThatDoesNotPayGoesBack() {
         let budget = WindowBudget(total: 256 * Self.mib)
         var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
-        // The same 4 MiB every 100 ms, whatever the window.
+        // The same 8 MiB every 100 ms, whatever the window (two windows of 4 MiB: a measurement per step).
         var clock = 0
         func step() -> Bool {
             clock += 100
-            return window.clientKeptUp(delivered: 4 * Self.mib, at: Self.at(clock))
+            return window.clientKeptUp(delivered: 8 * Self.mib, at: Self.at(clock))?.grew ?? false
         }
         let grew3 = step()
         #expect(!grew3, "the measurement starts")
@@ -138,40 +139,65 @@ struct ReceiveWindowTests {
         for (gain, kept) in [(1.2, false), (1.6, true)] {
             var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib), proof: 0)
             _ = window.clientKeptUp(delivered: 2 * Self.mib, at: Self.at(0))
-            _ = window.clientKeptUp(delivered: 2 * Self.mib, at: Self.at(100))
+            _ = window.clientKeptUp(delivered: 4 * Self.mib, at: Self.at(100))
             #expect(window.target == 4 * Self.mib)
             _ = window.clientKeptUp(delivered: 2 * Self.mib, at: Self.at(200))
-            // 4 MiB in 100 ms / gain: the rate is `gain` times the 2 MiB per 100 ms before.
+            // Two windows (8 MiB) in 200 ms / gain: the rate is `gain` times the 4 MiB per 100 ms before.
             let milliseconds = Int((200 / gain).rounded())
-            _ = window.clientKeptUp(delivered: 4 * Self.mib, at: Self.at(200 + milliseconds))
+            _ = window.clientKeptUp(delivered: 8 * Self.mib, at: Self.at(200 + milliseconds))
             #expect((window.target > 2 * Self.mib) == kept, "a rate \(gain)x as high")
         }
     }
 
-    @Test("a rate is measured over at least a whole window and 20 ms, never over a few fast reads")
+    @Test("a try that pays by less than the window grew (another limit is near) is followed by a doubling, not a leap")
+    func leapsOnlyWhileTheWindowAloneLimits() {
+        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib), proof: 0)
+        _ = window.clientKeptUp(delivered: 0, at: Self.at(0))
+        _ = window.clientKeptUp(delivered: 4 * Self.mib, at: Self.at(100))
+        #expect(window.target == 4 * Self.mib)
+        _ = window.clientKeptUp(delivered: 2 * Self.mib, at: Self.at(200))
+        // 1.5x the rate (8 MiB in 133 ms against 4 MiB in 100): it paid, but less than 1.7x.
+        let change = window.clientKeptUp(delivered: 8 * Self.mib, at: Self.at(333))
+        #expect(change == .tried(from: 4 * Self.mib, to: 8 * Self.mib, rateBefore: Double(8 * Self.mib) / 0.133))
+    }
+
+    @Test("a try that slows the stream is given up after two old windows' worth, not two of the bigger window")
+    func aTryThatSlowsEndsEarly() {
+        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib), proof: 0)
+        _ = window.clientKeptUp(delivered: 0, at: Self.at(0))
+        _ = window.clientKeptUp(delivered: 4 * Self.mib, at: Self.at(100))
+        #expect(window.target == 4 * Self.mib)
+        _ = window.clientKeptUp(delivered: 2 * Self.mib, at: Self.at(200))
+        // The bigger window moves half as much: 4 MiB (two old windows) in 200 ms.
+        let change = window.clientKeptUp(delivered: 4 * Self.mib, at: Self.at(400))
+        #expect(change == .wentBack(tried: 4 * Self.mib, to: 2 * Self.mib, rate: Double(4 * Self.mib) / 0.2,
+                                    rateBefore: Double(4 * Self.mib) / 0.1))
+    }
+
+    @Test("a rate is measured over at least two windows and 20 ms, never over a few fast reads")
     func shortMeasurements() {
         var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib), proof: 0)
         _ = window.clientKeptUp(delivered: 0, at: Self.at(0))
-        // A whole window in 5 ms (loopback): not long enough to say anything.
-        let grew7 = window.clientKeptUp(delivered: 2 * Self.mib, at: Self.at(5))
+        // Two windows in 5 ms (loopback): not long enough to say anything.
+        let grew7 = window.clientKeptUp(delivered: 4 * Self.mib, at: Self.at(5))?.grew ?? false
         #expect(!grew7)
-        let grew8 = window.clientKeptUp(delivered: Self.mib, at: Self.at(10))
+        let grew8 = window.clientKeptUp(delivered: Self.mib, at: Self.at(10))?.grew ?? false
         #expect(!grew8)
-        let grew9 = window.clientKeptUp(delivered: 4 * Self.mib, at: Self.at(20))
+        let grew9 = window.clientKeptUp(delivered: 4 * Self.mib, at: Self.at(20))?.grew ?? false
         #expect(grew9)
     }
 
-    @Test("grants refill to the target once less than half is left")
+    @Test("grants refill to the target once a quarter is used")
     func grants() {
-        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib), proof: 0)
+        var window = ReceiveWindow(base: 2 * Self.mib, cap: 8 * Self.mib, budget: WindowBudget(total: 256 * Self.mib), proof: 0)
         var link = LongLink()
         link.grow(&window, to: 8 * Self.mib)
         #expect(window.target == 8 * Self.mib)
-        #expect(window.grant(windowLeft: 5 * Self.mib) == nil, "more than half open: nothing yet")
-        #expect(window.grant(windowLeft: 3 * Self.mib) == 5 * Self.mib)
+        #expect(window.grant(windowLeft: 7 * Self.mib) == nil, "less than a quarter used: nothing yet")
+        #expect(window.grant(windowLeft: 5 * Self.mib) == 3 * Self.mib)
         #expect(window.grant(windowLeft: 0) == 8 * Self.mib)
-        // Refilling at half keeps the window above libssh2's own top-up point, so the two never both grant.
-        #expect(window.target / 2 > window.libssh2AdjustsBelow(readSize: 64 * 1024))
+        // Refilling at three quarters keeps the window above libssh2's own top-up point, so the two never both grant.
+        #expect(window.target / 4 * 3 > window.libssh2AdjustsBelow(readSize: 64 * 1024))
     }
 
     @Test("a client behind for longer than the patience halves its window, not below the base, and gives the rest back as it drains")
