@@ -1,0 +1,18 @@
+import TunnelConfig
+import TunnelEngine
+
+/// `Ciphers`, `MACs`, `KexAlgorithms` and `HostKeyAlgorithms` lines checked against what the linked libssh2
+/// supports, for `tunnel check` (the command line never sees libssh2 itself).
+public enum AlgorithmCheck {
+    /// Lines that leave nothing usable (`errors`: such a host is not brought up) and names the library lacks
+    /// (`warnings`: dropped), each line once however many hosts use it.
+    public static func problems(_ hosts: [HostConfig]) -> (errors: [ConfigError], warnings: [ConfigError]) {
+        var errors: [ConfigError] = [], warnings: [ConfigError] = []
+        for host in hosts {
+            let preference = AlgorithmPreference.linked(host.algorithmLists)
+            errors += preference.errors.filter { !errors.contains($0) }
+            warnings += preference.warnings.filter { !warnings.contains($0) }
+        }
+        return (errors, warnings)
+    }
+}
