@@ -151,7 +151,7 @@ public final class TunnelService: Sendable {
             let more = host.problems.count > 1 ? " (and \(host.problems.count - 1) more problem\(host.problems.count > 2 ? "s" : ""); see tunnel check)" : ""
             return "\(problem)\(more); not brought up"
         }
-        if let problem = AlgorithmPreference.linked(host.algorithmLists).errors.first {
+        if let problem = host.algorithmProblem {
             // Connecting with some other list than the one written would not be what the user asked for.
             return "\(problem); not brought up"
         }
@@ -187,7 +187,7 @@ public final class TunnelService: Sendable {
             }
         }
         // Ciphers/MACs/... naming algorithms the linked libssh2 lacks: those names are dropped.
-        for warning in AlgorithmPreference.linked(host.algorithmLists).warnings {
+        for warning in AlgorithmCheck.problems([host]).warnings {
             log.warning("\(warning.message)", metadata: warning.location.map { ["location": "\($0)"] } ?? [:])
         }
     }

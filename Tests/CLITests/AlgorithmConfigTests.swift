@@ -81,5 +81,10 @@ struct AlgorithmConfigTests {
         #expect(resolve.exit == .exited(1))
         #expect(resolve.stderrText.contains("\(path):4: Ciphers nosuch-cipher@example.com,rot13-ctr: leaves nothing"), "\(resolve.stderrText)")
         #expect(resolve.stdoutText.contains("hostname 127.0.0.1\n"))
+        // tunnel up names the line and does not bring the host up (never with some other list instead).
+        let up = try ProcessRunner(try CheckTool.tunnel(), ["up", path, "web"]).run(timeout: 20)
+        #expect(up.exit == .exited(1), "\(up.stderrText)")
+        #expect(up.stderrText.contains("\(path):4: Ciphers nosuch-cipher@example.com,rot13-ctr: leaves nothing"), "\(up.stderrText)")
+        #expect(up.stderrText.contains("not brought up"), "\(up.stderrText)")
     }
 }
