@@ -128,9 +128,8 @@ final class Forwarder {
         return "cipher \(pair("cipherOut", "cipherIn")), MAC \(pair("macOut", "macIn"))"
     }
 
-    /// The cipher tunnel's session negotiated from the client (nil for ssh, or before the session is up).
-    var negotiatedCipher: String? {
-        let text = negotiated()
+    /// The client-to-server cipher in what `negotiated()` said for tunnel; nil for ssh, or with no session up.
+    static func cipher(inNegotiated text: String) -> String? {
         guard text.hasPrefix("cipher ") else { return nil }
         return text.dropFirst("cipher ".count).split(whereSeparator: { $0 == "," || $0 == " " }).first.map(String.init)
     }

@@ -86,7 +86,7 @@ struct ThroughputCase {
             let negotiated = forwarder.negotiated()
             printNow("  \(path.label): \(negotiated)")
             if case .tunnel = forwarder.kind {
-                tunnelCipher = forwarder.negotiatedCipher
+                tunnelCipher = Forwarder.cipher(inNegotiated: negotiated)
                 path.label = "tunnel up (libssh2 \(Versions.libssh2), \(negotiated))"
             }
         }

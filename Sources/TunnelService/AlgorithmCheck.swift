@@ -13,7 +13,11 @@ public enum AlgorithmCheck {
             errors += preference.errors.filter { !errors.contains($0) }
             warnings += preference.warnings.filter { !warnings.contains($0) }
         }
-        return (errors, warnings)
+        // In file order, as the parser reports.
+        func inFileOrder(_ a: ConfigError, _ b: ConfigError) -> Bool {
+            (a.location?.file ?? "", a.location?.line ?? 0) < (b.location?.file ?? "", b.location?.line ?? 0)
+        }
+        return (errors.sorted(by: inFileOrder), warnings.sorted(by: inFileOrder))
     }
 }
 
