@@ -3,7 +3,7 @@
 // Which names the library supports is the engine's business: here they are plain lists of names.
 
 /// Which list a keyword sets.
-public enum AlgorithmKind: String, Sendable, Hashable, CaseIterable, Codable {
+public enum AlgorithmKind: String, Sendable, Hashable, CaseIterable {
     case keyExchange = "KexAlgorithms"
     case hostKey = "HostKeyAlgorithms"
     case cipher = "Ciphers"

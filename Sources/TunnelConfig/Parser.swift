@@ -380,9 +380,8 @@ struct Parser {
             }
 
         case .ciphers, .macs, .kexAlgorithms, .hostKeyAlgorithms:
-            guard let value = single() else { return nil }
-            let kind: AlgorithmKind = keyword == .ciphers ? .cipher : keyword == .macs ? .mac
-                : keyword == .kexAlgorithms ? .keyExchange : .hostKey
+            // An AlgorithmKind is named by its keyword.
+            guard let value = single(), let kind = AlgorithmKind(rawValue: keyword.name) else { return nil }
             // OpenSSH refuses the file for an empty name too ("Bad SSH2 cipher spec").
             guard let list = AlgorithmList(kind: kind, text: value, location: location) else {
                 return bad("bad list \(value.quotedForMessage) (comma-separated names, no spaces; a leading +, - or ^ appends, removes or puts first)")
