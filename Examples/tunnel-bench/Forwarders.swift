@@ -30,6 +30,8 @@ final class Forwarder {
     let remote: Bool
     let localPort: Int
     private let process: RunningProcess
+    /// tunnel's control socket (its own, so forwarders running side by side do not share one); nil for ssh.
+    private let controlPath: String?
     static let startTimeout: Double = 20
 
     /// The forwarding process: the one whose CPU time counts.
@@ -56,6 +58,8 @@ final class Forwarder {
         switch kind {
         case .tunnel(let binary):
             let config = sshd.directory + "/bench-\(localPort).conf"
+            let controlPath = sshd.directory + "/bench-\(localPort).sock"
+            self.controlPath = controlPath
             try """
                 Host bench
                     HostName \(sshd.host)
@@ -68,10 +72,12 @@ final class Forwarder {
                 .write(toFile: config, atomically: true, encoding: .utf8)
             // Log only warnings: a line per connection would be captured in memory for thousands of connections.
             // TUNNEL_BENCH_LOG=DIR: log at debug level instead (receive windows, per connection) into DIR.
-            process = try ProcessRunner(binary, ["up", "--log-level", Self.logDirectory == nil ? "warning" : "debug", config]).start()
+            process = try ProcessRunner(binary, ["up", "--log-level", Self.logDirectory == nil ? "warning" : "debug",
+                                                 "--control", controlPath, config]).start()
             // At warning level the "connected" line is not printed: wait for the port instead, then for the
             // session (a client accepted before it is ready waits, so a round trip proves the whole path).
         case .openSSH(_, let options):
+            controlPath = nil
             // sshOptions names the sshd's own port and known_hosts; through a relay, the relay's.
             var sshOptions = sshd.sshOptions()
             if relay != nil {
@@ -105,6 +111,32 @@ final class Forwarder {
     /// /proc/PID/stat. Its resolution is one clock tick (10 ms at the usual 100 Hz).
     func cpuMilliseconds() throws -> Double {
         try ProcessStats.cpuMilliseconds(pid)
+    }
+
+    /// What the session negotiated, as "cipher aes128-ctr, MAC hmac-sha2-256" (each way when they differ): for
+    /// tunnel from `tunnel status --json` over its control socket, once its session is up; for ssh, what its
+    /// `-c`/`-m` options ask for (OpenSSH's default when none).
+    func negotiated() -> String {
+        guard case .tunnel(let binary) = kind, let controlPath else {
+            guard case .openSSH(_, let options) = kind, !options.isEmpty else { return "OpenSSH's default" }
+            return "asked for with " + options.joined(separator: " ")
+        }
+        guard let output = try? ProcessRunner(binary, ["status", "--json", "--control", controlPath]).run(timeout: 10),
+              let reply = try? JSONSerialization.jsonObject(with: Data(output.stdoutText.utf8)) as? [String: Any],
+              let host = ((reply["status"] as? [String: Any])?["hosts"] as? [[String: Any]])?.first, host["state"] as? String == "up" else {
+            return "unknown (no session up)"
+        }
+        func pair(_ out: String, _ inbound: String) -> String {
+            let a = host[out] as? String ?? "?", b = host[inbound] as? String ?? "?"
+            return a == b ? a : "\(a) out, \(b) in"
+        }
+        return "cipher \(pair("cipherOut", "cipherIn")), MAC \(pair("macOut", "macIn"))"
+    }
+
+    /// The client-to-server cipher in what `negotiated()` said for tunnel; nil for ssh, or with no session up.
+    static func cipher(inNegotiated text: String) -> String? {
+        guard text.hasPrefix("cipher ") else { return nil }
+        return text.dropFirst("cipher ".count).split(whereSeparator: { $0 == "," || $0 == " " }).first.map(String.init)
     }
 
     /// Peak resident memory of the forwarding process so far.

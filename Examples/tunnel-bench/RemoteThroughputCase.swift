@@ -47,6 +47,9 @@ struct RemoteThroughputCase {
                 printNow("  run \(run)/\(context.runs) \(path.label): download \(ComparisonTable.format(path.down.last!)), upload \(ComparisonTable.format(path.up.last!))")
             }
         }
+        // What each session uses: tunnel's as negotiated (its control socket), ssh's as its -c/-m ask for.
+        printNow("\nnegotiated algorithms:")
+        for path in paths { printNow("  \(path.label): \(path.forwarder.negotiated())") }
         let rss = paths.map { path in path.forwarder.peakRSSKiB.map { "\($0 / 1024) MiB" } ?? "-" }
         for path in paths { try path.forwarder.stop() }   // throws if one died during the case
         let stopped = paths

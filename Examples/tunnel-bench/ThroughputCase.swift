@@ -31,7 +31,7 @@ struct ThroughputCase {
             case forwarder(Forwarder)
             case plainLibSSH2
         }
-        let label: String
+        var label: String
         let route: Route
         var down: [Double] = []
         var up: [Double] = []
@@ -57,7 +57,7 @@ struct ThroughputCase {
             return Path(label ?? kind.label, .forwarder(forwarder))
         }
         var paths = [Path("direct (no tunnel)", .port(server.port)),
-                     try start(context.tunnel, label: "tunnel up (libssh2, aes128-ctr + hmac-sha2-256)")]
+                     try start(context.tunnel, label: "tunnel up")]
         if !skipLibSSH2 { paths.append(Path("plain libssh2 loop (blocking, one channel, aes128-ctr + hmac-sha2-256)", .plainLibSSH2)) }
         if !skipSSH { paths += try Self.openSSHVariants.map { try start($0) } }
 
@@ -77,6 +77,19 @@ struct ThroughputCase {
                     + (path.up.last.map { ", upload \(ComparisonTable.format($0))" } ?? ""))
             }
         }
+        // The algorithms each forwarder's session uses, next to its figures: tunnel's as negotiated (read from its
+        // control socket now that its session is up), ssh's as its -c/-m ask for.
+        printNow("\nnegotiated algorithms:")
+        var tunnelCipher: String?
+        for path in paths {
+            guard case .forwarder(let forwarder) = path.route else { continue }
+            let negotiated = forwarder.negotiated()
+            printNow("  \(path.label): \(negotiated)")
+            if case .tunnel = forwarder.kind {
+                tunnelCipher = Forwarder.cipher(inNegotiated: negotiated)
+                path.label = "tunnel up (libssh2 \(Versions.libssh2), \(negotiated))"
+            }
+        }
         let rows = paths.map { path -> Row in
             var rss = "-"
             if case .forwarder(let forwarder) = path.route, let kib = forwarder.peakRSSKiB { rss = "\(kib / 1024) MiB" }
@@ -91,14 +104,19 @@ struct ThroughputCase {
             // The issue's target for one stream: at least 0.95 of what the bare library moves.
             printNow("tunnel / plain libssh2 loop (download, one stream): \(String(format: "%.2f", tunnel.download / plain.download))x")
         }
-        recordComparisons(rows, context)
+        recordComparisons(rows, context, tunnelCipher: tunnelCipher)
     }
 
-    /// tunnel against OpenSSH's default and against OpenSSH with tunnel's algorithms, for the summary table.
-    private func recordComparisons(_ rows: [Row], _ context: BenchContext) {
+    /// tunnel against OpenSSH's default and against OpenSSH with tunnel's algorithms, for the summary table: the
+    /// variant asking for the cipher tunnel negotiated (aes128-ctr on libssh2 1.10, aes128-gcm from 1.11).
+    private func recordComparisons(_ rows: [Row], _ context: BenchContext, tunnelCipher: String?) {
         guard let tunnel = rows.first(where: { $0.label.hasPrefix("tunnel up") }) else { return }
         var comparisons: [Comparison] = []
-        for (index, name) in [(0, "OpenSSH default cipher"), (1, "OpenSSH with tunnel's cipher and MAC")] {
+        let same = Self.openSSHVariants.firstIndex { variant in
+            guard case .openSSH(_, let options) = variant, let tunnelCipher else { return false }
+            return options.contains(tunnelCipher)
+        } ?? 1
+        for (index, name) in [(0, "OpenSSH default cipher"), (same, "OpenSSH with tunnel's cipher and MAC")] {
             guard index < Self.openSSHVariants.count,
                   let ssh = rows.first(where: { $0.label == Self.openSSHVariants[index].label }) else { continue }
             comparisons.append(Comparison(caseName: "bulk, \(mebibytes) MiB, vs \(name)", metric: "download", unit: "MB/s",

@@ -29,6 +29,22 @@ public enum SSH2Library {
         return (parts[0] << 16) | (parts[1] << 8) | (parts.count > 2 ? parts[2] : 0)
     }
 
+    /// Every algorithm of each kind the linked libssh2 supports (with the crypto library it was built with), in
+    /// libssh2's own order of preference. Asked once, of a session that never connects.
+    public static let supportedAlgorithms: [SSHAlgorithmKind: [String]] = {
+        guard initResult == 0, let session = tunnel_ssh2_session_init(nil) else { return [:] }
+        defer { libssh2_session_free(session) }
+        var table: [SSHAlgorithmKind: [String]] = [:]
+        for kind in SSHAlgorithmKind.allCases {
+            var list: UnsafeMutablePointer<UnsafePointer<CChar>?>? = nil
+            let count = libssh2_session_supported_algs(session, kind.methodTypes[0], &list)
+            guard count > 0, let list else { continue }
+            table[kind] = (0..<Int(count)).compactMap { list[$0].map { String(cString: $0) } }
+            libssh2_free(session, list)
+        }
+        return table
+    }()
+
     /// libssh2 before 1.11 signs RSA user keys only with `ssh-rsa` (SHA-1), which OpenSSH 8.8+ refuses by default.
     public static var signsRSAWithSHA2: Bool { versionNumber >= 0x010b00 }
 

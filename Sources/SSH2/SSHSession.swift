@@ -85,14 +85,22 @@ public final class SSHSession {
     // MARK: - Setup
 
     /// Preferred host-key algorithms, most wanted first (e.g. the types known_hosts already has for this host, so the
-    /// server offers a key we can check). Unknown names are dropped by libssh2. Call before `handshake()`.
+    /// server offers a key we can check). Unknown names are dropped. Call before `handshake()`.
     public func preferHostKeyAlgorithms(_ names: [String]) {
+        prefer(names, for: .hostKey)
+    }
+
+    /// The algorithms of one kind to offer, most wanted first (only these are offered); names this libssh2 does not
+    /// support are dropped first, and an empty result leaves libssh2's own list. Call before `handshake()`.
+    public func prefer(_ names: [String], for kind: SSHAlgorithmKind) {
         // Only names this libssh2 knows: method_pref strips unknown ones with an overlapping memcpy (undefined
         // behaviour, flagged by AddressSanitizer), so they never reach it.
-        let supported = Set(supportedAlgorithms(LIBSSH2_METHOD_HOSTKEY))
+        let supported = Set(supportedAlgorithms(kind.methodTypes[0]))
         let usable = names.filter { supported.contains($0) }
         guard !usable.isEmpty else { return }
-        _ = usable.joined(separator: ",").withCString { libssh2_session_method_pref(raw, LIBSSH2_METHOD_HOSTKEY, $0) }
+        for type in kind.methodTypes {
+            _ = usable.joined(separator: ",").withCString { libssh2_session_method_pref(raw, type, $0) }
+        }
     }
 
     /// The algorithms of one kind (`LIBSSH2_METHOD_*`) that the linked libssh2 supports.
@@ -474,6 +482,22 @@ private let publicKeySignCallback: @convention(c) (OpaquePointer?, UnsafeMutable
 func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
     guard let string else { return body(nil) }
     return string.withCString { body($0) }
+}
+
+/// A kind of algorithm the handshake negotiates, as set with `SSHSession.prefer(_:for:)`; ciphers and MACs for
+/// both directions at once.
+public enum SSHAlgorithmKind: Sendable, CaseIterable {
+    case keyExchange, hostKey, cipher, mac
+
+    /// libssh2's `LIBSSH2_METHOD_*`, the first of them the one to ask which are supported.
+    var methodTypes: [Int32] {
+        switch self {
+        case .keyExchange: return [LIBSSH2_METHOD_KEX]
+        case .hostKey: return [LIBSSH2_METHOD_HOSTKEY]
+        case .cipher: return [LIBSSH2_METHOD_CRYPT_CS, LIBSSH2_METHOD_CRYPT_SC]
+        case .mac: return [LIBSSH2_METHOD_MAC_CS, LIBSSH2_METHOD_MAC_SC]
+        }
+    }
 }
 
 /// What one handshake negotiated, as libssh2 names the algorithms ("" where libssh2 reports none).

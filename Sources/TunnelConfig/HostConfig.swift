@@ -96,6 +96,9 @@ public struct HostConfig: Sendable, Hashable {
     public var proxyAuth: ProxyAuth?
     /// `PermitRemoteOpen`: where a remote dynamic forward's connections may go. Default `.any`.
     public var permitRemoteOpen: PermitRemoteOpen
+    /// `Ciphers`, `MACs`, `KexAlgorithms`, `HostKeyAlgorithms` as written (the first line of each that applies);
+    /// absent: the engine's own preference. The engine lays them over what the linked SSH library supports.
+    public var algorithmLists: [AlgorithmKind: AlgorithmList] = [:]
     /// Lines that apply to this host that tunnel cannot act on (a service
     /// name for a port, a path whose `${VAR}` is unset) and `Match exec`
     /// commands that failed or timed out, each with its file:line. Such a host

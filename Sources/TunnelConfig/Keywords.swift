@@ -43,6 +43,10 @@ enum Keyword: String, CaseIterable, Sendable {
     case streamLocalBindMask = "StreamLocalBindMask"
     case streamLocalBindUnlink = "StreamLocalBindUnlink"
     case permitRemoteOpen = "PermitRemoteOpen"
+    case ciphers = "Ciphers"
+    case macs = "MACs"
+    case kexAlgorithms = "KexAlgorithms"
+    case hostKeyAlgorithms = "HostKeyAlgorithms"
     // tunnel's own keywords: all start with "Tunnel", so one `IgnoreUnknown Tunnel*` line keeps the file valid
     // for `ssh -F` (OpenSSH's own `Tunnel` and `TunnelDevice` are known to it, so the pattern leaves them alone).
     case tunnelReconnectDelay = "TunnelReconnectDelay"
@@ -88,7 +92,7 @@ enum KnownOpenSSHKeywords {
             "AddKeysToAgent", "BatchMode", "BindInterface",
             "CanonicalDomains", "CanonicalizeFallbackLocal", "CanonicalizeHostname",
             "CanonicalizeMaxDots", "CanonicalizePermittedCNAMEs", "CASignatureAlgorithms",
-            "CertificateFile", "ChannelTimeout", "CheckHostIP", "Ciphers", "ClearAllForwardings",
+            "CertificateFile", "ChannelTimeout", "CheckHostIP", "ClearAllForwardings",
             "Compression", "ControlMaster", "ControlPath", "ControlPersist",
             "EnableEscapeCommandline", "EnableSSHKeysign", "EscapeChar", "FingerprintHash",
             "ForkAfterAuthentication", "ForwardAgent", "ForwardX11", "ForwardX11Timeout",
@@ -96,9 +100,9 @@ enum KnownOpenSSHKeywords {
             "GSSAPIClientIdentity", "GSSAPIDelegateCredentials", "GSSAPIKeyExchange",
             "GSSAPIRenewalForcesRekey", "GSSAPIServerIdentity", "GSSAPITrustDns",
             "GSSAPIKexAlgorithms", "HostbasedAcceptedAlgorithms",
-            "HostbasedAuthentication", "HostKeyAlgorithms", "HostKeyAlias",
-            "IPQoS", "KbdInteractiveDevices", "KexAlgorithms",
-            "KnownHostsCommand", "LocalCommand", "LogLevel", "LogVerbose", "MACs",
+            "HostbasedAuthentication", "HostKeyAlias",
+            "IPQoS", "KbdInteractiveDevices",
+            "KnownHostsCommand", "LocalCommand", "LogLevel", "LogVerbose",
             "NoHostAuthenticationForLocalhost",
             "ObscureKeystrokeTiming", "PermitLocalCommand",
             "PKCS11Provider", "ProxyCommand",

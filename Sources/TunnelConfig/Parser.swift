@@ -379,6 +379,15 @@ struct Parser {
             case .failure(let error): return bad(error.message)
             }
 
+        case .ciphers, .macs, .kexAlgorithms, .hostKeyAlgorithms:
+            // An AlgorithmKind is named by its keyword.
+            guard let value = single(), let kind = AlgorithmKind(rawValue: keyword.name) else { return nil }
+            // OpenSSH refuses the file for an empty name too ("Bad SSH2 cipher spec").
+            guard let list = AlgorithmList(kind: kind, text: value, location: location) else {
+                return bad("bad list \(value.quotedForMessage) (comma-separated names, no spaces; a leading +, - or ^ appends, removes or puts first)")
+            }
+            return .setting(.algorithms(list))
+
         case .tunnelReconnectDelay, .tunnelReconnectMaxDelay:
             guard let value = single() else { return nil }
             guard let seconds = ValueSyntax.seconds(value), seconds > 0 else {

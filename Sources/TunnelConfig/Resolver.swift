@@ -46,6 +46,8 @@ struct CollectedSettings {
     var streamLocalBindMask: Int?
     var streamLocalBindUnlink: Bool?
     var permitRemoteOpen: PermitRemoteOpen?
+    /// The first line of each kind that applies.
+    var algorithmLists: [AlgorithmKind: AlgorithmList] = [:]
     var reconnectDelay: Int?
     var reconnectMaxDelay: Int?
     /// `.some(nil)`: set to `none`.
@@ -120,6 +122,7 @@ struct CollectedSettings {
         case .streamLocalBindMask(let v): streamLocalBindMask = streamLocalBindMask ?? v
         case .streamLocalBindUnlink(let v): streamLocalBindUnlink = streamLocalBindUnlink ?? v
         case .permitRemoteOpen(let v): permitRemoteOpen = permitRemoteOpen ?? v
+        case .algorithms(let v): algorithmLists[v.kind] = algorithmLists[v.kind] ?? v
         case .reconnectDelay(let v): reconnectDelay = reconnectDelay ?? v
         case .reconnectMaxDelay(let v): reconnectMaxDelay = reconnectMaxDelay ?? v
         case .proxyAuth(let v): proxyAuth = proxyAuth ?? .some(v)
@@ -295,6 +298,7 @@ struct Resolver {
             problems: settings.problems
         )
         resolved.proxyCommand = settings.proxyCommand ?? nil
+        resolved.algorithmLists = settings.algorithmLists
         resolved.serverAliveIntervalSet = settings.serverAliveInterval != nil
         resolved.numberOfPasswordPrompts = settings.numberOfPasswordPrompts ?? 3
         resolved.reconnectDelay = Double(settings.reconnectDelay ?? 1)

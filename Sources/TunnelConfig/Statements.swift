@@ -65,6 +65,8 @@ enum Setting: Sendable {
     case streamLocalBindMask(Int)
     case streamLocalBindUnlink(Bool)
     case permitRemoteOpen(PermitRemoteOpen)
+    /// `Ciphers`, `MACs`, `KexAlgorithms` or `HostKeyAlgorithms`.
+    case algorithms(AlgorithmList)
     /// tunnel's own: the reconnect backoff's first ceiling and cap, in seconds.
     case reconnectDelay(Int)
     case reconnectMaxDelay(Int)

@@ -64,6 +64,9 @@ public struct ConnectionSettings: Sendable {
     public var connectionAttempts = 1
     /// How big forwarded channels' receive windows start and may grow (see `ReceiveWindowLimits`).
     public var receiveWindow = ReceiveWindowLimits.default
+    /// `Ciphers`, `MACs`, `KexAlgorithms`, `HostKeyAlgorithms` as written; laid over tunnel's own preference and
+    /// what the linked libssh2 supports when connecting (`AlgorithmPreference`).
+    public var algorithmLists: [AlgorithmKind: AlgorithmList] = [:]
     /// The jump hosts (`ProxyJump`) this server is reached through, first connected first, each with its own
     /// settings (host key check, authentication); empty: a direct TCP connection. A hop's own `jumpHosts` and
     /// `remoteForwards` are not used.
@@ -106,6 +109,7 @@ public struct ConnectionSettings: Sendable {
         remoteForwards = host.remoteForwards.filter(\.isServedByEngine)
         exitOnForwardFailure = host.exitOnForwardFailure
         permitRemoteOpen = host.permitRemoteOpen
+        algorithmLists = host.algorithmLists
         serverAliveInterval = host.serverAliveIntervalSet ? Double(host.serverAliveInterval) : Self.defaultServerAliveInterval
         serverAliveCountMax = host.serverAliveCountMax
         reconnectDelay = host.reconnectDelay

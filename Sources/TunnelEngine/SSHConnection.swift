@@ -31,6 +31,29 @@ public struct NegotiatedAlgorithms: Sendable, Equatable, Codable {
 
     public init() {}
 
+    /// "kex curve25519-sha256, host key ssh-ed25519, cipher aes128-ctr each way, MAC hmac-sha2-256 each way"
+    /// (directions named when they differ; an AEAD cipher's MAC as "implicit": the cipher authenticates).
+    public var summary: String {
+        func mac(_ name: String, cipher: String) -> String {
+            name.isEmpty || Self.isAEAD(cipher) ? "implicit" : name
+        }
+        return "kex \(keyExchange), host key \(hostKey), cipher "
+            + Self.eachWay(cipherClientToServer, cipherServerToClient) + ", MAC "
+            + Self.eachWay(mac(macClientToServer, cipher: cipherClientToServer), mac(macServerToClient, cipher: cipherServerToClient))
+    }
+
+    /// Whether a cipher authenticates what it encrypts (AES-GCM, chacha20-poly1305), so no separate MAC is used.
+    public static func isAEAD(_ cipher: String) -> Bool {
+        cipher.hasSuffix("-gcm@openssh.com") || cipher == "chacha20-poly1305@openssh.com"
+    }
+
+    /// "X each way" when both directions agree, else "X client->server, Y server->client".
+    public static func eachWay(_ clientToServer: String, _ serverToClient: String) -> String {
+        clientToServer == serverToClient
+            ? "\(clientToServer) each way"
+            : "\(clientToServer) client->server, \(serverToClient) server->client"
+    }
+
     init(_ methods: SSHNegotiatedMethods) {
         keyExchange = methods.keyExchange
         hostKey = methods.hostKey
@@ -289,7 +312,12 @@ final class SSHConnection: SessionLinkEvents {
         self.transport = transport
         do {
             let session = try SSHSession(transport: transport)
-            session.preferHostKeyAlgorithms(algorithms)
+            // The config's lists over tunnel's own order; a list that leaves nothing was refused before connecting
+            // (`TunnelService.unsupportedSetting`), and here leaves libssh2's own list.
+            let preference = AlgorithmPreference.linked(settings.algorithmLists)
+            for (kind, names) in preference.offered { session.prefer(names, for: kind.ssh2) }
+            // Without HostKeyAlgorithms, the key types known_hosts has for the server first (as OpenSSH does).
+            if preference.offered[.hostKey] == nil { session.preferHostKeyAlgorithms(algorithms) }
             self.session = session
         } catch {
             return fail(.ssh(SSHFailure(error)))

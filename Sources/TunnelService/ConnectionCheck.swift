@@ -101,6 +101,7 @@ public struct ConnectionCheck: Sendable {
     static func unsupportedSetting(_ host: HostConfig) -> String? {
         let place = host.location.map { " (Host at \($0))" } ?? ""
         if let problem = host.problems.first { return "\(problem)" }
+        if let problem = host.algorithmProblem { return "\(problem)" }
         if let problem = host.jumpChainProblem { return "\(problem)" }
         if let problem = host.proxyCommandProblem { return "\(problem)" }
         if !host.pubkeyAuthentication {

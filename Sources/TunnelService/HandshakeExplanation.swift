@@ -79,15 +79,11 @@ public enum HandshakeExplanation {
         return mac.isEmpty ? "none" : mac
     }
 
-    static func isAEAD(_ cipher: String) -> Bool {
-        cipher.hasSuffix("-gcm@openssh.com") || cipher == "chacha20-poly1305@openssh.com"
-    }
+    static func isAEAD(_ cipher: String) -> Bool { NegotiatedAlgorithms.isAEAD(cipher) }
 
     /// "X each way" when both directions agree, else "X client->server, Y server->client".
     public static func eachWay(_ clientToServer: String, _ serverToClient: String) -> String {
-        clientToServer == serverToClient
-            ? "\(clientToServer) each way"
-            : "\(clientToServer) client->server, \(serverToClient) server->client"
+        NegotiatedAlgorithms.eachWay(clientToServer, serverToClient)
     }
 
     private static func bracketed(_ host: String) -> String {

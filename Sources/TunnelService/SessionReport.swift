@@ -18,6 +18,7 @@ struct SessionReport: Sendable {
             // [ProxyJump] "connected to db.internal:22 via bastion (...)".
             let via = host.jumpChain.isEmpty ? "" : " via \(host.jumpChain.map(\.name).joined(separator: ", "))"
             log.notice("\(reconnected ? "reconnected" : "connected") to \(host.hostName):\(host.port)\(via) (\(info.hostKeyType) \(info.hostKeyFingerprint)), forwarding \(forwards)")
+            log.debug("negotiated \(info.algorithms.summary)")
         case .sessionLost(let reason, let retryIn):
             log.warning("connection lost (\(Self.lossReason(reason))); retrying in \(Self.seconds(retryIn))")
         case .attemptFailed(let reason, let retryIn, let report):

@@ -113,6 +113,8 @@ public final class TunnelService: Sendable {
             throw .control(error)
         }
         logger.info("control socket: \(controlPath)")
+        // Which ciphers a session can get depends on the linked libssh2: say which one it is, and what it lacks.
+        logger.debug("\(EngineInfo.sshLibrary.replacingOccurrences(of: "\n  ", with: "; "))")
         let services = ServiceGroup(configuration: .init(
             services: [.init(service: run, successTerminationBehavior: .gracefullyShutdownGroup,
                              failureTerminationBehavior: .gracefullyShutdownGroup)],
@@ -149,6 +151,10 @@ public final class TunnelService: Sendable {
             let more = host.problems.count > 1 ? " (and \(host.problems.count - 1) more problem\(host.problems.count > 2 ? "s" : ""); see tunnel check)" : ""
             return "\(problem)\(more); not brought up"
         }
+        if let problem = host.algorithmProblem {
+            // Connecting with some other list than the one written would not be what the user asked for.
+            return "\(problem); not brought up"
+        }
         if let problem = host.jumpChainProblem {
             // Never connect directly instead of through the jump hosts.
             return "\(problem); not brought up"
@@ -179,6 +185,10 @@ public final class TunnelService: Sendable {
             } else {
                 log.warning("RemoteForward \(spec) to a Unix socket here is not supported yet; ignored", metadata: ["location": "\(spec.location)"])
             }
+        }
+        // Ciphers/MACs/... naming algorithms the linked libssh2 lacks: those names are dropped.
+        for warning in AlgorithmCheck.problems([host]).warnings {
+            log.warning("\(warning.message)", metadata: warning.location.map { ["location": "\($0)"] } ?? [:])
         }
     }
 }

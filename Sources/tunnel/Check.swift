@@ -62,11 +62,19 @@ extension Tunnel {
                 let text = config.resolvedSettings(host: host).map { "\($0)\n" }.joined()
                 FileHandle.standardOutput.write(Data(text.utf8))
                 // Lines this host uses that tunnel cannot act on, failed `Match exec` commands.
-                let problems = config.resolve(host: host).problems
+                let resolved = config.resolve(host: host)
+                let algorithms = AlgorithmCheck.problems([resolved])
+                for warning in algorithms.warnings { printProblem(warning, prefix: "warning: ") }
+                let problems = resolved.problems + algorithms.errors
                 for problem in problems { printProblem(problem) }
                 if !problems.isEmpty { throw ExitCode(1) }
                 return
             }
+            // Ciphers/MACs/KexAlgorithms/HostKeyAlgorithms against what the linked libssh2 supports, once per line.
+            let (errors, warnings) = AlgorithmCheck.problems(config.tunnelHosts)
+            for warning in warnings { printProblem(warning, prefix: "warning: ") }
+            for error in errors { printProblem(error) }
+            if !errors.isEmpty { throw ExitCode(1) }
             FileHandle.standardOutput.write(Data(CheckSummary.text(config, file: file).utf8))
         }
 

@@ -406,6 +406,14 @@ struct CheckResolveTests {
             "Host m4", "  PreferredAuthentications keyboard-interactive,gssapi-keyex",
             "Host *", "  PreferredAuthentications password",
         ]),
+        // Not printed by --resolve (tunnel lays them over libssh2's lists, not OpenSSH's), but both must accept the
+        // lines and agree on everything else around them.
+        ResolveCase(name: "Ciphers, MACs, KexAlgorithms, HostKeyAlgorithms", hosts: ["a1", "a2", "a3", "a4"], lines: [
+            "Host a1", "  Ciphers aes256-ctr,aes128-ctr", "  MACs hmac-sha2-512", "  Port 2201",
+            "Host a2", "  Ciphers +aes192-ctr", "  KexAlgorithms -diffie-hellman-group1-sha1", "  HostKeyAlgorithms ^ssh-ed25519",
+            "Host a3", "  Ciphers -*cbc", "  MACs ^hmac-sha2-256", "  User a3user",
+            "Host *", "  Ciphers aes128-ctr", "  KexAlgorithms curve25519-sha256",
+        ]),
         ResolveCase(name: "NumberOfPasswordPrompts", hosts: ["n1", "n2", "n3"], lines: [
             "Host n1", "  NumberOfPasswordPrompts 1",
             "Host n2", "  NumberOfPasswordPrompts 0",
@@ -649,6 +657,8 @@ struct CheckBadInputTests {
         BadLine(line: "ChallengeResponseAuthentication maybe", mentions: "maybe"),
         BadLine(line: "PreferredAuthentications publickey password", mentions: "one argument"),
         BadLine(line: "AddressFamily ipv6", mentions: "inet6"),
+        BadLine(line: "Ciphers aes128-ctr,,aes256-ctr", mentions: "bad list"),
+        BadLine(line: "MACs hmac-sha2-256 hmac-sha1", mentions: "one argument"),
     ]
 
     /// Writes `lines`, runs `tunnel check` and returns what it printed.

@@ -20,7 +20,10 @@ struct DescriptorExhaustionTests {
         let localPort = try freeTCPPort()
         let config = try UpCommandTests.writeConfig(sshd, localPort: localPort, target: echo.port)
         let limit = 40
-        let tunnel = try ProcessRunner("/bin/sh", ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", try CheckTool.tunnel(), "up", config]).start()
+        // A control socket of its own: started through /bin/sh, ProcessRunner does not give it a fresh
+        // XDG_RUNTIME_DIR, and the default socket is shared with any other `tunnel up` on the machine.
+        let tunnel = try ProcessRunner("/bin/sh", ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", try CheckTool.tunnel(), "up",
+                                                   "--control", sshd.directory + "/fds.sock", config]).start()
         defer { _ = tunnel.terminate() }
         _ = try tunnel.waitForLine(containing: "connected to", timeout: 30)
 

@@ -54,6 +54,18 @@ struct ControlLogicTests {
         #expect(ReloadPlan(running: [Self.host("a")], wanted: [Self.host("a", line: 3)]).isEmpty)
     }
 
+    @Test("reload plan: a Ciphers line that only moved leaves the host alone; a changed one restarts it")
+    func reloadPlanCiphers() throws {
+        func with(_ text: String, line: Int) throws -> HostConfig {
+            var host = Self.host("a")
+            host.algorithmLists[.cipher] = try #require(AlgorithmList(kind: .cipher, text: text,
+                                                                      location: SourceLocation(file: "/c", line: line)))
+            return host
+        }
+        #expect(ReloadPlan(running: [try with("aes256-ctr", line: 3)], wanted: [try with("aes256-ctr", line: 9)]).isEmpty)
+        #expect(ReloadPlan(running: [try with("aes256-ctr", line: 3)], wanted: [try with("^aes256-ctr", line: 3)]).changed == ["a"])
+    }
+
     @Test("reload plan: a ProxyJump host whose lines (and its hops' lines) moved is unchanged")
     func reloadPlanJumpHostMoved() {
         func through(_ line: Int) -> HostConfig {

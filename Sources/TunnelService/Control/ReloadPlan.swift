@@ -98,6 +98,7 @@ public struct ReloadPlan: Equatable, Sendable {
         for index in host.remoteForwards.indices { host.remoteForwards[index].location = nowhere }
         for index in host.dynamicForwards.indices { host.dynamicForwards[index].location = nowhere }
         for index in host.problems.indices { host.problems[index].location = nil }
+        for kind in host.algorithmLists.keys { host.algorithmLists[kind]?.location = nil }
         // [ProxyJump] Each hop is a HostConfig with locations of its own, and a chain's problem has one too.
         host.jumpChain = host.jumpChain.map(withoutLocations)
         host.jumpChainProblem?.location = nil
