@@ -1,0 +1,90 @@
+// `TunnelSessions N` against a real sshd: N logins, forwarded connections spread over the sessions, a remote
+// forward asked for once, and the host still serving when one session's server process dies.
+import Foundation
+import NIOPosix
+import Testing
+import TunnelConfig
+import TunnelEngine
+import TunnelTestSupport
+
+@Suite("Several SSH sessions to one host (TunnelSessions), against a real sshd", .serialized)
+struct SessionsTests {
+    @Test("TunnelSessions 3: three logins, connections spread over more than one session, one remote forward, survives losing a session")
+    func threeSessions() async throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var settings = settings(sshd)
+        settings.sessions = 3
+        settings.reconnectDelay = 0.2
+        settings.reconnectMaxDelay = 1
+        settings.remoteForwards = [RemoteForwardTests.spec(port: 0, target: echo.port)]
+        let forward = ForwardSpec(bind: .address("127.0.0.1"), listenPort: try freeTCPPort(), targetHost: "127.0.0.1",
+                                  targetPort: echo.port, location: SourceLocation(file: "test", line: 1))
+        let tunnel = HostTunnel(settings: settings, localForwards: [forward], eventLoop: group.next(), logger: testLogger)
+        try await tunnel.keepUp { _ in }
+        try await onOwnThread { [tunnel] in
+            try waitUntil(timeout: 30, "three sessions up (status: \(tunnel.status.sessionsUp)/\(tunnel.status.sessionsWanted))") {
+                tunnel.status.sessionsUp == 3
+            }
+            #expect(tunnel.status.sessionsWanted == 3)
+            #expect(tunnel.status.reconnects == 0, "each session's first start is not a reconnect")
+            try waitUntil(timeout: 10, "sshd to log three logins") {
+                sshd.log.components(separatedBy: "Accepted publickey").count - 1 == 3
+            }
+
+            // Six connections held open: dealt round robin, every session carries some.
+            let payload = Array("through one of three sessions".utf8)
+            var clients: [TCPTestConnection] = []
+            for _ in 0..<6 {
+                let client = try TCPTestClient.connect(port: forward.listenPort)
+                try client.send(payload)
+                #expect(try client.receive(exactly: payload.count) == payload)
+                clients.append(client)
+            }
+            try waitUntil(timeout: 10, "connections on more than one session (\(tunnel.status.sessionConnections))") {
+                tunnel.status.sessionConnections.filter { $0 > 0 }.count > 1 && tunnel.status.sessionConnections.reduce(0, +) == 6
+            }
+
+            // The remote forward is asked for once (the server binds the port once), and works.
+            let remotePort = try RemoteForwardTests.listeningPort(tunnel, 0)
+            #expect(try TCPTestClient.connect(port: remotePort).exchange(payload) == payload)
+            #expect(sshd.log.components(separatedBy: "Address already in use").count == 1, "no session asked for the port twice")
+
+            // Kill one session's server process (a direct child of the listener serves each connection): the others
+            // keep serving new connections, and the lost one comes back.
+            guard let listener = sshd.listenerPID else { throw TestSupportError("no sshd") }
+            let sessionProcesses = ProcessTree.snapshot().filter { $0.parent == listener }.map(\.pid)
+            #expect(sessionProcesses.count == 3, "one sshd process per session: \(sessionProcesses)")
+            let established = tunnel.counters.snapshot.sessionsEstablished
+            let victim = sessionProcesses.last!
+            for pid in [victim] + ProcessTree.descendants(of: victim) { kill(pid, SIGKILL) }
+            for _ in 0..<6 {
+                let client = try TCPTestClient.connect(port: forward.listenPort)
+                #expect(try client.exchange(payload) == payload, "served while a session is lost")
+            }
+            try waitUntil(timeout: 30, "the lost session back (status: \(tunnel.status.sessionsUp)/3)") {
+                tunnel.counters.snapshot.sessionsEstablished > established && tunnel.status.sessionsUp == 3
+            }
+            if case .up = tunnel.status.state {} else { Issue.record("the host is up throughout: \(tunnel.status.state)") }
+            #expect(tunnel.status.reconnects == 1)
+            for client in clients { client.close() }
+        }
+        await tunnel.stop()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("TunnelSessions 1 keeps one session and shows no per-session counts")
+    func oneSession() async throws {
+        let sshd = try SSHDFixture()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let tunnel = HostTunnel(settings: settings(sshd), localForwards: [], eventLoop: group.next(), logger: testLogger)
+        try await tunnel.keepUp { _ in }
+        try await onOwnThread { [tunnel] in
+            try waitUntil(timeout: 30, "the session up") { tunnel.status.sessionsUp == 1 }
+            #expect(tunnel.status.sessionsWanted == 1 && tunnel.status.sessionConnections == [0])
+        }
+        await tunnel.stop()
+        try await group.shutdownGracefully()
+    }
+}
