@@ -66,20 +66,14 @@ struct ParallelCase {
     /// the last end.
     static func measure(port: Int, streams: Int, bytesPerStream: Int) throws -> Double {
         let failures = FailureList()
-        let done = DispatchGroup()
         let start = monotonicNanoseconds()
-        for index in 0..<streams {
-            done.enter()
-            startThread("parallel download \(index)") {
-                defer { done.leave() }
-                do {
-                    _ = try BulkTransfer.measure(port: port, bytes: bytesPerStream, download: true)
-                } catch {
-                    failures.add("\(error)")
-                }
+        runParallel(count: streams, threads: streams) { _ in
+            do {
+                _ = try BulkTransfer.measure(port: port, bytes: bytesPerStream, download: true)
+            } catch {
+                failures.add("\(error)")
             }
         }
-        done.wait()
         let seconds = Double(monotonicNanoseconds() - start) / 1e9
         let failed = failures.all
         if let first = failed.first {

@@ -20,7 +20,8 @@ public enum TunnelEvent: Sendable {
     case needsAuthentication(TunnelError)
 }
 
-/// Everything one `Host` block brings up: its local listeners, its counters, and the SSH session they use.
+/// Everything one `Host` block brings up: its local listeners, its counters, and the SSH session they use (with
+/// `TunnelSessions`, several: each a `Lane` on its own event loop, with its own state, backoff and waiting clients).
 ///
 /// Listeners and counters belong here, not to the session, so a session can be replaced (reconnect) while the
 /// listeners stay bound and the counters keep counting. While no session is up, an accepted client waits here,
@@ -146,8 +147,13 @@ public final class HostTunnel: Sendable {
         var lanesEverConnected = 0
         /// Sessions kept up: all of them with `keepUp`, one with `start()`.
         var sessionsWanted = 1
+        /// The session that asks for the remote forwards (the server binds each port once): the first, until it is
+        /// lost while another is up.
+        var remoteLane = 0
     }
 
+    /// With `settings.sessions` > 1 the tunnel makes an event loop group of its own, one loop per session (its
+    /// `eventLoop` is then the first of those, not `eventLoop`), shut down by `stop()`.
     public init(settings: ConnectionSettings, localForwards: [ForwardSpec], dynamicForwards: [DynamicForwardSpec] = [],
                 proxyCredentials: ProxyCredentials? = nil, proxyHandshakeTimeout: TimeAmount = .seconds(10),
                 eventLoop: EventLoop, logger: Logger) {
@@ -360,12 +366,6 @@ public final class HostTunnel: Sendable {
     /// session; leave the session and the forwarded connections alone, so they can finish (graceful shutdown's first
     /// step; `stop()` closes the rest).
     public func closeListeners() async {
-        for lane in lanes.dropFirst() {
-            try? await lane.eventLoop.submit {
-                lane.state.value.listenersClosed = true
-                self.closeWaitingClients(lane, reason: "the tunnel is stopping")
-            }.get()
-        }
         try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
             let state = self.state.value
             state.listenersClosed = true
@@ -378,6 +378,13 @@ public final class HostTunnel: Sendable {
                 for path in files { unlink(path) }
             }
         }.get()
+        // [TunnelSessions] The other sessions, once the listeners no longer deal them clients.
+        for lane in lanes.dropFirst() {
+            try? await lane.eventLoop.submit {
+                lane.state.value.listenersClosed = true
+                self.closeWaitingClients(lane, reason: "the tunnel is stopping")
+            }.get()
+        }
     }
 
     /// One line per forward, "127.0.0.1:8080 -> 127.0.0.1:80", "127.0.0.1:1080 (SOCKS and HTTP proxy)", then
@@ -411,9 +418,10 @@ public final class HostTunnel: Sendable {
     /// later one. The server's answer comes as for the config's remote forwards (logged; `remoteForwardStatus`).
     public func addForward(_ spec: RemoteForwardSpec) async {
         let index = counters.addForward()
-        try? await eventLoop.submit {
+        let owner = remoteForwardsLane
+        try? await owner.eventLoop.submit {
             self.published.withLockedValue { $0.remote.append((spec, index)) }
-            if let connection = self.state.value.connection {
+            if let connection = owner.state.value.connection {
                 connection.addRemoteForward(spec, counterIndex: index)
             } else {
                 self.published.withLockedValue { $0.remoteForwards.append(RemoteForwardStatus(forward: spec, state: .pending, counterIndex: index)) }
@@ -425,12 +433,13 @@ public final class HostTunnel: Sendable {
     /// stops listening; connections it already forwarded stay), later sessions do not ask for them.
     public func removeForwards(remote: [RemoteForwardSpec]) async {
         guard !remote.isEmpty else { return }
-        try? await eventLoop.submit {
+        let owner = remoteForwardsLane
+        try? await owner.eventLoop.submit {
             for spec in remote {
                 self.published.withLockedValue { published in
                     if let at = published.remote.firstIndex(where: { RemoteForwards.same($0.spec, spec) }) { published.remote.remove(at: at) }
                 }
-                if let connection = self.state.value.connection {
+                if let connection = owner.state.value.connection {
                     connection.removeRemoteForward(spec)
                 } else {
                     self.published.withLockedValue { published in
@@ -442,6 +451,9 @@ public final class HostTunnel: Sendable {
             }
         }.get()
     }
+
+    /// The session that asks for the remote forwards now.
+    private var remoteForwardsLane: Lane { lanes[published.withLockedValue { $0.remoteLane }] }
 
     private func bindAdded(_ listener: Listener) async throws {
         do {
@@ -493,9 +505,6 @@ public final class HostTunnel: Sendable {
     /// Close the listeners of the forwards with these counter indexes, and turn away their waiting clients.
     private func closeForwards(_ indexes: Set<Int>, reason: String) async {
         guard !indexes.isEmpty else { return }
-        for lane in lanes.dropFirst() {
-            try? await lane.eventLoop.submit { self.closeWaitingClients(lane, of: indexes, reason: reason) }.get()
-        }
         try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
             let state = self.state.value
             self.closeWaitingClients(self.lanes[0], of: indexes, reason: reason)
@@ -508,6 +517,10 @@ public final class HostTunnel: Sendable {
                 for path in files { unlink(path) }
             }
         }.get()
+        // [TunnelSessions] The other sessions' waiting clients, once the listeners no longer deal them new ones.
+        for lane in lanes.dropFirst() {
+            try? await lane.eventLoop.submit { self.closeWaitingClients(lane, of: indexes, reason: reason) }.get()
+        }
     }
 
     // MARK: - Sessions
@@ -515,8 +528,8 @@ public final class HostTunnel: Sendable {
     /// A new session object for `lane`, made current there, whose end is handled by `sessionEnded`.
     private func makeConnection(on lane: Lane) -> SSHConnection {
         let state = lane.state
-        // [TunnelSessions] Remote forwards are asked for on the first session only: the server binds a port once.
-        let remote = lane.index == 0 ? published.withLockedValue { $0.remote } : []
+        // [TunnelSessions] Remote forwards are asked for on one session only: the server binds a port once.
+        let remote = published.withLockedValue { $0.remoteLane == lane.index ? $0.remote : [] }
         let connection = SSHConnection(settings: settings, eventLoop: lane.eventLoop, counters: counters,
                                        remoteForwardIndexOffset: remoteForwardIndexOffset,
                                        remoteForwards: remote.map { ($0.spec, $0.index) }, logger: lane.logger)
@@ -532,12 +545,12 @@ public final class HostTunnel: Sendable {
             let chain = NIOLoopBound(state.value.chain!, eventLoop: lane.eventLoop)
             connection.linkOpener = { events in chain.value.link(events: events) }
         }
-        if lane.index == 0 {
-            // [remote forwards] Status for `remoteForwardStatus`, from whichever session is current.
-            connection.remoteForwards.onChange = { [published] status in published.withLockedValue { $0.remoteForwards = status } }
+        // [remote forwards] Status for `remoteForwardStatus`, from whichever session is current and asks for them.
+        let index = lane.index
+        connection.remoteForwards.onChange = { [published] status in
+            published.withLockedValue { if $0.remoteLane == index { $0.remoteForwards = status } }
         }
         if lanes.count > 1 {
-            let index = lane.index
             connection.onForwardCountChange = { [published] count in published.withLockedValue { $0.laneConnections[index] = count } }
         }
         let bound = NIOLoopBound(connection, eventLoop: lane.eventLoop)
@@ -596,6 +609,8 @@ public final class HostTunnel: Sendable {
             closeWaitingClients(lane, reason: reason.map { "the SSH session could not be set up: \($0)" } ?? "the tunnel stopped")
             return
         }
+        published.withLockedValue { $0.laneUp[lane.index] = false }
+        moveRemoteForwards(from: lane)
         let now = NIODeadline.now()
         let wasUp = state.upSince != nil
         if let upSince = state.upSince, now - upSince >= Self.backoffResetAfter { state.backoff.reset() }
@@ -634,6 +649,26 @@ public final class HostTunnel: Sendable {
             onEvent(.attemptFailed(reason, retryIn: delay, report: level))
         }
         scheduleAttempt(lane, at: now + .nanoseconds(Int64(delay * 1e9)))
+    }
+
+    /// [TunnelSessions] `lane` was lost: if it asked for the remote forwards and another session is up, that one
+    /// asks for them now (the server freed the ports with the lost session, or frees them when it notices: a
+    /// refusal meanwhile is retried as usual).
+    private func moveRemoteForwards(from lane: Lane) {
+        guard lanes.count > 1 else { return }
+        let moved: (lane: Lane, remote: [(spec: RemoteForwardSpec, index: Int)])? = published.withLockedValue { published in
+            guard published.remoteLane == lane.index, !published.remote.isEmpty,
+                  let up = published.laneUp.firstIndex(of: true) else { return nil }
+            published.remoteLane = up
+            return (lanes[up], published.remote)
+        }
+        guard let moved else { return }
+        lane.logger.notice("remote forwards move to session \(moved.lane.index + 1)")
+        moved.lane.eventLoop.execute {
+            // Lost meanwhile: its next session asks for them (it is the one that asks now).
+            guard let connection = moved.lane.state.value.connection else { return }
+            for (spec, index) in moved.remote { connection.addRemoteForward(spec, counterIndex: index) }
+        }
     }
 
     private func scheduleAttempt(_ lane: Lane, at deadline: NIODeadline) {

@@ -4,7 +4,7 @@ import Foundation
 import NIOPosix
 import Testing
 import TunnelConfig
-import TunnelEngine
+@testable import TunnelEngine
 import TunnelTestSupport
 
 @Suite("Several SSH sessions to one host (TunnelSessions), against a real sshd", .serialized)
@@ -16,8 +16,8 @@ struct SessionsTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var settings = settings(sshd)
         settings.sessions = 3
-        settings.reconnectDelay = 0.2
-        settings.reconnectMaxDelay = 1
+        settings.reconnectDelay = 2
+        settings.reconnectMaxDelay = 2
         settings.remoteForwards = [RemoteForwardTests.spec(port: 0, target: echo.port)]
         let forward = ForwardSpec(bind: .address("127.0.0.1"), listenPort: try freeTCPPort(), targetHost: "127.0.0.1",
                                   targetPort: echo.port, location: SourceLocation(file: "test", line: 1))
@@ -59,6 +59,9 @@ struct SessionsTests {
             let established = tunnel.counters.snapshot.sessionsEstablished
             let victim = sessionProcesses.last!
             for pid in [victim] + ProcessTree.descendants(of: victim) { kill(pid, SIGKILL) }
+            // A connection opened on the session at the moment it dies is cut, as with one session: wait until the
+            // loss is noticed. Those dealt to the lost session then wait for it (up to 2 s here); the rest go at once.
+            try waitUntil(timeout: 10, "the loss noticed") { tunnel.status.sessionsUp == 2 }
             for _ in 0..<6 {
                 let client = try TCPTestClient.connect(port: forward.listenPort)
                 #expect(try client.exchange(payload) == payload, "served while a session is lost")
@@ -69,6 +72,44 @@ struct SessionsTests {
             if case .up = tunnel.status.state {} else { Issue.record("the host is up throughout: \(tunnel.status.state)") }
             #expect(tunnel.status.reconnects == 1)
             for client in clients { client.close() }
+        }
+        await tunnel.stop()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("TunnelSessions 2: when the session holding the remote forward is lost, the other one asks for it")
+    func remoteForwardMoves() async throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var settings = settings(sshd)
+        settings.sessions = 2
+        settings.reconnectDelay = 1
+        settings.reconnectMaxDelay = 1
+        settings.remoteForwards = [RemoteForwardTests.spec(port: 0, target: echo.port)]
+        let tunnel = HostTunnel(settings: settings, localForwards: [], eventLoop: group.next(), logger: testLogger)
+        try await tunnel.keepUp { _ in }
+        try await onOwnThread { [tunnel] in
+            try waitUntil(timeout: 30, "two sessions up") { tunnel.status.sessionsUp == 2 }
+            let payload = Array("remote".utf8)
+            let first = try RemoteForwardTests.listeningPort(tunnel, 0)
+            #expect(try TCPTestClient.connect(port: first).exchange(payload) == payload)
+            // The session process that listens on the port, and the other one.
+            guard let listener = sshd.listenerPID, let holder = PortOwner.listener(onPort: first)?.pid else {
+                throw TestSupportError("no sshd process listens on the remote port")
+            }
+            let sessions = ProcessTree.snapshot().filter { $0.parent == listener }.map(\.pid)
+            guard let victim = sessions.first(where: { $0 == holder || ProcessTree.descendants(of: $0).contains(holder) }),
+                  let survivor = sessions.first(where: { $0 != victim }) else {
+                throw TestSupportError("cannot tell the sessions' processes apart: \(sessions), holder \(holder)")
+            }
+            for pid in [victim] + ProcessTree.descendants(of: victim) { kill(pid, SIGKILL) }
+            try waitUntil(timeout: 10, "the remote forward asked for again (\(tunnel.remoteForwardStatus))") {
+                guard case .listening(let port) = tunnel.remoteForwardStatus[0].state, port != first,
+                      let owner = PortOwner.listener(onPort: port)?.pid else { return false }
+                return owner == survivor || ProcessTree.descendants(of: survivor).contains(owner)
+            }
+            #expect(try TCPTestClient.connect(port: try RemoteForwardTests.listeningPort(tunnel, 0)).exchange(payload) == payload)
         }
         await tunnel.stop()
         try await group.shutdownGracefully()
