@@ -34,7 +34,7 @@ public struct HostConfig: Sendable, Hashable {
     public var reconnectDelay: Double = 1
     public var reconnectMaxDelay: Double = 60
     /// tunnel's own `TunnelSessions`: how many SSH sessions are kept up to the host (1...16, default 1); new
-    /// forwarded connections go to the one carrying the fewest.
+    /// forwarded connections are dealt over them round robin.
     public var sessions = 1
     /// The values `TunnelSessions` accepts.
     public static let sessionsRange = 1...16
