@@ -4,21 +4,27 @@ import Foundation
 import NIOPosix
 import Testing
 import TunnelConfig
-@testable import TunnelEngine
+import TunnelEngine
 import TunnelTestSupport
 
 @Suite("Several SSH sessions to one host (TunnelSessions), against a real sshd", .serialized)
 struct SessionsTests {
+    /// Settings for `sessions` sessions that retry after `retry` seconds, with one remote forward (port 0) to `echo`.
+    static func settings(_ sshd: SSHDFixture, sessions: Int, retry: Double, echo: TCPTestServer) -> ConnectionSettings {
+        var settings = IntegrationTests.settings(sshd)
+        settings.sessions = sessions
+        settings.reconnectDelay = retry
+        settings.reconnectMaxDelay = retry
+        settings.remoteForwards = [RemoteForwardTests.spec(port: 0, target: echo.port)]
+        return settings
+    }
+
     @Test("TunnelSessions 3: three logins, connections spread over more than one session, one remote forward, survives losing a session")
     func threeSessions() async throws {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        var settings = settings(sshd)
-        settings.sessions = 3
-        settings.reconnectDelay = 2
-        settings.reconnectMaxDelay = 2
-        settings.remoteForwards = [RemoteForwardTests.spec(port: 0, target: echo.port)]
+        let settings = Self.settings(sshd, sessions: 3, retry: 2, echo: echo)
         let forward = ForwardSpec(bind: .address("127.0.0.1"), listenPort: try freeTCPPort(), targetHost: "127.0.0.1",
                                   targetPort: echo.port, location: SourceLocation(file: "test", line: 1))
         let tunnel = HostTunnel(settings: settings, localForwards: [forward], eventLoop: group.next(), logger: testLogger)
@@ -82,11 +88,7 @@ struct SessionsTests {
         let sshd = try SSHDFixture()
         let echo = try TCPTestServer(behavior: .echo)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        var settings = settings(sshd)
-        settings.sessions = 2
-        settings.reconnectDelay = 1
-        settings.reconnectMaxDelay = 1
-        settings.remoteForwards = [RemoteForwardTests.spec(port: 0, target: echo.port)]
+        let settings = Self.settings(sshd, sessions: 2, retry: 1, echo: echo)
         let tunnel = HostTunnel(settings: settings, localForwards: [], eventLoop: group.next(), logger: testLogger)
         try await tunnel.keepUp { _ in }
         try await onOwnThread { [tunnel] in
@@ -95,7 +97,7 @@ struct SessionsTests {
             let first = try RemoteForwardTests.listeningPort(tunnel, 0)
             #expect(try TCPTestClient.connect(port: first).exchange(payload) == payload)
             // The session process that listens on the port, and the other one.
-            guard let listener = sshd.listenerPID, let holder = PortOwner.listener(onPort: first)?.pid else {
+            guard let listener = sshd.listenerPID, let holder = try Self.listeningPID(port: first) else {
                 throw TestSupportError("no sshd process listens on the remote port")
             }
             let sessions = ProcessTree.snapshot().filter { $0.parent == listener }.map(\.pid)
@@ -106,7 +108,7 @@ struct SessionsTests {
             for pid in [victim] + ProcessTree.descendants(of: victim) { kill(pid, SIGKILL) }
             try waitUntil(timeout: 10, "the remote forward asked for again (\(tunnel.remoteForwardStatus))") {
                 guard case .listening(let port) = tunnel.remoteForwardStatus[0].state, port != first,
-                      let owner = PortOwner.listener(onPort: port)?.pid else { return false }
+                      let owner = try? Self.listeningPID(port: port) else { return false }
                 return owner == survivor || ProcessTree.descendants(of: survivor).contains(owner)
             }
             #expect(try TCPTestClient.connect(port: try RemoteForwardTests.listeningPort(tunnel, 0)).exchange(payload) == payload)
@@ -115,11 +117,19 @@ struct SessionsTests {
         try await group.shutdownGracefully()
     }
 
+    /// The process listening on a loopback TCP port, as `ss` reports it (it reads the whole socket table, however
+    /// many sockets the machine has open).
+    static func listeningPID(port: Int) throws -> pid_t? {
+        let text = try ProcessRunner("ss", ["-ltnpH", "sport = :\(port)"]).runChecked(timeout: 10).stdoutText
+        guard let range = text.range(of: "pid=") else { return nil }
+        return pid_t(text[range.upperBound...].prefix { $0.isNumber })
+    }
+
     @Test("TunnelSessions 1 keeps one session and shows no per-session counts")
     func oneSession() async throws {
         let sshd = try SSHDFixture()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let tunnel = HostTunnel(settings: settings(sshd), localForwards: [], eventLoop: group.next(), logger: testLogger)
+        let tunnel = HostTunnel(settings: IntegrationTests.settings(sshd), localForwards: [], eventLoop: group.next(), logger: testLogger)
         try await tunnel.keepUp { _ in }
         try await onOwnThread { [tunnel] in
             try waitUntil(timeout: 30, "the session up") { tunnel.status.sessionsUp == 1 }
