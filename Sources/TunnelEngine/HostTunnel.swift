@@ -638,7 +638,7 @@ public final class HostTunnel: Sendable {
             // [TunnelSessions] The host is still up on its other sessions: this one's loss is a log line, not an
             // outage (the owner's events, and the metrics they feed, say the host is up).
             let level = state.report.failed(reason: "\(reason)", atCap: !wasUp && (waitsForCap || state.backoff.atCap))
-            let line: Logger.Message = "this SSH session \(wasUp ? "was lost" : "could not be set up"): \(reason); next attempt in \(String(format: "%.1f", delay)) s (\(othersUp) of \(lanes.count) sessions up)"
+            let line: Logger.Message = "SSH session \(lane.index + 1) of \(lanes.count) \(wasUp ? "was lost" : "could not be set up"): \(reason); next attempt in \(String(format: "%.1f", delay)) s (\(othersUp) of \(lanes.count) up)"
             if level == .repeated { lane.logger.debug(line) } else { lane.logger.warning(line) }
         } else if wasUp {
             // The report was reset when the session came up; the loss is remembered so the same reason next is quiet.
@@ -663,7 +663,7 @@ public final class HostTunnel: Sendable {
             return (lanes[up], published.remote)
         }
         guard let moved else { return }
-        lane.logger.notice("remote forwards move to session \(moved.lane.index + 1)")
+        lane.logger.notice("SSH session \(lane.index + 1) of \(lanes.count) asked for the remote forwards and was lost: session \(moved.lane.index + 1) asks for them now")
         moved.lane.eventLoop.execute {
             // Lost meanwhile: its next session asks for them (it is the one that asks now).
             guard let connection = moved.lane.state.value.connection else { return }

@@ -75,9 +75,9 @@ struct ControlSocketTests {
         #expect(table.stdoutText.contains("(2/2 sessions)"), "\(table.stdoutText)")
         #expect(sshd.log.components(separatedBy: "Accepted publickey").count - 1 == 2)
         for connection in held { connection.close() }
-        #expect(try tunnel(["down", "--control", control]).run(timeout: 30).succeeded)
-        try waitUntil(timeout: 20, "tunnel up to exit after down") { !up.isRunning }
-        #expect(up.exitStatus == .exited(0), "\(up.outputSummary())")
+        let down = try tunnel(["down", "--control", control]).run(timeout: 30)
+        #expect(down.succeeded, "\(down.exit): \(down.stdoutText) \(down.stderrText)\n\(up.outputSummary())")
+        #expect(try up.waitForExit(timeout: 20) == .exited(0), "\(up.outputSummary())")
     }
 
     @Test("status reports the bytes a real transfer moved, per forward; the JSON has the documented fields; the README's Python client works")
