@@ -41,7 +41,7 @@ final class Forwarder {
     /// `extraConfig`: more lines for tunnel's Host block (e.g. `ServerAliveInterval 2`).
     /// `via`: reach the sshd through this relay (a long link) instead of directly.
     init(_ kind: ForwarderKind, sshd: SSHDFixture, targetPort: Int, remote: Bool = false, extraConfig: [String] = [],
-         via relay: DelayRelay? = nil) throws {
+         via relay: TCPTestServer? = nil) throws {
         self.kind = kind
         self.remote = remote
         let localPort = try freeTCPPort()

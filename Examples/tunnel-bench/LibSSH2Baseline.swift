@@ -17,7 +17,7 @@ enum PlainLibSSH2Download {
 
     /// Downloads `bytes` from a `BulkServer` at `targetPort` through one channel and returns MB/s (10^6 B/s),
     /// timed from the request byte to EOF like `BulkTransfer`. `via`: reach the sshd through this relay.
-    static func measure(sshd: SSHDFixture, targetPort: Int, bytes: Int, via relay: DelayRelay? = nil) throws -> Double {
+    static func measure(sshd: SSHDFixture, targetPort: Int, bytes: Int, via relay: TCPTestServer? = nil) throws -> Double {
         guard initialized else { throw BenchError("libssh2_init failed") }
         let socket = try BlockingSocket.connect(port: relay?.port ?? sshd.port, timeout: 30)
         defer { socket.close() }

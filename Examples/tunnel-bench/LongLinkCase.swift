@@ -35,7 +35,7 @@ struct LongLinkCase {
         let bytes = mebibytes << 20, uploadBytes = uploadMebibytes << 20
         let server = try BulkServer(bytes: bytes)
         defer { server.stop() }
-        let relay = try DelayRelay(targetPort: context.sshd.port, oneWayDelay: Double(roundTripMilliseconds) / 2000)
+        let relay = try TCPTestServer(behavior: .delayRelay(targetPort: context.sshd.port, oneWayDelay: Double(roundTripMilliseconds) / 2000))
         defer { relay.stop() }
         let name = "long link, \(roundTripMilliseconds) ms round trip"
         printNow("\n== \(name): relay 127.0.0.1:\(relay.port) -> sshd \(context.sshd.hostAndPort), download \(mebibytes) MiB, "

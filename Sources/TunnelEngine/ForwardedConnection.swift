@@ -344,7 +344,7 @@ final class ForwardedConnection {
         guard receiveWindow != nil else { return }
         if clientBehind {
             receiveWindow!.clientFellBehind(delivered: delivered, at: .now())
-        } else if drained, receiveWindow!.clientKeptUp(delivered: delivered) {
+        } else if drained, receiveWindow!.clientKeptUp(delivered: delivered, at: .now()) {
             logger.trace("\(label): receive window now \(receiveWindow!.target >> 10) KiB")
         }
         // libssh2's window still counts what arrived and was not read: after a halving, the budget gets bytes back

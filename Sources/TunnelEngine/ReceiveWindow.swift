@@ -3,15 +3,19 @@ import NIOCore
 
 /// How big the receive windows of forwarded channels may get: what the server may send on one channel before we
 /// grant more. One stream moves at most one window per round trip, so a long link needs a big window; but bytes the
-/// server sent and the client has not taken yet sit in our memory, so a window grows only while its client keeps up
-/// (as HPN-SSH does for OpenSSH), up to `cap`, and only out of a `budget` that all connections share.
+/// server sent and the client has not taken yet sit in our memory, and on a fast link a big window only costs the
+/// server. So a window grows only while its client keeps up (as HPN-SSH does for OpenSSH) and only while growing
+/// makes the stream faster, up to `cap`, and only out of a `budget` that all connections share.
 ///
 /// The rules (README "Receive windows"):
 /// - every `direct-tcpip` channel opens with `base`; a client that never keeps up never gets more;
-/// - a window first grows once its client has taken `proof` bytes (in a step that left nothing unread): more than the kernel's
-///   socket buffers can take from a client that reads nothing, so only a client that really reads qualifies;
-/// - after that, each whole window's worth taken without falling behind doubles the window, never beyond `cap`,
-///   and only with bytes claimed from `budget` (what all connections together hold beyond their base);
+/// - a window first tries to grow once its client has taken `proof` bytes (in steps that left nothing unread): more
+///   than the kernel's socket buffers can take from a client that reads nothing, so only a client that really
+///   reads qualifies;
+/// - a try doubles the window (never beyond `cap`, and only with bytes claimed from `budget`: what all connections
+///   together hold beyond their base) and measures the delivery rate over the next whole window: if it rose by
+///   `ReceiveWindow.worthGrowing` the next try follows; if not, the window goes back and rests (1 s, doubling up to
+///   16 s) before it tries again;
 /// - a client that stays behind for `patience` (no step in between left nothing unread) halves its connection's
 ///   window (not below `base`), and again after each further `patience` behind; a reader that is only briefly late
 ///   (a busy machine) keeps its window. The halving only stops further grants: what the server already sent may
@@ -39,12 +43,8 @@ public struct ReceiveWindowLimits: Sendable {
     /// Linux's socket buffers take up to about 4 MiB from a client that reads nothing (tcp_wmem's maximum) before
     /// the client's socket stops being writable: twice that proves a client reads.
     public static let defaultProof = 8 << 20
-    /// The base: windows do not grow unless an embedder sets a cap (`ConnectionSettings.receiveWindow`; 64 MiB is
-    /// about 500 MB/s over a 100 ms round trip). Growth is off by default because a grown window costs the *server*
-    /// on a fast link: `tunnel-bench` measured one loopback download at 67 MB/s against 531 for `ssh -L` with a
-    /// 64 MiB cap (sshd's `memmove` of the channel buffer the window lets fill: 45% of all CPU), against 328 with
-    /// 2 MiB. It comes back on once growth follows the round trip rather than only the client's pace.
-    public static let defaultCap = defaultBase
+    /// 64 MiB: about 600 MB/s over a 100 ms round trip, more than one libssh2 1.10 stream decrypts.
+    public static let defaultCap = 64 << 20
     public static let `default` = ReceiveWindowLimits()
 }
 
@@ -82,7 +82,17 @@ public final class WindowBudget: Sendable {
 }
 
 /// One connection's receive window: how far to let the server run ahead of the client, given how the client keeps
-/// up. Plain value logic (no I/O); `ForwardedConnection` reports what its reads saw and grants what this says.
+/// up and whether a bigger window pays. Plain value logic (no I/O); `ForwardedConnection` reports what its reads saw
+/// (with the time) and grants what this says.
+///
+/// A bigger window only helps while the window is what limits the stream: over a long link one window per round
+/// trip, while on a fast link (loopback, a LAN) a window far below the base already covers rate x round trip, and a
+/// bigger one only lets the server's channel buffer fill (which costs sshd a `memmove` per send: measured 45% of all
+/// CPU with a 64 MiB window over loopback). Neither the round trip nor the bottleneck can be read off the SSH
+/// stream (the kernel's `tcpi_rtt` sees only the first hop, which through a jump host or a relay is not the link
+/// that matters), so a window grows the way TCP's slow start probes: it doubles, the delivery rate over the next
+/// whole (bigger) window is measured, and the step is kept only if the rate rose by `worthGrowing`; otherwise the
+/// window goes back and rests before it tries again (`restAfterFailure`, doubling up to `longestRest`).
 ///
 /// libssh2 itself tops a channel's window up to the size it was opened with (`base` here) whenever a read finds it
 /// below three quarters of that; everything beyond `base` is granted by us, refilled to `target` once less than
@@ -99,16 +109,47 @@ struct ReceiveWindow {
     /// Bytes claimed from the budget: what this connection may really hold beyond `base`, which after a halving
     /// is more than `target - base` until the window has drained to the new target (see `windowIs(left:)`).
     private(set) var claimed = 0
-    /// Bytes the client took since the window last grew (checked for growth after a step that left nothing
-    /// unread; a halving outpaces growth for a client that keeps falling behind).
+    /// Bytes the client took before its window first grew (proof that it reads).
     private(set) var keptUpFor = 0
     /// The client has taken `proof` bytes without falling behind: it reads (a slow start is not held against it
     /// later: only its window shrinks).
     private(set) var proven = false
     /// Since when the client has been behind (nil: the last step left nothing unread), or since the last halving.
     private(set) var behindSince: NIODeadline?
+    /// Where growing stands.
+    private(set) var growth = Growth.proving(lastRate: nil)
+    /// The delivery rate being measured (nil while none is).
+    private var measurement: RateMeasurement?
+    /// How long the window rests after the next try that does not pay.
+    private var nextRest = Self.restAfterFailure
+
     /// How long a client may stay behind before its window is halved.
     static let patience = TimeAmount.milliseconds(500)
+    /// A doubled window is kept only if the rate rose by this factor: a stream the window limits nearly doubles
+    /// (the round trip is the same, the window twice as big); one limited by the CPU, the server or the client moves
+    /// about as before, give or take the noise of a shared machine.
+    static let worthGrowing = 1.4
+    /// A rate is measured over at least a whole window and at least this long (on a fast link a window passes in
+    /// a few milliseconds, which a busy machine's scheduling would make noise of).
+    static let shortestMeasurement = TimeAmount.milliseconds(20)
+    /// The first rest after a try that did not pay; each further one doubles it, up to `longestRest`; a try that
+    /// pays starts over. Conditions change (other streams end, the link's load moves), so growth is tried again.
+    static let restAfterFailure = TimeAmount.seconds(1)
+    static let longestRest = TimeAmount.seconds(16)
+
+    enum Growth: Equatable {
+        /// The client has not taken `proof` bytes yet; `lastRate` is the delivery rate (bytes per second) over the
+        /// last whole measurement, what the first try is compared with.
+        case proving(lastRate: Double?)
+        /// Measuring the rate at `target`, to compare the next try with.
+        case measuring
+        /// The window just doubled from `from`. What the old window still brings (`settling` more bytes) arrives at
+        /// the old pace; the rate after that is compared with `rateBefore`.
+        case trying(from: Int, rateBefore: Double, settling: Int)
+        /// The last try did not pay, the client fell behind, or the cap or the budget stops growth: the window
+        /// stays as it is until `until`, then the rate is measured afresh.
+        case resting(until: NIODeadline)
+    }
 
     init(base: Int, cap: Int, budget: WindowBudget, proof: Int = ReceiveWindowLimits.defaultProof) {
         self.base = base
@@ -118,22 +159,47 @@ struct ReceiveWindow {
         self.target = base
     }
 
-    /// The client took `delivered` bytes and everything the server had sent was read: it keeps up. After `proof`
-    /// bytes, and then after each whole window's worth, the window doubles (within the cap and what the budget has
-    /// left). Returns whether it grew.
+    /// The client took `delivered` bytes by `now` and everything the server had sent was read: it keeps up. Counts
+    /// towards the proof and the rate being measured; once a measurement covers a whole window, the window may
+    /// double (within the cap and what the budget has left), or go back if the last doubling did not pay.
+    /// Returns whether it grew.
     @discardableResult
-    mutating func clientKeptUp(delivered: Int) -> Bool {
-        keptUpFor += delivered
+    mutating func clientKeptUp(delivered: Int, at now: NIODeadline) -> Bool {
+        if !proven { keptUpFor += delivered }
         behindSince = nil
-        guard keptUpFor >= (proven ? target : max(target, proof)), target < cap else { return false }
-        proven = true
-        keptUpFor = 0
-        let wanted = min(2 * target, cap)
-        // Bytes still claimed from before a halving (the window has not drained yet) are used first.
-        claimed += budget.claim(wanted - base - claimed)
-        let grown = min(wanted, base + claimed)
-        defer { target = grown }
-        return grown > target
+        switch growth {
+        case .proving(let lastRate):
+            let rate = measured(delivered, at: now) ?? lastRate
+            guard keptUpFor >= max(proof, target), let rate else {
+                growth = .proving(lastRate: rate)
+                return false
+            }
+            proven = true
+            return grow(from: rate, at: now)
+        case .measuring:
+            guard let rate = measured(delivered, at: now) else { return false }
+            return grow(from: rate, at: now)
+        case .trying(let from, let rateBefore, let settling):
+            if settling > 0 {
+                growth = .trying(from: from, rateBefore: rateBefore, settling: settling - delivered)
+                if settling <= delivered { measurement = RateMeasurement(since: now) }
+                return false
+            }
+            guard let rate = measured(delivered, at: now) else { return false }
+            guard rate >= rateBefore * Self.worthGrowing else {
+                // The bigger window moved no more: it is not what limits this stream. Back to the old one.
+                target = from
+                rest(at: now)
+                return false
+            }
+            nextRest = Self.restAfterFailure
+            return grow(from: rate, at: now)
+        case .resting(let until):
+            guard now >= until else { return false }
+            growth = .measuring
+            measurement = RateMeasurement(since: now)
+            return false
+        }
     }
 
     /// Reading stopped at `now` because the client was not taking bytes as fast as they came, after it took
@@ -142,10 +208,14 @@ struct ReceiveWindow {
     /// back to the budget here: libssh2 1.10 keeps what arrived queued until it is read and counts it in the window
     /// until then (packet.c adds it to `read_avail` only; channel.c takes it off `window_size` as it is read), so the
     /// connection may still hold its old window; `windowIs(left:)` gives bytes back as they are read. What it took
-    /// still counts towards growing: on a busy machine a reader that keeps up is late now and then, and must not have
-    /// to start over each time.
+    /// still counts towards the proof and the rate: on a busy machine a reader that keeps up is late now and then,
+    /// and must not have to start over each time.
     mutating func clientFellBehind(delivered: Int = 0, at now: NIODeadline) {
-        keptUpFor += delivered
+        if !proven { keptUpFor += delivered }
+        measurement?.bytes += delivered
+        if case .trying(let from, let rateBefore, let settling) = growth, settling > 0 {
+            growth = .trying(from: from, rateBefore: rateBefore, settling: settling - delivered)
+        }
         guard let since = behindSince else {
             behindSince = now
             return
@@ -153,6 +223,48 @@ struct ReceiveWindow {
         guard now - since >= Self.patience, target > base else { return }
         behindSince = now
         target = max(base, target / 2)
+        // The client is what limits this stream: growing would not pay now.
+        if proven { rest(at: now) }
+    }
+
+    /// Adds `delivered` to the rate being measured (starting one at `now` if none is); the rate once the
+    /// measurement covers a whole window and `shortestMeasurement`, and a new measurement starts.
+    private mutating func measured(_ delivered: Int, at now: NIODeadline) -> Double? {
+        guard var running = measurement else {
+            measurement = RateMeasurement(since: now)
+            return nil
+        }
+        running.bytes += delivered
+        let elapsed = now - running.since
+        guard running.bytes >= target, elapsed >= Self.shortestMeasurement else {
+            measurement = running
+            return nil
+        }
+        measurement = RateMeasurement(since: now)
+        return Double(running.bytes) / (Double(elapsed.nanoseconds) / 1e9)
+    }
+
+    /// Doubles the window (within the cap and the budget) to try whether that pays against `rate`; rests where it
+    /// cannot grow.
+    private mutating func grow(from rate: Double, at now: NIODeadline) -> Bool {
+        let wanted = min(2 * target, cap)
+        // Bytes still claimed from before a halving (the window has not drained yet) are used first.
+        if wanted > target { claimed += budget.claim(wanted - base - claimed) }
+        let grown = min(wanted, base + claimed)
+        guard grown > target else {
+            rest(at: now)
+            return false
+        }
+        growth = .trying(from: target, rateBefore: rate, settling: target)
+        measurement = nil
+        target = grown
+        return true
+    }
+
+    private mutating func rest(at now: NIODeadline) {
+        growth = .resting(until: now + nextRest)
+        measurement = nil
+        nextRest = min(nextRest * 2, Self.longestRest)
     }
 
     /// The channel's window is now `left`: what the server may still send plus what arrived and was not read yet
@@ -182,9 +294,18 @@ struct ReceiveWindow {
         keptUpFor = 0
         behindSince = nil
         proven = false
+        growth = .proving(lastRate: nil)
+        measurement = nil
+        nextRest = Self.restAfterFailure
     }
 
     /// Below this libssh2 1.10 widens the window itself at the start of a read of `readSize` bytes (channel.c,
     /// `_libssh2_channel_read`): a read that then returns "would block" may have left its adjust half-sent.
     func libssh2AdjustsBelow(readSize: Int) -> Int { base / 4 * 3 + readSize }
+}
+
+/// Bytes delivered since a moment: a delivery rate being measured.
+struct RateMeasurement: Equatable {
+    let since: NIODeadline
+    var bytes = 0
 }

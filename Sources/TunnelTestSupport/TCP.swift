@@ -24,6 +24,9 @@ public final class TCPTestServer: @unchecked Sendable {
         /// Say nothing for `delay` seconds, then send `message` unasked and close: a server push to a connection
         /// that has been idle (a notification, a timeout's goodbye).
         case pushAfter(delay: Double, message: String)
+        /// A long link: relay each connection to 127.0.0.1:`targetPort` with `oneWayDelay` seconds added each way
+        /// (a round trip gains twice that), with all of loopback's bandwidth (see `DelayRelay`).
+        case delayRelay(targetPort: Int, oneWayDelay: Double)
     }
 
     /// The seed of the bytes a `.source` server sends.
@@ -189,6 +192,8 @@ public final class TCPTestServer: @unchecked Sendable {
                 left -= n
             }
             finish(fd)
+        case .delayRelay(let targetPort, let oneWayDelay):
+            DelayRelay.relay(fd, to: targetPort, oneWayDelay: oneWayDelay)
         case .pushAfter(let delay, let message):
             Thread.sleep(forTimeInterval: delay)
             let bytes = Array(message.utf8)

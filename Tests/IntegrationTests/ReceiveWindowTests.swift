@@ -5,17 +5,26 @@ import TunnelConfig
 @testable import TunnelEngine
 import TunnelTestSupport
 
-/// Receive windows against a real sshd: fast downloads grow their window, never past the cap, all within the
+/// Receive windows against a real sshd over a long link (a relay that adds a 20 ms round trip, so the window is what
+/// limits a download and growing pays): fast downloads grow their window, never past the cap, all within the
 /// budget, and give it back when they end. (Clients that read nothing: `ReceiveWindowUpTests`, on the binary.)
 @Suite("Receive windows against a real sshd", .serialized)
 struct ReceiveWindowIntegrationTests {
     static let kib = 1024
 
-    /// A tunnel with small limits, so a short download shows every rule.
-    func tunnel(_ sshd: SSHDFixture, targets: [Int], cap: Int, budget: WindowBudget,
-                group: MultiThreadedEventLoopGroup) -> HostTunnel {
+    /// 10 ms each way between tunnel and sshd: a 256 KiB window then moves about 13 MB/s, 1 MiB about 50.
+    static let oneWayDelay = 0.010
+
+    /// A tunnel with small limits, so a short download shows every rule, reaching `sshd` through `relay`.
+    func tunnel(_ sshd: SSHDFixture, via relay: TCPTestServer, targets: [Int], cap: Int, budget: WindowBudget,
+                group: MultiThreadedEventLoopGroup) throws -> HostTunnel {
         var settings = settings(sshd)
-        settings.receiveWindow = ReceiveWindowLimits(base: 256 * Self.kib, cap: cap, budget: budget)
+        // Through the relay the server is known under the relay's port.
+        let knownHosts = sshd.directory + "/known_hosts-relay-\(relay.port)"
+        try "[\(sshd.host)]:\(relay.port) \(sshd.hostPublicKeyLine)\n".write(toFile: knownHosts, atomically: true, encoding: .utf8)
+        settings.port = relay.port
+        settings.hostKeyPolicy = HostKeyPolicy(mode: .strict, knownHostsFiles: [knownHosts])
+        settings.receiveWindow = ReceiveWindowLimits(base: 256 * Self.kib, cap: cap, budget: budget, proof: 2 << 20)
         let specs = targets.enumerated().map { index, port in
             ForwardSpec(bind: .address("127.0.0.1"), listenPort: 0, targetHost: "127.0.0.1", targetPort: port,
                         location: SourceLocation(file: "test", line: index + 1))
@@ -55,7 +64,9 @@ struct ReceiveWindowIntegrationTests {
         let source = try TCPTestServer(behavior: .source(bytes: total))
         let budget = WindowBudget(total: 64 << 20)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let tunnel = tunnel(sshd, targets: [source.port], cap: 1 << 20, budget: budget, group: group)
+        let relay = try TCPTestServer(behavior: .delayRelay(targetPort: sshd.port, oneWayDelay: Self.oneWayDelay))
+        defer { relay.stop() }
+        let tunnel = try tunnel(sshd, via: relay, targets: [source.port], cap: 1 << 20, budget: budget, group: group)
         try await withStarted(tunnel, on: group) { _ in
             let (sizes, peak) = try await download(port: try boundPorts(tunnel)[0], clients: 1, budget: budget)
             #expect(sizes == [total])
@@ -77,7 +88,9 @@ struct ReceiveWindowIntegrationTests {
         let source = try TCPTestServer(behavior: .source(bytes: total))
         let budget = WindowBudget(total: 1 << 20)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let tunnel = tunnel(sshd, targets: [source.port], cap: 4 << 20, budget: budget, group: group)
+        let relay = try TCPTestServer(behavior: .delayRelay(targetPort: sshd.port, oneWayDelay: Self.oneWayDelay))
+        defer { relay.stop() }
+        let tunnel = try tunnel(sshd, via: relay, targets: [source.port], cap: 4 << 20, budget: budget, group: group)
         try await withStarted(tunnel, on: group) { _ in
             let (sizes, peak) = try await download(port: try boundPorts(tunnel)[0], clients: 4, budget: budget)
             #expect(sizes == [Int](repeating: total, count: 4), "every download arrives whole")

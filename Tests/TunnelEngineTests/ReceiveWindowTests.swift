@@ -3,12 +3,42 @@ import Testing
 @testable import TunnelEngine
 
 /// The receive-window rules (README "Receive windows"), without sockets or SSH.
-@Suite("ReceiveWindow: grow while the client keeps up, within the cap and the budget")
+@Suite("ReceiveWindow: grow while the client keeps up and growing pays, within the cap and the budget")
 struct ReceiveWindowTests {
     static let mib = 1 << 20
 
     /// A moment `milliseconds` into a made-up clock.
     static func at(_ milliseconds: Int) -> NIODeadline { .uptimeNanoseconds(UInt64(1_000 + milliseconds) * 1_000_000) }
+
+    /// A stream over a 100 ms round trip that only the window limits: every step delivers a whole window 100 ms after
+    /// the last, so a doubled window doubles the rate.
+    struct LongLink {
+        var clock = 0
+
+        /// One round trip's worth, kept up with.
+        @discardableResult
+        mutating func step(_ window: inout ReceiveWindow) -> Bool {
+            clock += 100
+            return window.clientKeptUp(delivered: window.target, at: ReceiveWindowTests.at(clock))
+        }
+
+        /// Steps until the window grows (true), or gives up after `limit` steps (false: the cap or the budget).
+        @discardableResult
+        mutating func growOnce(_ window: inout ReceiveWindow, limit: Int = 400) -> Bool {
+            for _ in 0..<limit where step(&window) { return true }
+            return false
+        }
+
+        /// Grows the window to `size` (which it must reach).
+        mutating func grow(_ window: inout ReceiveWindow, to size: Int) {
+            while window.target < size {
+                guard growOnce(&window) else {
+                    Issue.record("the window stopped at \(window.target >> 20) MiB on its way to \(size >> 20) MiB")
+                    return
+                }
+            }
+        }
+    }
 
     @Test("a new window is the base, and at the base libssh2's own top-up is left to work alone")
     func startsAtBase() {
@@ -18,20 +48,21 @@ struct ReceiveWindowTests {
         #expect(window.grant(windowLeft: 0) == nil, "at the base libssh2 grants by itself; a grant of ours would double it")
     }
 
-    @Test("the first growth waits for proof that the client reads: more than socket buffers hide")
+    @Test("the first try waits for proof that the client reads: more than socket buffers hide")
     func proofBeforeTheFirstGrowth() {
         let budget = WindowBudget(total: 256 * Self.mib)
         var window = ReceiveWindow(base: Self.mib, cap: 64 * Self.mib, budget: budget, proof: 8 * Self.mib)
-        for _ in 0..<7 { window.clientKeptUp(delivered: Self.mib) }
+        var link = LongLink()
+        for _ in 0..<7 { link.step(&window) }
         #expect(window.target == Self.mib, "7 MiB into the kernel's buffers prove nothing")
-        window.clientKeptUp(delivered: Self.mib)
+        link.step(&window)
         #expect(window.target == 2 * Self.mib)
-        window.clientKeptUp(delivered: 2 * Self.mib)
-        #expect(window.target == 4 * Self.mib, "once proven, a window's worth is enough")
-        window.clientFellBehind(at: Self.at(0))
-        window.clientFellBehind(at: Self.at(600))
+        link.grow(&window, to: 4 * Self.mib)
+        window.clientFellBehind(at: Self.at(link.clock))
+        window.clientFellBehind(at: Self.at(link.clock + 600))
         #expect(window.target == 2 * Self.mib)
-        window.clientKeptUp(delivered: 2 * Self.mib)
+        link.clock += 600
+        link.growOnce(&window)
         #expect(window.target == 4 * Self.mib, "a client that proved it reads stays proven; only its window shrank")
     }
 
@@ -40,37 +71,101 @@ struct ReceiveWindowTests {
         let budget = WindowBudget(total: 256 * Self.mib)
         var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 8 * Self.mib)
         // What the kernel's socket buffers take from a client that reads nothing looks like keeping up...
-        for _ in 0..<4 { window.clientKeptUp(delivered: Self.mib) }
+        for step in 0..<4 { window.clientKeptUp(delivered: Self.mib, at: Self.at(step)) }
         // ...then it is behind for good.
         for step in 0..<100 { window.clientFellBehind(at: Self.at(step * 100)) }
         #expect(window.target == 2 * Self.mib)
         #expect(budget.inUse == 0)
     }
 
-    @Test("a whole window taken without falling behind doubles it, up to the cap and no further")
+    @Test("over a long link each doubling doubles the rate, so the window grows to the cap and no further")
     func growsToTheCap() {
         let budget = WindowBudget(total: 256 * Self.mib)
         var window = ReceiveWindow(base: 2 * Self.mib, cap: 16 * Self.mib, budget: budget, proof: 0)
-        let grewAfterHalfAWindow = window.clientKeptUp(delivered: Self.mib)
-        #expect(!grewAfterHalfAWindow, "half a window is not yet proof")
-        let grewAfterAWholeWindow = window.clientKeptUp(delivered: Self.mib)
-        #expect(grewAfterAWholeWindow)
-        #expect(window.target == 4 * Self.mib)
-        var sizes: [Int] = []
-        for _ in 0..<20 {
-            window.clientKeptUp(delivered: window.target)
+        var link = LongLink()
+        let grew1 = link.step(&window)
+        #expect(!grew1, "one step is no measurement yet")
+        var sizes = [window.target / Self.mib]
+        for _ in 0..<40 {
+            link.step(&window)
             sizes.append(window.target / Self.mib)
         }
-        #expect(sizes.prefix(3) == [8, 16, 16])
+        #expect(Array(Set(sizes)).sorted() == [2, 4, 8, 16], "doubling, one try at a time")
+        #expect(sizes.last == 16)
         #expect(sizes.allSatisfy { $0 <= 16 }, "no connection over the cap")
         #expect(budget.inUse == 14 * Self.mib, "what is held beyond the base is claimed from the budget")
+        let grew2 = link.growOnce(&window, limit: 50)
+        #expect(!grew2)
+    }
+
+    @Test("where the window is not the limit (a fast link, a busy CPU), a doubled window goes back and rests, longer each time")
+    func growingThatDoesNotPayGoesBack() {
+        let budget = WindowBudget(total: 256 * Self.mib)
+        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
+        // The same 4 MiB every 100 ms, whatever the window.
+        var clock = 0
+        func step() -> Bool {
+            clock += 100
+            return window.clientKeptUp(delivered: 4 * Self.mib, at: Self.at(clock))
+        }
+        let grew3 = step()
+        #expect(!grew3, "the measurement starts")
+        let grew4 = step()
+        #expect(grew4, "a measured rate: the first try")
+        #expect(window.target == 4 * Self.mib)
+        let grew5 = step()
+        #expect(!grew5, "what the old window still brings")
+        let grew6 = step()
+        #expect(!grew6, "the rate did not rise")
+        #expect(window.target == 2 * Self.mib, "back to the window that moved as much")
+        #expect(window.growth == .resting(until: Self.at(clock + 1000)))
+        #expect(budget.inUse == 2 * Self.mib, "the bytes granted for the try may still be on their way")
+        window.windowIs(left: Self.mib)
+        #expect(budget.inUse == 0, "read down below the window: given back")
+        // Resting, then measuring again, then another try that does not pay: twice the rest.
+        var tried = clock
+        while window.target == 2 * Self.mib { _ = step() }
+        #expect(clock - tried >= 1000, "no try while resting")
+        while window.target == 4 * Self.mib { _ = step() }
+        #expect(window.growth == .resting(until: Self.at(clock + 2000)))
+        tried = clock
+        while window.target == 2 * Self.mib { _ = step() }
+        #expect(clock - tried >= 2000)
+    }
+
+    @Test("a rate that rises by less than the threshold is noise: the window goes back; by more it stays")
+    func threshold() {
+        for (gain, kept) in [(1.2, false), (1.6, true)] {
+            var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib), proof: 0)
+            _ = window.clientKeptUp(delivered: 2 * Self.mib, at: Self.at(0))
+            _ = window.clientKeptUp(delivered: 2 * Self.mib, at: Self.at(100))
+            #expect(window.target == 4 * Self.mib)
+            _ = window.clientKeptUp(delivered: 2 * Self.mib, at: Self.at(200))
+            // 4 MiB in 100 ms / gain: the rate is `gain` times the 2 MiB per 100 ms before.
+            let milliseconds = Int((200 / gain).rounded())
+            _ = window.clientKeptUp(delivered: 4 * Self.mib, at: Self.at(200 + milliseconds))
+            #expect((window.target > 2 * Self.mib) == kept, "a rate \(gain)x as high")
+        }
+    }
+
+    @Test("a rate is measured over at least a whole window and 20 ms, never over a few fast reads")
+    func shortMeasurements() {
+        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib), proof: 0)
+        _ = window.clientKeptUp(delivered: 0, at: Self.at(0))
+        // A whole window in 5 ms (loopback): not long enough to say anything.
+        let grew7 = window.clientKeptUp(delivered: 2 * Self.mib, at: Self.at(5))
+        #expect(!grew7)
+        let grew8 = window.clientKeptUp(delivered: Self.mib, at: Self.at(10))
+        #expect(!grew8)
+        let grew9 = window.clientKeptUp(delivered: 4 * Self.mib, at: Self.at(20))
+        #expect(grew9)
     }
 
     @Test("grants refill to the target once less than half is left")
     func grants() {
         var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib), proof: 0)
-        window.clientKeptUp(delivered: 2 * Self.mib)
-        window.clientKeptUp(delivered: 4 * Self.mib)
+        var link = LongLink()
+        link.grow(&window, to: 8 * Self.mib)
         #expect(window.target == 8 * Self.mib)
         #expect(window.grant(windowLeft: 5 * Self.mib) == nil, "more than half open: nothing yet")
         #expect(window.grant(windowLeft: 3 * Self.mib) == 5 * Self.mib)
@@ -83,8 +178,8 @@ struct ReceiveWindowTests {
     func fallsBehind() {
         let budget = WindowBudget(total: 256 * Self.mib)
         var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
-        for _ in 0..<3 { window.clientKeptUp(delivered: window.target) }
-        #expect(window.target == 16 * Self.mib)
+        var link = LongLink()
+        link.grow(&window, to: 16 * Self.mib)
         #expect(budget.inUse == 14 * Self.mib)
         window.clientFellBehind(at: Self.at(0))
         window.clientFellBehind(at: Self.at(400))
@@ -107,7 +202,8 @@ struct ReceiveWindowTests {
         // Exactly one connection's growth to the cap.
         let budget = WindowBudget(total: 62 * Self.mib)
         var stalled = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
-        while stalled.target < 64 * Self.mib { stalled.clientKeptUp(delivered: stalled.target) }
+        var link = LongLink()
+        link.grow(&stalled, to: 64 * Self.mib)
         #expect(budget.inUse == 62 * Self.mib)
         // The server filled the whole 64 MiB window; the client stopped reading, so all of it sits unread in
         // libssh2's queue, still counted in the channel's window.
@@ -120,24 +216,27 @@ struct ReceiveWindowTests {
         #expect(stalled.grant(windowLeft: 64 * Self.mib) == nil, "and it is granted nothing more")
         // Another connection cannot be handed the same bytes.
         var other = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
-        let otherGrew = other.clientKeptUp(delivered: 2 * Self.mib)
-        #expect(!otherGrew, "the budget is still held by the stalled connection's queued bytes")
+        var otherLink = LongLink()
+        let grew10 = otherLink.growOnce(&other, limit: 30)
+        #expect(!grew10, "the budget is still held by the stalled connection's queued bytes")
         // The client reads again: bytes come back as the window drains, down to what the new target holds.
         stalled.windowIs(left: 40 * Self.mib)
         #expect(budget.inUse == 38 * Self.mib)
         stalled.windowIs(left: 10 * Self.mib)
         #expect(budget.inUse == 14 * Self.mib, "drained below the target: the target's share stays claimed")
-        let otherGrewLater = other.clientKeptUp(delivered: 2 * Self.mib)
-        #expect(otherGrewLater, "what was given back, another may take")
+        let grew11 = otherLink.growOnce(&other)
+        #expect(grew11, "what was given back, another may take")
         // Claimed bytes not yet given back are used first when the stalled one grows again.
         var regrowing = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 64 * Self.mib), proof: 0)
-        while regrowing.target < 64 * Self.mib { regrowing.clientKeptUp(delivered: regrowing.target) }
-        regrowing.clientFellBehind(at: Self.at(0))
-        regrowing.clientFellBehind(at: Self.at(500))
+        var regrowingLink = LongLink()
+        regrowingLink.grow(&regrowing, to: 64 * Self.mib)
+        regrowing.clientFellBehind(at: Self.at(regrowingLink.clock))
+        regrowing.clientFellBehind(at: Self.at(regrowingLink.clock + 500))
         regrowing.windowIs(left: 64 * Self.mib)
         #expect(regrowing.target == 32 * Self.mib)
-        let regrew = regrowing.clientKeptUp(delivered: 32 * Self.mib)
-        #expect(regrew)
+        regrowingLink.clock += 500
+        let grew12 = regrowingLink.growOnce(&regrowing)
+        #expect(grew12)
         #expect(regrowing.target == 64 * Self.mib)
         #expect(regrowing.budget.inUse == 62 * Self.mib, "no double claim")
         regrowing.release()
@@ -150,7 +249,7 @@ struct ReceiveWindowTests {
                                    proof: 8 * Self.mib)
         for step in 0..<4 {
             window.clientFellBehind(delivered: Self.mib, at: Self.at(step * 1000))
-            window.clientKeptUp(delivered: Self.mib)
+            window.clientKeptUp(delivered: Self.mib, at: Self.at(step * 1000 + 500))
         }
         #expect(window.target == 4 * Self.mib, "late at every other step, but never for long: it grows")
         // Behind at every step: no step leaves nothing unread, so it never grows, and it halves.
@@ -162,12 +261,14 @@ struct ReceiveWindowTests {
     func budgetIsShared() {
         let budget = WindowBudget(total: 64 * Self.mib)
         var windows = (0..<100).map { _ in ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0) }
-        for _ in 0..<10 {
-            for index in windows.indices { windows[index].clientKeptUp(delivered: windows[index].target) }
+        var links = [LongLink](repeating: LongLink(), count: 100)
+        for _ in 0..<30 {
+            for index in windows.indices { links[index].step(&windows[index]) }
         }
         let beyondBase = windows.reduce(0) { $0 + $1.claimed }
         #expect(beyondBase <= 64 * Self.mib, "all together stay within the budget")
         #expect(budget.inUse == beyondBase)
+        #expect(budget.inUse > 32 * Self.mib, "and they use it")
         #expect(windows.allSatisfy { $0.target <= 64 * Self.mib })
         // What one gives back, another may take.
         let heldByFirst = windows[0].claimed
@@ -175,7 +276,7 @@ struct ReceiveWindowTests {
         #expect(budget.inUse == beyondBase - heldByFirst)
         #expect(windows[0].target == 2 * Self.mib)
         let before = budget.inUse
-        windows[1].clientKeptUp(delivered: windows[1].target)
+        links[1].growOnce(&windows[1])
         #expect(budget.inUse >= before)
         #expect(budget.inUse <= 64 * Self.mib)
     }
@@ -184,11 +285,13 @@ struct ReceiveWindowTests {
     func releaseIsIdempotent() {
         let budget = WindowBudget(total: 256 * Self.mib)
         var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
-        window.clientKeptUp(delivered: 2 * Self.mib)
+        var link = LongLink()
+        link.growOnce(&window)
         #expect(budget.inUse == 2 * Self.mib)
         window.release()
         window.release()
         #expect(budget.inUse == 0)
+        #expect(window.growth == .proving(lastRate: nil), "a released window starts over")
     }
 
     @Test("a budget hands out no more than it has, and a partial claim still grows the window")
@@ -196,14 +299,15 @@ struct ReceiveWindowTests {
         let budget = WindowBudget(total: 3 * Self.mib)
         var first = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
         var second = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: budget, proof: 0)
-        let firstGrew = first.clientKeptUp(delivered: 2 * Self.mib)
-        #expect(firstGrew)
+        var (firstLink, secondLink) = (LongLink(), LongLink())
+        let grew13 = firstLink.growOnce(&first)
+        #expect(grew13)
         #expect(first.target == 4 * Self.mib)
-        let secondGrew = second.clientKeptUp(delivered: 2 * Self.mib)
-        #expect(secondGrew)
+        let grew14 = secondLink.growOnce(&second)
+        #expect(grew14)
         #expect(second.target == 3 * Self.mib, "only what was left")
-        let secondGrewAgain = second.clientKeptUp(delivered: 3 * Self.mib)
-        #expect(!secondGrewAgain, "nothing left")
+        let grew15 = secondLink.growOnce(&second, limit: 100)
+        #expect(!grew15, "nothing left")
         #expect(budget.inUse == 3 * Self.mib)
     }
 }
