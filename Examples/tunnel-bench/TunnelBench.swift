@@ -5,6 +5,7 @@
 //   .build/release/tunnel-bench many-clients --clients 100             # one case
 //   .build/release/tunnel-bench long-link --round-trip 100             # over a relay adding 100 ms round trip
 //   .build/release/tunnel-bench proxy                                  # DynamicForward vs ssh -D and vs LocalForward
+//   .build/release/tunnel-bench parallel                               # 8 and 64 downloads at once, TunnelSessions
 //   .build/debug/tunnel-bench --smoke                                  # every case, tiny sizes (Tests/run)
 //
 // Everything stays on 127.0.0.1. Needs root (sshd) and the OpenSSH client and server.
@@ -26,7 +27,7 @@ struct TunnelBench: ParsableCommand {
             fails if one does not move its bytes. Only ratios from the same run mean anything: the figures move \
             with the machine's load, which is printed before and after.
             """,
-        subcommands: [All.self, Parse.self, Throughput.self, LongLink.self, RemoteThroughput.self, ManyClients.self, Latency.self, Idle.self, Startup.self, ConnectRate.self, Reconnect.self, Proxy.self, Soak.self],
+        subcommands: [All.self, Parse.self, Throughput.self, LongLink.self, RemoteThroughput.self, Parallel.self, ManyClients.self, Latency.self, Idle.self, Startup.self, ConnectRate.self, Reconnect.self, Proxy.self, Soak.self],
         defaultSubcommand: All.self
     )
 }
@@ -98,6 +99,26 @@ struct LongLinkOptions: ParsableArguments {
         smoke ? LongLinkCase(roundTrips: [20], mebibytes: 4, uploadMebibytes: 2, skipLibSSH2: skipLibSSH2)
             : LongLinkCase(roundTrips: roundTrips.isEmpty ? [50, 100] : roundTrips, mebibytes: longLinkMib,
                            uploadMebibytes: longLinkUploadMib, skipLibSSH2: skipLibSSH2)
+    }
+}
+
+struct ParallelOptions: ParsableArguments {
+    @Option(name: .customLong("streams"), help: "Parallel downloads in the parallel case, one measurement per count (repeatable).")
+    var streamCounts: [Int] = [8, 64]
+    @Option(name: .customLong("parallel-mib"), help: "MiB moved in all by one parallel measurement, split across its streams.")
+    var parallelMib = 1024
+    @Option(help: "TunnelSessions of the second tunnel in the parallel case (default: the number of cores, at least 2).")
+    var sessions = max(2, min(16, ProcessInfo.processInfo.activeProcessorCount))
+
+    func validate() throws {
+        guard streamCounts.allSatisfy({ $0 >= 1 && $0 <= 256 }) else { throw ValidationError("--streams must be between 1 and 256") }
+        guard parallelMib >= 1 else { throw ValidationError("--parallel-mib must be at least 1") }
+        guard (1...16).contains(sessions) else { throw ValidationError("--sessions must be between 1 and 16") }
+    }
+
+    func makeCase(smoke: Bool, skipSSH: Bool) -> ParallelCase {
+        smoke ? ParallelCase(streamCounts: [4], mebibytes: 8, sessions: sessions, skipSSH: skipSSH)
+            : ParallelCase(streamCounts: streamCounts, mebibytes: parallelMib, sessions: sessions, skipSSH: skipSSH)
     }
 }
 
@@ -208,6 +229,7 @@ extension TunnelBench {
         @OptionGroup var connectRate: ConnectRateOptions
         @OptionGroup var reconnect: ReconnectOptions
         @OptionGroup var proxy: ProxyOptions
+        @OptionGroup var parallel: ParallelOptions
 
         func run() throws {
             let smoke = common.smoke
@@ -215,6 +237,7 @@ extension TunnelBench {
                 [("throughput", { try throughput.makeCase(smoke: smoke).run(context) }),
                  ("long link", { try longLink.makeCase(smoke: smoke).run(context) }),
                  ("remote-forward throughput", { try throughput.makeRemoteCase(smoke: smoke).run(context) }),
+                 ("parallel", { try parallel.makeCase(smoke: smoke, skipSSH: throughput.skipSSH).run(context) }),
                  ("many clients", { try manyClients.makeCase(smoke: smoke).run(context) }),
                  ("one client latency", { try latency.makeCase(smoke: smoke).run(context) }),
                  ("idle connections", { try idle.makeCase(smoke: smoke).run(context) }),
@@ -249,6 +272,18 @@ extension TunnelBench {
         @OptionGroup var options: LongLinkOptions
         func run() throws {
             try BenchRun(common).execute { context in [("long link", { try options.makeCase(smoke: common.smoke).run(context) })] }
+        }
+    }
+
+    struct Parallel: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Aggregate MB/s of 8 and 64 parallel downloads: tunnel with one SSH session, with TunnelSessions, and ssh -L.")
+        @OptionGroup var common: CommonOptions
+        @OptionGroup var options: ParallelOptions
+        @Flag(help: "Measure tunnel only, not ssh -L.")
+        var skipSSH = false
+        func run() throws {
+            try BenchRun(common).execute { context in [("parallel", { try options.makeCase(smoke: common.smoke, skipSSH: skipSSH).run(context) })] }
         }
     }
 

@@ -33,6 +33,11 @@ public struct HostConfig: Sendable, Hashable {
     /// cap, in seconds (defaults 1 and 60).
     public var reconnectDelay: Double = 1
     public var reconnectMaxDelay: Double = 60
+    /// tunnel's own `TunnelSessions`: how many SSH sessions are kept up to the host (1...16, default 1); new
+    /// forwarded connections are dealt over them round robin.
+    public var sessions = 1
+    /// The values `TunnelSessions` accepts.
+    public static let sessionsRange = 1...16
     /// Missed keepalive replies before giving up; default 3.
     public var serverAliveCountMax: Int
     /// Seconds; nil = the system's TCP timeout (default).

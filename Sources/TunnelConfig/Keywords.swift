@@ -53,6 +53,8 @@ enum Keyword: String, CaseIterable, Sendable {
     case tunnelReconnectMaxDelay = "TunnelReconnectMaxDelay"
     /// `TunnelProxyAuth user:password`: what DynamicForward proxy clients must give.
     case tunnelProxyAuth = "TunnelProxyAuth"
+    /// `TunnelSessions N`: how many SSH sessions to keep up to the host, new connections spread over them.
+    case tunnelSessions = "TunnelSessions"
 
     /// Lowercased spelling → keyword; OpenSSH also accepts a few aliases.
     static let byLowercasedName: [String: Keyword] = {
@@ -73,7 +75,7 @@ enum Keyword: String, CaseIterable, Sendable {
     /// Keywords of tunnel's own, which OpenSSH rejects unless `IgnoreUnknown` covers them.
     var isOwn: Bool {
         switch self {
-        case .tunnelReconnectDelay, .tunnelReconnectMaxDelay, .tunnelProxyAuth: return true
+        case .tunnelReconnectDelay, .tunnelReconnectMaxDelay, .tunnelProxyAuth, .tunnelSessions: return true
         default: return false
         }
     }

@@ -395,6 +395,13 @@ struct Parser {
             }
             return .setting(keyword == .tunnelReconnectDelay ? .reconnectDelay(seconds) : .reconnectMaxDelay(seconds))
 
+        case .tunnelSessions:
+            guard let value = single() else { return nil }
+            guard let count = Int(value), HostConfig.sessionsRange.contains(count) else {
+                return bad("bad value \(value.quotedForMessage) (a number of SSH sessions from \(HostConfig.sessionsRange.lowerBound) to \(HostConfig.sessionsRange.upperBound))")
+            }
+            return .setting(.sessions(count))
+
         case .tunnelProxyAuth:
             guard let value = single() else { return nil }
             if value.lowercased() == "none" { return .setting(.proxyAuth(nil)) }

@@ -50,6 +50,7 @@ struct CollectedSettings {
     var algorithmLists: [AlgorithmKind: AlgorithmList] = [:]
     var reconnectDelay: Int?
     var reconnectMaxDelay: Int?
+    var sessions: Int?
     /// `.some(nil)`: set to `none`.
     var proxyAuth: ProxyAuth??
     /// Lines that apply but that tunnel cannot act on, and `Match exec` failures.
@@ -125,6 +126,7 @@ struct CollectedSettings {
         case .algorithms(let v): algorithmLists[v.kind] = algorithmLists[v.kind] ?? v
         case .reconnectDelay(let v): reconnectDelay = reconnectDelay ?? v
         case .reconnectMaxDelay(let v): reconnectMaxDelay = reconnectMaxDelay ?? v
+        case .sessions(let v): sessions = sessions ?? v
         case .proxyAuth(let v): proxyAuth = proxyAuth ?? .some(v)
         case .unusable(let problem): if !problems.contains(problem) { problems.append(problem) }
         }
@@ -303,6 +305,7 @@ struct Resolver {
         resolved.numberOfPasswordPrompts = settings.numberOfPasswordPrompts ?? 3
         resolved.reconnectDelay = Double(settings.reconnectDelay ?? 1)
         resolved.reconnectMaxDelay = Double(max(settings.reconnectMaxDelay ?? 60, settings.reconnectDelay ?? 1))
+        resolved.sessions = settings.sessions ?? 1
         return resolved
     }
 }

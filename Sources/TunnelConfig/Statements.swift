@@ -70,6 +70,8 @@ enum Setting: Sendable {
     /// tunnel's own: the reconnect backoff's first ceiling and cap, in seconds.
     case reconnectDelay(Int)
     case reconnectMaxDelay(Int)
+    /// tunnel's own `TunnelSessions N`: SSH sessions kept up to the host (1...16).
+    case sessions(Int)
     /// tunnel's own `TunnelProxyAuth user:password`; nil for `none`.
     case proxyAuth(ProxyAuth?)
     /// A line OpenSSH accepts but tunnel cannot act on (a service name for a

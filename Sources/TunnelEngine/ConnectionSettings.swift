@@ -60,6 +60,8 @@ public struct ConnectionSettings: Sendable {
     /// Reconnect backoff: the first ceiling and the cap, in seconds.
     public var reconnectDelay = 1.0
     public var reconnectMaxDelay = 60.0
+    /// SSH sessions kept up to the host, each on its own event loop (`TunnelSessions`; 1 = one, as plain ssh).
+    public var sessions = 1
     /// TCP connect attempts per session attempt, one second apart (`ConnectionAttempts`).
     public var connectionAttempts = 1
     /// How big forwarded channels' receive windows start and may grow (see `ReceiveWindowLimits`).
@@ -114,6 +116,7 @@ public struct ConnectionSettings: Sendable {
         serverAliveCountMax = host.serverAliveCountMax
         reconnectDelay = host.reconnectDelay
         reconnectMaxDelay = host.reconnectMaxDelay
+        sessions = host.sessions
         connectionAttempts = max(host.connectionAttempts, 1)
         numberOfPasswordPrompts = host.numberOfPasswordPrompts
         authenticationMethods = AuthenticationPlan.configured(

@@ -20,7 +20,8 @@ public enum TunnelEvent: Sendable {
     case needsAuthentication(TunnelError)
 }
 
-/// Everything one `Host` block brings up: its local listeners, its counters, and the SSH session they use.
+/// Everything one `Host` block brings up: its local listeners, its counters, and the SSH session they use (with
+/// `TunnelSessions`, several: each a `Lane` on its own event loop, with its own state, backoff and waiting clients).
 ///
 /// Listeners and counters belong here, not to the session, so a session can be replaced (reconnect) while the
 /// listeners stay bound and the counters keep counting. While no session is up, an accepted client waits here,
@@ -94,7 +95,30 @@ public final class HostTunnel: Sendable {
         /// [ProxyJump] The jump-host sessions, kept between this tunnel's sessions (nil: a direct connection).
         var chain: HopChain?
     }
-    private let state: NIOLoopBoundBox<LoopState>
+    /// One SSH session of the tunnel and the clients it serves, its state confined to its own event loop (all
+    /// libssh2 calls of a session, and its clients' sockets, live there). One per `TunnelSessions`; the first also
+    /// holds the listeners.
+    private final class Lane: Sendable {
+        /// 0-based; "session 2" in log lines is index 1.
+        let index: Int
+        let eventLoop: EventLoop
+        let state: NIOLoopBoundBox<LoopState>
+        let logger: Logger
+
+        init(index: Int, eventLoop: EventLoop, state: sending LoopState, logger: Logger) {
+            self.index = index
+            self.eventLoop = eventLoop
+            self.state = NIOLoopBoundBox.makeBoxSendingValue(state, eventLoop: eventLoop)
+            self.logger = logger
+        }
+    }
+    private let lanes: [Lane]
+    /// With `TunnelSessions` > 1: the tunnel's own event loops, one per session. Listeners hand accepted clients to
+    /// it round robin, so each client lives on its session's loop (NIO's `ServerBootstrap` takes no other kind of
+    /// child group, so "the least busy session" cannot be chosen there). Nil with one session.
+    private let sessionGroup: MultiThreadedEventLoopGroup?
+    /// The first session's state, which also holds the listeners (with one session: everything).
+    private var state: NIOLoopBoundBox<LoopState> { lanes[0].state }
     private let published = NIOLockedValueBox(Published())
     private struct Published {
         var boundAddresses: [(forward: Int, address: String)] = []
@@ -114,8 +138,22 @@ public final class HostTunnel: Sendable {
         var needsAuthentication: TunnelError?
         /// [ProxyJump] The chain's own record of its hops (locked there).
         var jumpHosts: HopChain.StatusBox?
+        /// [TunnelSessions] Each session's state, whether it is up, and the forwarded connections it carries; the
+        /// tunnel's `state` is the first session's that is up, else the last one published.
+        var laneStates: [TunnelStatus.State] = []
+        var laneUp: [Bool] = []
+        var laneConnections: [Int] = []
+        /// Sessions that have been up at least once (the rest of `sessionsEstablished` are reconnects).
+        var lanesEverConnected = 0
+        /// Sessions kept up: all of them with `keepUp`, one with `start()`.
+        var sessionsWanted = 1
+        /// The session that asks for the remote forwards (the server binds each port once): the first, until it is
+        /// lost while another is up.
+        var remoteLane = 0
     }
 
+    /// With `settings.sessions` > 1 the tunnel makes an event loop group of its own, one loop per session (its
+    /// `eventLoop` is then the first of those, not `eventLoop`), shut down by `stop()`.
     public init(settings: ConnectionSettings, localForwards: [ForwardSpec], dynamicForwards: [DynamicForwardSpec] = [],
                 proxyCredentials: ProxyCredentials? = nil, proxyHandshakeTimeout: TimeAmount = .seconds(10),
                 eventLoop: EventLoop, logger: Logger) {
@@ -123,16 +161,34 @@ public final class HostTunnel: Sendable {
         self.settings = settings
         self.remoteForwardIndexOffset = localForwards.count + dynamicForwards.count
         self.proxyCredentials = proxyCredentials
-        self.eventLoop = eventLoop
+        let sessions = max(1, settings.sessions)
+        let loops: [EventLoop]
+        if sessions > 1 {
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: sessions)
+            sessionGroup = group
+            loops = Array(group.makeIterator())
+        } else {
+            sessionGroup = nil
+            loops = [eventLoop]
+        }
+        self.eventLoop = loops[0]
         self.counters = TunnelCounters(forwardCount: localForwards.count + dynamicForwards.count + settings.remoteForwards.count)
         var logger = logger
         logger[metadataKey: "tunnel"] = "\(settings.name)"
         logger[metadataKey: "peer"] = "\(settings.hostName):\(settings.port)"
         self.logger = logger
-        let loopState = LoopState()
-        loopState.backoff = Backoff(initial: settings.reconnectDelay, cap: settings.reconnectMaxDelay)
-        self.state = NIOLoopBoundBox.makeBoxSendingValue(loopState, eventLoop: eventLoop)
+        lanes = loops.enumerated().map { index, loop in
+            let loopState = LoopState()
+            loopState.backoff = Backoff(initial: settings.reconnectDelay, cap: settings.reconnectMaxDelay)
+            var laneLogger = logger
+            if sessions > 1 { laneLogger[metadataKey: "session"] = "\(index + 1)/\(sessions)" }
+            return Lane(index: index, eventLoop: loop, state: loopState, logger: laneLogger)
+        }
         published.withLockedValue {
+            $0.laneStates = Array(repeating: .connecting, count: sessions)
+            $0.laneUp = Array(repeating: false, count: sessions)
+            $0.laneConnections = Array(repeating: 0, count: sessions)
+            $0.sessionsWanted = sessions
             let offset = localForwards.count + dynamicForwards.count
             $0.remote = settings.remoteForwards.enumerated().map { ($1, offset + $0) }
             $0.remoteForwards = $0.remote.map { RemoteForwardStatus(forward: $0.spec, state: .pending, counterIndex: $0.index) }
@@ -167,8 +223,9 @@ public final class HostTunnel: Sendable {
     /// What the tunnel is doing now and what each forward has carried, for `tunnel status`. Cheap: two short
     /// locked copies, nothing on the event loop.
     public var status: TunnelStatus {
-        let (state, lastError, remote, local, dynamic) = published.withLockedValue {
-            ($0.state, $0.lastError, $0.remoteForwards, $0.local, $0.dynamic)
+        let (state, lastError, remote, local, dynamic, sessions) = published.withLockedValue {
+            ($0.state, $0.lastError, $0.remoteForwards, $0.local, $0.dynamic,
+             (up: $0.laneUp.filter { $0 }.count, wanted: $0.sessionsWanted, connections: $0.laneConnections, ever: $0.lanesEverConnected))
         }
         let totals = counters.snapshot
         func counts(_ index: Int) -> TunnelCounters.ForwardCounts {
@@ -189,18 +246,29 @@ public final class HostTunnel: Sendable {
                                   listen: "remote " + bound.serverSideText(port: bound.listenPort),
                                   target: bound.targetText, counts: counts(entry.counterIndex ?? remoteForwardIndexOffset + offset)))
         }
-        return TunnelStatus(name: settings.name, state: state, reconnects: max(0, totals.sessionsEstablished - 1),
-                            lastError: lastError, forwards: forwards, totals: totals)
+        // Each session's first start is not a reconnect (with one session: all but the first).
+        return TunnelStatus(name: settings.name, state: state, reconnects: max(0, totals.sessionsEstablished - max(1, sessions.ever)),
+                            lastError: lastError, forwards: forwards, totals: totals,
+                            sessionsUp: sessions.up, sessionsWanted: sessions.wanted, sessionConnections: sessions.connections)
     }
 
     /// The config's local forwards' counts come first, then its dynamic ones', then remote ones'
     /// (`TunnelCounters.Snapshot.forwards`); forwards added while running follow.
     let remoteForwardIndexOffset: Int
 
-    private func publish(_ state: TunnelStatus.State, error: TunnelError? = nil) {
-        published.withLockedValue {
-            $0.state = state
-            if let error { $0.lastError = "\(error)" }
+    /// `lane`'s session is now in `state`; the tunnel is up while any session is (`stopped` is final).
+    private func publish(_ state: TunnelStatus.State, lane: Lane, error: TunnelError? = nil) {
+        published.withLockedValue { published in
+            if case .stopped = published.state { return }
+            published.laneStates[lane.index] = state
+            if case .up = state {
+                published.laneUp[lane.index] = true
+            } else {
+                published.laneUp[lane.index] = false
+            }
+            let firstUp = published.laneUp.firstIndex(of: true).map { published.laneStates[$0] }
+            published.state = firstUp ?? state
+            if let error { published.lastError = "\(error)" }
         }
     }
 
@@ -212,16 +280,21 @@ public final class HostTunnel: Sendable {
         do {
             // The session object exists before the first listener does, so a client accepted at once waits for it
             // instead of finding no session and being turned away.
+            // [TunnelSessions] One session here, whatever the setting: its clients stay on its loop.
+            let lane = lanes[0]
             try await eventLoop.submit {
-                let connection = self.makeConnection()
-                self.published.withLockedValue { $0.sessionEnded = connection.closeFuture }
+                let connection = self.makeConnection(on: lane)
+                self.published.withLockedValue {
+                    $0.sessionEnded = connection.closeFuture
+                    $0.sessionsWanted = 1
+                }
             }.get()
             try await bindAll()
             return try await eventLoop.flatSubmit { () -> EventLoopFuture<SessionInfo> in
                 guard let connection = self.state.value.connection, !self.state.value.stopped else {
                     return self.eventLoop.makeFailedFuture(TunnelError.stopped)
                 }
-                return self.connect(connection)
+                return self.connect(connection, on: lane)
             }.get()
         } catch {
             await stop()
@@ -235,9 +308,9 @@ public final class HostTunnel: Sendable {
     /// to the session is told through `onEvent`, on the tunnel's event loop.
     public func keepUp(onEvent: @escaping @Sendable (TunnelEvent) -> Void) async throws {
         do {
-            try await eventLoop.submit { self.state.value.mode = .keepUp(onEvent) }.get()
+            for lane in lanes { try await lane.eventLoop.submit { lane.state.value.mode = .keepUp(onEvent) }.get() }
             try await bindAll()
-            try await eventLoop.submit { self.attempt() }.get()
+            for lane in lanes { try await lane.eventLoop.submit { self.attempt(lane) }.get() }
         } catch {
             await stop()
             throw error
@@ -247,30 +320,16 @@ public final class HostTunnel: Sendable {
     /// Close listeners, waiting clients, forwarded connections and the session. Idempotent, and safe while a
     /// session is still being set up (`start()` then fails with `TunnelError.stopped`).
     public func stop() async {
+        // [TunnelSessions] The other sessions first, so none of them reports a loss after the tunnel said stopped.
+        for lane in lanes.dropFirst() {
+            try? await lane.eventLoop.flatSubmit { self.stopSession(lane) }.get()
+        }
         // If the event loop is already gone there is nothing left to stop.
         try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
             let state = self.state.value
-            state.stopped = true
-            self.publish(.stopped)
-            state.retry?.task.cancel()
-            state.retry = nil
-            // Taken out first: turning a client away closes it, and its handler then asks to be taken out again.
-            let waiting = state.waiting
-            state.waiting = [:]
-            for client in waiting.values {
-                client.deadline.cancel()
-                self.counters.connectionEnded(forward: client.forwardIndex)
-                client.turnAway("the tunnel is stopping")
-            }
+            self.published.withLockedValue { $0.state = .stopped }
             var closing = state.listeners.map { $0.channel.close() }
-            // [ProxyJump] The tunnel's session says goodbye through its jump hosts, then they close, last first.
-            let session = state.connection?.close() ?? self.eventLoop.makeSucceededVoidFuture()
-            if let chain = state.chain {
-                let bound = NIOLoopBound(chain, eventLoop: self.eventLoop)
-                closing.append(session.flatMap { bound.value.close() })
-            } else {
-                closing.append(session)
-            }
+            closing.append(self.stopSession(self.lanes[0]))
             state.listeners = []
             let files = state.socketFiles.map(\.path)
             state.socketFiles = []
@@ -278,6 +337,29 @@ public final class HostTunnel: Sendable {
                 for path in files { unlink(path) }
             }
         }.get()
+        // Nothing runs on the tunnel's own loops any more (a second stop finds them gone: nothing to do).
+        try? await sessionGroup?.shutdownGracefully()
+    }
+
+    /// On `lane`'s loop: no more attempts; its waiting clients are turned away and its session closed.
+    private func stopSession(_ lane: Lane) -> EventLoopFuture<Void> {
+        let state = lane.state.value
+        state.stopped = true
+        state.retry?.task.cancel()
+        state.retry = nil
+        // Taken out first: turning a client away closes it, and its handler then asks to be taken out again.
+        let waiting = state.waiting
+        state.waiting = [:]
+        for client in waiting.values {
+            client.deadline.cancel()
+            counters.connectionEnded(forward: client.forwardIndex)
+            client.turnAway("the tunnel is stopping")
+        }
+        // [ProxyJump] The tunnel's session says goodbye through its jump hosts, then they close, last first.
+        let session = state.connection?.close() ?? lane.eventLoop.makeSucceededVoidFuture()
+        guard let chain = state.chain else { return session }
+        let bound = NIOLoopBound(chain, eventLoop: lane.eventLoop)
+        return session.flatMap { bound.value.close() }
     }
 
     /// Stop accepting: close the listeners (removing socket files we made) and turn away clients still waiting for a
@@ -287,7 +369,7 @@ public final class HostTunnel: Sendable {
         try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
             let state = self.state.value
             state.listenersClosed = true
-            self.closeWaitingClients(reason: "the tunnel is stopping")
+            self.closeWaitingClients(self.lanes[0], reason: "the tunnel is stopping")
             let closing = state.listeners.map { $0.channel.close() }
             state.listeners = []
             let files = state.socketFiles.map(\.path)
@@ -296,6 +378,13 @@ public final class HostTunnel: Sendable {
                 for path in files { unlink(path) }
             }
         }.get()
+        // [TunnelSessions] The other sessions, once the listeners no longer deal them clients.
+        for lane in lanes.dropFirst() {
+            try? await lane.eventLoop.submit {
+                lane.state.value.listenersClosed = true
+                self.closeWaitingClients(lane, reason: "the tunnel is stopping")
+            }.get()
+        }
     }
 
     /// One line per forward, "127.0.0.1:8080 -> 127.0.0.1:80", "127.0.0.1:1080 (SOCKS and HTTP proxy)", then
@@ -329,9 +418,10 @@ public final class HostTunnel: Sendable {
     /// later one. The server's answer comes as for the config's remote forwards (logged; `remoteForwardStatus`).
     public func addForward(_ spec: RemoteForwardSpec) async {
         let index = counters.addForward()
-        try? await eventLoop.submit {
+        let owner = remoteForwardsLane
+        try? await owner.eventLoop.submit {
             self.published.withLockedValue { $0.remote.append((spec, index)) }
-            if let connection = self.state.value.connection {
+            if let connection = owner.state.value.connection {
                 connection.addRemoteForward(spec, counterIndex: index)
             } else {
                 self.published.withLockedValue { $0.remoteForwards.append(RemoteForwardStatus(forward: spec, state: .pending, counterIndex: index)) }
@@ -343,12 +433,13 @@ public final class HostTunnel: Sendable {
     /// stops listening; connections it already forwarded stay), later sessions do not ask for them.
     public func removeForwards(remote: [RemoteForwardSpec]) async {
         guard !remote.isEmpty else { return }
-        try? await eventLoop.submit {
+        let owner = remoteForwardsLane
+        try? await owner.eventLoop.submit {
             for spec in remote {
                 self.published.withLockedValue { published in
                     if let at = published.remote.firstIndex(where: { RemoteForwards.same($0.spec, spec) }) { published.remote.remove(at: at) }
                 }
-                if let connection = self.state.value.connection {
+                if let connection = owner.state.value.connection {
                     connection.removeRemoteForward(spec)
                 } else {
                     self.published.withLockedValue { published in
@@ -360,6 +451,9 @@ public final class HostTunnel: Sendable {
             }
         }.get()
     }
+
+    /// The session that asks for the remote forwards now.
+    private var remoteForwardsLane: Lane { lanes[published.withLockedValue { $0.remoteLane }] }
 
     private func bindAdded(_ listener: Listener) async throws {
         do {
@@ -413,13 +507,7 @@ public final class HostTunnel: Sendable {
         guard !indexes.isEmpty else { return }
         try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
             let state = self.state.value
-            for (key, client) in state.waiting where indexes.contains(client.forwardIndex) {
-                state.waiting[key] = nil
-                client.deadline.cancel()
-                self.logger.warning("\(client.listenText): closed a waiting client: \(reason)")
-                self.counters.connectionEnded(forward: client.forwardIndex)
-                client.turnAway(reason)
-            }
+            self.closeWaitingClients(self.lanes[0], of: indexes, reason: reason)
             let closing = state.listeners.filter { indexes.contains($0.forward) }.map { $0.channel.close() }
             state.listeners.removeAll { indexes.contains($0.forward) }
             let files = state.socketFiles.filter { indexes.contains($0.forward) }.map(\.path)
@@ -429,62 +517,76 @@ public final class HostTunnel: Sendable {
                 for path in files { unlink(path) }
             }
         }.get()
+        // [TunnelSessions] The other sessions' waiting clients, once the listeners no longer deal them new ones.
+        for lane in lanes.dropFirst() {
+            try? await lane.eventLoop.submit { self.closeWaitingClients(lane, of: indexes, reason: reason) }.get()
+        }
     }
 
     // MARK: - Sessions
 
-    /// A new session object, made current, whose end is handled by `sessionEnded`.
-    private func makeConnection() -> SSHConnection {
-        let remote = published.withLockedValue { $0.remote }
-        let connection = SSHConnection(settings: settings, eventLoop: eventLoop, counters: counters,
+    /// A new session object for `lane`, made current there, whose end is handled by `sessionEnded`.
+    private func makeConnection(on lane: Lane) -> SSHConnection {
+        let state = lane.state
+        // [TunnelSessions] Remote forwards are asked for on one session only: the server binds a port once.
+        let remote = published.withLockedValue { $0.remoteLane == lane.index ? $0.remote : [] }
+        let connection = SSHConnection(settings: settings, eventLoop: lane.eventLoop, counters: counters,
                                        remoteForwardIndexOffset: remoteForwardIndexOffset,
-                                       remoteForwards: remote.map { ($0.spec, $0.index) }, logger: logger)
+                                       remoteForwards: remote.map { ($0.spec, $0.index) }, logger: lane.logger)
         state.value.connection = connection
         if !settings.jumpHosts.isEmpty {
-            // [ProxyJump] Through the jump hosts: the chain keeps the hops that are still up.
+            // [ProxyJump] Through the jump hosts: the chain keeps the hops that are still up. Each session has a
+            // chain of its own; status shows the first one's.
             if state.value.chain == nil {
-                let chain = HopChain(target: settings, eventLoop: eventLoop, logger: logger)
+                let chain = HopChain(target: settings, eventLoop: lane.eventLoop, logger: lane.logger)
                 state.value.chain = chain
-                published.withLockedValue { $0.jumpHosts = chain.statusBox }
+                if lane.index == 0 { published.withLockedValue { $0.jumpHosts = chain.statusBox } }
             }
-            let chain = NIOLoopBound(state.value.chain!, eventLoop: eventLoop)
+            let chain = NIOLoopBound(state.value.chain!, eventLoop: lane.eventLoop)
             connection.linkOpener = { events in chain.value.link(events: events) }
         }
-        // [remote forwards] Status for `remoteForwardStatus`, from whichever session is current.
-        connection.remoteForwards.onChange = { [published] status in published.withLockedValue { $0.remoteForwards = status } }
-        let bound = NIOLoopBound(connection, eventLoop: eventLoop)
-        connection.closeFuture.whenSuccess { [self] reason in self.sessionEnded(bound.value, reason: reason) }
+        // [remote forwards] Status for `remoteForwardStatus`, from whichever session is current and asks for them.
+        let index = lane.index
+        connection.remoteForwards.onChange = { [published] status in
+            published.withLockedValue { if $0.remoteLane == index { $0.remoteForwards = status } }
+        }
+        if lanes.count > 1 {
+            connection.onForwardCountChange = { [published] count in published.withLockedValue { $0.laneConnections[index] = count } }
+        }
+        let bound = NIOLoopBound(connection, eventLoop: lane.eventLoop)
+        connection.closeFuture.whenSuccess { [self] reason in self.sessionEnded(bound.value, on: lane, reason: reason) }
         return connection
     }
 
-    /// Start one attempt at a session (keepUp mode).
-    private func attempt() {
-        let state = self.state.value
+    /// Start one attempt at `lane`'s session (keepUp mode).
+    private func attempt(_ lane: Lane) {
+        let state = lane.state.value
         guard !state.stopped else { return }
         state.retry = nil
         state.lastAttemptAt = .now()
-        connect(makeConnection())
+        connect(makeConnection(on: lane), on: lane)
     }
 
     /// Set `connection` up; once it is, hand it the clients that waited.
     @discardableResult
-    private func connect(_ connection: SSHConnection) -> EventLoopFuture<SessionInfo> {
-        let bound = NIOLoopBound(connection, eventLoop: eventLoop)
+    private func connect(_ connection: SSHConnection, on lane: Lane) -> EventLoopFuture<SessionInfo> {
+        let bound = NIOLoopBound(connection, eventLoop: lane.eventLoop)
         let ready = connection.connect()
-        ready.whenSuccess { [self] info in self.sessionUp(bound.value, info: info) }
+        ready.whenSuccess { [self] info in self.sessionUp(bound.value, on: lane, info: info) }
         return ready
     }
 
-    private func sessionUp(_ connection: SSHConnection, info: SessionInfo) {
-        let state = self.state.value
+    private func sessionUp(_ connection: SSHConnection, on lane: Lane, info: SessionInfo) {
+        let state = lane.state.value
         guard state.connection === connection, !state.stopped else { return }
         state.upSince = .now()
         state.report.recovered()
         state.lastFailure = nil
         let reconnected = state.everConnected
+        if !state.everConnected { published.withLockedValue { $0.lanesEverConnected += 1 } }
         state.everConnected = true
         publish(.up(.init(since: Date(), server: "\(settings.hostName):\(settings.port)", hostKeyType: info.hostKeyType,
-                          hostKeyFingerprint: info.hostKeyFingerprint, algorithms: info.algorithms)))
+                          hostKeyFingerprint: info.hostKeyFingerprint, algorithms: info.algorithms)), lane: lane)
         if case .keepUp(let onEvent) = state.mode { onEvent(.connected(info, reconnected: reconnected)) }
         // Clients that waited through the outage go first, oldest first is not promised (they arrived together).
         let waiting = state.waiting
@@ -495,18 +597,20 @@ public final class HostTunnel: Sendable {
         }
     }
 
-    private func sessionEnded(_ connection: SSHConnection, reason: TunnelError?) {
-        let state = self.state.value
+    private func sessionEnded(_ connection: SSHConnection, on lane: Lane, reason: TunnelError?) {
+        let state = lane.state.value
         guard state.connection === connection else { return }
         state.connection = nil
         // [ProxyJump] A session that a lost jump host took down is reported as that hop's failure.
         let reason = reason.map { state.chain?.blame($0) ?? $0 }
         guard !state.stopped, let reason, case .keepUp(let onEvent) = state.mode else {
-            if !state.stopped, let reason { publish(.failed(reason: "\(reason)", nextRetry: nil), error: reason) }
+            if !state.stopped, let reason { publish(.failed(reason: "\(reason)", nextRetry: nil), lane: lane, error: reason) }
             // One-shot: the owner learns the end from `sessionEnded`; clients waiting for this session go.
-            closeWaitingClients(reason: reason.map { "the SSH session could not be set up: \($0)" } ?? "the tunnel stopped")
+            closeWaitingClients(lane, reason: reason.map { "the SSH session could not be set up: \($0)" } ?? "the tunnel stopped")
             return
         }
+        published.withLockedValue { $0.laneUp[lane.index] = false }
+        moveRemoteForwards(from: lane)
         let now = NIODeadline.now()
         let wasUp = state.upSince != nil
         if let upSince = state.upSince, now - upSince >= Self.backoffResetAfter { state.backoff.reset() }
@@ -515,10 +619,10 @@ public final class HostTunnel: Sendable {
             // Retrying cannot help: nobody can answer. Wait, visibly, until restarted.
             state.lastFailure = reason
             published.withLockedValue { $0.needsAuthentication = reason }
-            publish(.needsAuthentication(reason: "\(reason)"), error: reason)
-            logger.debug("needs authentication: not retrying until restarted")
+            publish(.needsAuthentication(reason: "\(reason)"), lane: lane, error: reason)
+            lane.logger.debug("needs authentication: not retrying until restarted")
             onEvent(.needsAuthentication(reason))
-            closeWaitingClients(reason: "the SSH session needs authentication that nobody can give here")
+            closeWaitingClients(lane, reason: "the SSH session needs authentication that nobody can give here")
             // [ProxyJump] Nothing will use the jump hosts' sessions before a restart.
             _ = state.chain?.close()
             return
@@ -528,8 +632,15 @@ public final class HostTunnel: Sendable {
         state.lastFailure = reason
         let retryAt = Date(timeIntervalSinceNow: delay)
         publish(waitsForCap ? .failed(reason: "\(reason)", nextRetry: retryAt) : .reconnecting(reason: "\(reason)", nextRetry: retryAt),
-                error: reason)
-        if wasUp {
+                lane: lane, error: reason)
+        let othersUp = published.withLockedValue { $0.laneUp.filter { $0 }.count }
+        if othersUp > 0 {
+            // [TunnelSessions] The host is still up on its other sessions: this one's loss is a log line, not an
+            // outage (the owner's events, and the metrics they feed, say the host is up).
+            let level = state.report.failed(reason: "\(reason)", atCap: !wasUp && (waitsForCap || state.backoff.atCap))
+            let line: Logger.Message = "SSH session \(lane.index + 1) of \(lanes.count) \(wasUp ? "was lost" : "could not be set up"): \(reason); next attempt in \(String(format: "%.1f", delay)) s (\(othersUp) of \(lanes.count) up)"
+            if level == .repeated { lane.logger.debug(line) } else { lane.logger.warning(line) }
+        } else if wasUp {
             // The report was reset when the session came up; the loss is remembered so the same reason next is quiet.
             _ = state.report.failed(reason: "\(reason)", atCap: false)
             onEvent(.sessionLost(reason, retryIn: delay))
@@ -537,22 +648,42 @@ public final class HostTunnel: Sendable {
             let level = state.report.failed(reason: "\(reason)", atCap: waitsForCap || state.backoff.atCap)
             onEvent(.attemptFailed(reason, retryIn: delay, report: level))
         }
-        scheduleAttempt(at: now + .nanoseconds(Int64(delay * 1e9)))
+        scheduleAttempt(lane, at: now + .nanoseconds(Int64(delay * 1e9)))
     }
 
-    private func scheduleAttempt(at deadline: NIODeadline) {
-        let state = self.state.value
+    /// [TunnelSessions] `lane` was lost: if it asked for the remote forwards and another session is up, that one
+    /// asks for them now (the server freed the ports with the lost session, or frees them when it notices: a
+    /// refusal meanwhile is retried as usual).
+    private func moveRemoteForwards(from lane: Lane) {
+        guard lanes.count > 1 else { return }
+        let moved: (lane: Lane, remote: [(spec: RemoteForwardSpec, index: Int)])? = published.withLockedValue { published in
+            guard published.remoteLane == lane.index, !published.remote.isEmpty,
+                  let up = published.laneUp.firstIndex(of: true) else { return nil }
+            published.remoteLane = up
+            return (lanes[up], published.remote)
+        }
+        guard let moved else { return }
+        lane.logger.notice("SSH session \(lane.index + 1) of \(lanes.count) asked for the remote forwards and was lost: session \(moved.lane.index + 1) asks for them now")
+        moved.lane.eventLoop.execute {
+            // Lost meanwhile: its next session asks for them (it is the one that asks now).
+            guard let connection = moved.lane.state.value.connection else { return }
+            for (spec, index) in moved.remote { connection.addRemoteForward(spec, counterIndex: index) }
+        }
+    }
+
+    private func scheduleAttempt(_ lane: Lane, at deadline: NIODeadline) {
+        let state = lane.state.value
         state.retry?.task.cancel()
-        let task = eventLoop.scheduleTask(deadline: deadline) { [self] in self.attempt() }
+        let task = lane.eventLoop.scheduleTask(deadline: deadline) { [self] in self.attempt(lane) }
         state.retry = (task, deadline)
     }
 
-    /// A client is waiting: bring the next attempt forward, unless the failure is one that waiting cures.
-    private func nudgeAttempt() {
-        let state = self.state.value
+    /// A client is waiting on `lane`: bring its next attempt forward, unless the failure is one that waiting cures.
+    private func nudgeAttempt(_ lane: Lane) {
+        let state = lane.state.value
         guard let retry = state.retry, state.lastFailure?.waitsForCap != true else { return }
         let earliest = max(NIODeadline.now(), state.lastAttemptAt + Self.clientNudgeSpacing)
-        if retry.at > earliest + .milliseconds(50) { scheduleAttempt(at: earliest) }
+        if retry.at > earliest + .milliseconds(50) { scheduleAttempt(lane, at: earliest) }
     }
 
     // MARK: - Clients
@@ -677,7 +808,11 @@ public final class HostTunnel: Sendable {
     }
 
     private func makeServerBootstrap(spec: Listener, tcp: Bool, v6Only: Bool = false) -> ServerBootstrap {
-        var bootstrap = ServerBootstrap(group: eventLoop, childGroup: eventLoop)
+        // [TunnelSessions] Accepted clients go round robin to the sessions' loops while all are kept up (`keepUp`).
+        let sessionsWanted = published.withLockedValue { $0.sessionsWanted }
+        var childGroup: EventLoopGroup = eventLoop
+        if sessionsWanted > 1, let sessionGroup { childGroup = sessionGroup }
+        var bootstrap = ServerBootstrap(group: eventLoop, childGroup: childGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelInitializer { [logger] channel in
                 // Out of descriptors: pause accepting and log, rather than retry accept in a busy loop.
@@ -748,7 +883,9 @@ public final class HostTunnel: Sendable {
     func openForward(client: Channel, handler: ForwardClientHandler, label: String, listenText: String, forwardIndex: Int,
                      target: ChannelTarget, completion: @escaping (Result<ForwardedConnection, ChannelOpenFailure>) -> Void) {
         counters.connectionAccepted(forward: forwardIndex)
-        let state = self.state.value
+        let lane = self.lane(for: client.eventLoop)
+        let state = lane.state.value
+        let logger = lane.logger
         let serve = { [self] (connection: SSHConnection) in
             self.serve(client, handler: handler, label: label, forwardIndex: forwardIndex, target: target, on: connection, completion: completion)
         }
@@ -769,32 +906,41 @@ public final class HostTunnel: Sendable {
         }
         let wait = TimeAmount.seconds(settings.connectTimeoutSeconds)
         let key = ObjectIdentifier(client)
-        let deadline = eventLoop.scheduleTask(in: wait) { [self] in
-            guard self.state.value.waiting.removeValue(forKey: key) != nil else { return }
-            let why = self.state.value.lastFailure.map { " (last failure: \($0))" } ?? ""
-            self.logger.warning("\(listenText): closed a client that waited \(self.settings.connectTimeoutSeconds) s for the SSH session\(why)")
+        let deadline = lane.eventLoop.scheduleTask(in: wait) { [self] in
+            guard lane.state.value.waiting.removeValue(forKey: key) != nil else { return }
+            let why = lane.state.value.lastFailure.map { " (last failure: \($0))" } ?? ""
+            logger.warning("\(listenText): closed a client that waited \(self.settings.connectTimeoutSeconds) s for the SSH session\(why)")
             self.counters.connectionEnded(forward: forwardIndex)
             completion(.failure(ChannelOpenFailure(message: "the SSH session is not up (waited \(self.settings.connectTimeoutSeconds) s)\(why)")))
         }
         let turnAway = { (reason: String) in completion(.failure(ChannelOpenFailure(message: "the SSH session is not up: \(reason)"))) }
         state.waiting[key] = WaitingClient(listenText: listenText, forwardIndex: forwardIndex, serve: serve, turnAway: turnAway, deadline: deadline)
         logger.debug("\(listenText): a client waits for the SSH session")
-        nudgeAttempt()
+        nudgeAttempt(lane)
+    }
+
+    /// The session whose loop a client lives on (the listeners deal clients out over the sessions' loops).
+    private func lane(for loop: EventLoop) -> Lane {
+        guard lanes.count > 1 else { return lanes[0] }
+        return lanes.first { $0.eventLoop.inEventLoop } ?? lanes[0]
     }
 
     /// A waiting client left before a session came.
     func waitingClientClosed(_ client: Channel) {
-        guard let waiting = state.value.waiting.removeValue(forKey: ObjectIdentifier(client)) else { return }
+        let lane = self.lane(for: client.eventLoop)
+        guard let waiting = lane.state.value.waiting.removeValue(forKey: ObjectIdentifier(client)) else { return }
         waiting.deadline.cancel()
         counters.connectionEnded(forward: waiting.forwardIndex)
     }
 
-    private func closeWaitingClients(reason: String) {
-        let waiting = state.value.waiting
-        state.value.waiting = [:]
-        for client in waiting.values {
+    /// On `lane`'s loop: turn away its waiting clients (only those of the forwards `indexes`, if given).
+    private func closeWaitingClients(_ lane: Lane, of indexes: Set<Int>? = nil, reason: String) {
+        let state = lane.state.value
+        for (key, client) in state.waiting where indexes?.contains(client.forwardIndex) ?? true {
+            // Taken out first: turning a client away closes it, and its handler then asks to be taken out again.
+            state.waiting[key] = nil
             client.deadline.cancel()
-            logger.warning("\(client.listenText): closed a waiting client: \(reason)")
+            lane.logger.warning("\(client.listenText): closed a waiting client: \(reason)")
             counters.connectionEnded(forward: client.forwardIndex)
             client.turnAway(reason)
         }

@@ -126,7 +126,12 @@ final class SSHConnection: SessionLinkEvents {
     private var readyWaitingForRemoteForwards: SessionInfo?
 
     // Forwarded connections.
-    private var forwards: [Int: ForwardedConnection] = [:]
+    private var forwards: [Int: ForwardedConnection] = [:] {
+        didSet { onForwardCountChange?(forwards.count) }
+    }
+    /// Told how many forwarded connections this session carries whenever that changes (opens and closes only,
+    /// never on the data path): `HostTunnel` shows it per session with `TunnelSessions`.
+    var onForwardCountChange: ((Int) -> Void)?
     private var nextForwardID = 0
     private let channels = SSHChannelSet()
     /// The forwarded connection that owns each slot of `channels`.

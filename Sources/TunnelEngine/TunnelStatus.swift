@@ -57,4 +57,9 @@ public struct TunnelStatus: Sendable, Equatable {
     public var forwards: [Forward]
     /// Totals over the forwards (and connections counted before a forward was known).
     public var totals: TunnelCounters.Snapshot
+    /// [TunnelSessions] SSH sessions up now, and kept up (1 unless `TunnelSessions` asks for more).
+    public var sessionsUp = 0
+    public var sessionsWanted = 1
+    /// Forwarded connections each session carries now (kept only with more than one session).
+    public var sessionConnections: [Int] = []
 }

@@ -25,6 +25,8 @@ public final class HostActivity: Sendable {
         /// The host's forwards now, each with its counts (`HostTunnel.status.forwards`): read at scrape time, so a
         /// forward a reload added or removed shows up or goes with the next scrape.
         public var forwards: @Sendable () -> [TunnelStatus.Forward] = { [] }
+        /// SSH sessions up now and kept up (`TunnelSessions`), read at scrape time.
+        public var sessions: @Sendable () -> (up: Int, wanted: Int) = { (0, 1) }
         public var state = State.connecting
         /// Sessions set up again after one was lost.
         public var reconnects = 0
@@ -39,8 +41,9 @@ public final class HostActivity: Sendable {
     /// Every host added so far, in the order they were added.
     public var snapshot: [Host] { hosts.withLockedValue { $0 } }
 
-    func add(name: String, counters: TunnelCounters, forwards: @escaping @Sendable () -> [TunnelStatus.Forward] = { [] }) {
-        hosts.withLockedValue { $0.append(Host(name: name, counters: counters, forwards: forwards)) }
+    func add(name: String, counters: TunnelCounters, forwards: @escaping @Sendable () -> [TunnelStatus.Forward] = { [] },
+             sessions: @escaping @Sendable () -> (up: Int, wanted: Int) = { (0, 1) }) {
+        hosts.withLockedValue { $0.append(Host(name: name, counters: counters, forwards: forwards, sessions: sessions)) }
     }
 
     /// A host that could not be brought up (its ports were taken): it has no state to report.

@@ -35,6 +35,9 @@ struct MetricSample: Sendable, Equatable {
             counter("tunnel_session_attempt_failures_total", host.failedAttempts)
             counter("tunnel_keepalives_sent_total", c.keepalivesSent)
             gauge("tunnel_up", host.state == .up ? 1 : 0)
+            let sessions = host.sessions()
+            gauge("tunnel_sessions_up", sessions.up)
+            gauge("tunnel_sessions_wanted", sessions.wanted)
             // One series per state, 1 for the current one: the usual Prometheus way to export an enum.
             for state in HostActivity.State.allCases {
                 gauge("tunnel_state", host.state == state ? 1 : 0, ["state": state.rawValue])

@@ -120,7 +120,8 @@ enum CheckSummary {
             // [ProxyJump] "db: deploy@db.internal:22 via gateway": the hops as they resolve.
             let hops = host.jumpChain
             let via = hops.isEmpty ? "" : " via " + hops.map { "\($0.user)@\(bracketed($0.hostName)):\($0.port)" }.joined(separator: ", ")
-            out += "\(host.name): \(host.user)@\(bracketed(host.hostName)):\(host.port)\(via)\n"
+            let sessions = host.sessions > 1 ? " (\(host.sessions) SSH sessions)" : ""
+            out += "\(host.name): \(host.user)@\(bracketed(host.hostName)):\(host.port)\(via)\(sessions)\n"
             if let problem = host.jumpChainProblem {
                 // `tunnel up` refuses it (never connects directly instead); say so here, before anyone runs it.
                 out += "  not brought up: \(problem.message)\n"

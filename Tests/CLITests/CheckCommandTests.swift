@@ -555,6 +555,18 @@ struct CheckOutputTests {
         #expect(warnings.contains { $0.hasPrefix("\(file):12: warning: ") && $0.contains("Compression") })
     }
 
+    @Test func theSummarySaysHowManySessionsAHostKeepsUp() throws {
+        let tunnel = try CheckTool.tunnel()
+        let dir = try CheckTool.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = (dir as NSString).appendingPathComponent("t.conf")
+        try CheckTool.write(file, ["IgnoreUnknown Tunnel*", "Host build", "    User me", "    LocalForward 8080 artifacts:80", "    TunnelSessions 3"])
+        let out = try CheckTool.run(tunnel, ["check", file], home: dir)
+        #expect(out.exit == .exited(0), "\(out.stderrText)")
+        #expect(out.stdoutText.hasPrefix("build: me@build:22 (3 SSH sessions)\n"), "\(out.stdoutText)")
+        #expect(out.stderrText.isEmpty)
+    }
+
     @Test func aFileWithoutForwardsIsValidButSaysSo() throws {
         let tunnel = try CheckTool.tunnel()
         let dir = try CheckTool.makeDirectory()

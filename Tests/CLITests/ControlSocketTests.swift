@@ -47,6 +47,39 @@ struct ControlSocketTests {
         """
     }
 
+    @Test("TunnelSessions 2 under tunnel up: status says up (2/2 sessions), the JSON counts each session's connections, down stops both")
+    func twoSessions() async throws { try await onOwnThread { try Self.twoSessionsBody() } }
+    static func twoSessionsBody() throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let localPort = try freeTCPPortOutsideEphemeralRange()
+        let config = try UpCommandTests.writeConfig(sshd, localPort: localPort, target: echo.port, extra: ["TunnelSessions 2"])
+        let control = controlPath(sshd)
+        let up = try tunnel(["up", config, "--control", control]).start()
+        defer { _ = up.terminate() }
+        try waitUntil(timeout: 30, "both sessions up") {
+            (try? Self.hosts(Self.status(control)).first?["sessionsUp"] as? Int) == 2
+        }
+        let held = try (0..<4).map { _ in try TCPTestClient.connect(port: localPort) }
+        for connection in held {
+            try connection.send(Array("hello".utf8))
+            #expect(try connection.receive(exactly: 5) == Array("hello".utf8))
+        }
+        var host: [String: Any] = [:]
+        try waitUntil(timeout: 10, "each session to carry two of the four connections") {
+            host = (try? Self.hosts(Self.status(control)).first) ?? [:]
+            return host["sessionConnections"] as? [Int] == [2, 2]
+        }
+        #expect(host["sessionsWanted"] as? Int == 2 && host["reconnects"] as? Int == 0)
+        let table = try tunnel(["status", "--control", control]).run(timeout: 30)
+        #expect(table.stdoutText.contains("(2/2 sessions)"), "\(table.stdoutText)")
+        #expect(sshd.log.components(separatedBy: "Accepted publickey").count - 1 == 2)
+        for connection in held { connection.close() }
+        let down = try tunnel(["down", "--control", control]).run(timeout: 30)
+        #expect(down.succeeded, "\(down.exit): \(down.stdoutText) \(down.stderrText)\n\(up.outputSummary())")
+        #expect(try up.waitForExit(timeout: 20) == .exited(0), "\(up.outputSummary())")
+    }
+
     @Test("status reports the bytes a real transfer moved, per forward; the JSON has the documented fields; the README's Python client works")
     func statusMatchesTransfer() async throws { try await onOwnThread { try Self.statusMatchesTransferBody() } }
     static func statusMatchesTransferBody() throws {

@@ -2,7 +2,7 @@ import Testing
 @testable import TunnelConfig
 
 /// tunnel's own keywords (reconnect backoff) and the keepalive default, at the config layer.
-@Suite("Own keywords: TunnelReconnectDelay, TunnelReconnectMaxDelay")
+@Suite("Own keywords: TunnelReconnectDelay, TunnelReconnectMaxDelay, TunnelSessions")
 struct OwnKeywordTests {
     @Test("read in OpenSSH's time format, first value wins; defaults 1 s and 60 s")
     func parsedAndResolved() throws {
@@ -47,6 +47,20 @@ struct OwnKeywordTests {
         #expect(config.warnings.map(\.description) == [
             "t.conf:2: TunnelReconnectMaxDelay is tunnel's own keyword, which ssh rejects: put `IgnoreUnknown Tunnel*` before the first Host line so `ssh -F` accepts this file",
         ])
+    }
+
+    @Test("TunnelSessions: 1 to 16, default 1, first value wins")
+    func sessions() throws {
+        let config = try parse("IgnoreUnknown Tunnel*", "Host db", "  TunnelSessions 3", "Host *", "  TunnelSessions 16", "Host plain")
+        #expect(config.resolve(host: "db").sessions == 3)
+        #expect(config.resolve(host: "plain").sessions == 16)
+        #expect(try parse("Host x").resolve(host: "x").sessions == 1)
+        #expect(config.warnings.isEmpty, "covered by IgnoreUnknown: no warning")
+        for bad in ["0", "17", "two", "-1"] {
+            #expect(errors("IgnoreUnknown Tunnel*", "Host db", "  TunnelSessions \(bad)") == [
+                "t.conf:3: TunnelSessions: bad value \"\(bad)\" (a number of SSH sessions from 1 to 16)",
+            ])
+        }
     }
 
     @Test("ServerAliveInterval: whether the file set it is kept (the engine's default applies only when it did not)")

@@ -2,6 +2,7 @@
 import Foundation
 import Testing
 import TunnelConfig
+@testable import TunnelEngine
 @testable import TunnelService
 
 @Suite("control protocol, reload plan, status table")
@@ -165,6 +166,25 @@ struct ControlLogicTests {
         #expect(watched.contains("IN/s") && watched.contains("2.0 KiB"))
         #expect(watched.split(separator: "\n").allSatisfy { $0.count <= StatusTable.width })
         #expect(StatusTable.duration(42) == "42s" && StatusTable.duration(185) == "3m05s" && StatusTable.duration(90000) == "1d01h")
+    }
+
+    @Test("TunnelSessions in status: \"up (2/3 sessions)\" in the table; the JSON has the counts only with more than one session")
+    func sessionsInStatus() throws {
+        let now = Date(timeIntervalSince1970: 1_000_000)
+        var engine = TunnelStatus(name: "web", state: .up(.init(since: now.addingTimeInterval(-42), server: "h:22", hostKeyType: "ssh-ed25519",
+                                                               hostKeyFingerprint: "SHA256:x", algorithms: .init())),
+                                  reconnects: 0, lastError: nil, forwards: [], totals: TunnelCounters.Snapshot(),
+                                  sessionsUp: 2, sessionsWanted: 3, sessionConnections: [4, 0, 5])
+        let host = HostStatus(engine, server: "h:22", now: now)
+        #expect(host.sessionsUp == 2 && host.sessionsWanted == 3 && host.sessionConnections == [4, 0, 5])
+        #expect(StatusTable.hostLine(host, now: now).hasPrefix("web: up 42s (2/3 sessions), h:22"))
+        engine.sessionsUp = 1
+        engine.sessionsWanted = 1
+        engine.sessionConnections = [0]
+        let one = HostStatus(engine, server: "h:22", now: now)
+        #expect(one.sessionsUp == nil && one.sessionsWanted == nil && one.sessionConnections == nil)
+        #expect(!String(decoding: ControlReply(ok: true, status: StatusReport(pid: 1, config: "/c", startedAt: now, hosts: [one])).encodedLine(),
+                        as: UTF8.self).contains("sessions"))
     }
 
     @Test("control socket default path: XDG_RUNTIME_DIR, else ~/.tunnel")

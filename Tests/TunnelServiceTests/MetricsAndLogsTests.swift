@@ -112,7 +112,7 @@ struct MetricsTests {
         let activity = HostActivity()
         let web = TunnelCounters()
         let db = TunnelCounters()
-        activity.add(name: "web", counters: web)
+        activity.add(name: "web", counters: web, sessions: { (2, 3) })
         activity.add(name: "db", counters: db)
         activity.record(.connected(Self.info(), reconnected: false), host: "web")
         let metrics = TunnelMetrics(activity: activity)
@@ -126,6 +126,8 @@ struct MetricsTests {
         #expect(values[#"tunnel_connections_active{host="web"}"#] == 1)
         #expect(values[#"tunnel_up{host="web"}"#] == 1)
         #expect(values[#"tunnel_up{host="db"}"#] == 0)
+        #expect(values[#"tunnel_sessions_up{host="web"}"#] == 2 && values[#"tunnel_sessions_wanted{host="web"}"#] == 3)
+        #expect(values[#"tunnel_sessions_wanted{host="db"}"#] == 1)
         #expect(values[#"tunnel_state{host="db",state="connecting"}"#] == 1)
         #expect(values[#"tunnel_state{host="db",state="up"}"#] == 0)
 

@@ -12,7 +12,8 @@ func resetAndClose(_ fd: Int32) {
     close(fd)
 }
 
-/// Runs `count` jobs on `threads` threads (job index passed in) and waits for all.
+/// Runs `count` jobs on `threads` threads (job index passed in) and waits for all (the soak's fault clients, the
+/// parallel case's downloads).
 func runParallel(count: Int, threads: Int, _ job: @escaping @Sendable (Int) -> Void) {
     let tickets = Tickets()
     let done = DispatchGroup()

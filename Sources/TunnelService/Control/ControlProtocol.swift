@@ -167,6 +167,10 @@ public struct HostStatus: Codable, Sendable, Equatable {
     public var bytesOut = 0
     public var openFailures = 0
     public var forwards: [ForwardStatus]
+    /// With `TunnelSessions` > 1 only: SSH sessions up and kept up, and the forwarded connections each carries.
+    public var sessionsUp: Int?
+    public var sessionsWanted: Int?
+    public var sessionConnections: [Int]?
 
     public init(name: String, state: String, server: String, reconnects: Int = 0, forwards: [ForwardStatus] = []) {
         self.name = name
@@ -243,6 +247,11 @@ extension HostStatus {
             reason = why
         case .stopped:
             state = "stopped"
+        }
+        if status.sessionsWanted > 1 {
+            sessionsUp = status.sessionsUp
+            sessionsWanted = status.sessionsWanted
+            sessionConnections = status.sessionConnections
         }
         forwards = status.forwards.map { forward in
             ForwardStatus(kind: forward.kind.rawValue, id: forward.id, listen: forward.listen, target: forward.target,

@@ -47,7 +47,8 @@ public enum StatusTable {
         let totals = "\(host.activeConnections)/\(host.totalConnections) conns, in \(bytes(host.bytesIn)), out \(bytes(host.bytesOut))"
         switch host.state {
         case "up":
-            let since = host.since.map { "up \(duration(now.timeIntervalSince($0)))" } ?? "up"
+            var since = host.since.map { "up \(duration(now.timeIntervalSince($0)))" } ?? "up"
+            if let up = host.sessionsUp, let wanted = host.sessionsWanted { since += " (\(up)/\(wanted) sessions)" }
             return "\(host.name): \(since), \(host.server), \(reconnects), \(totals)"
         case "reconnecting", "failed", "needs-authentication":
             let retry = host.nextRetry.map { ", next try in \(duration(max(0, $0.timeIntervalSince(now))))" } ?? ""

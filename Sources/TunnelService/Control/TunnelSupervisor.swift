@@ -110,7 +110,8 @@ actor TunnelSupervisor {
                                 proxyCredentials: host.proxyAuth.map { ProxyCredentials(user: $0.user, password: $0.password) },
                                 eventLoop: group.next(), logger: logger)
         let report = SessionReport(host: host, tunnel: tunnel, log: log)
-        activity.add(name: host.name, counters: tunnel.counters, forwards: { tunnel.status.forwards })
+        activity.add(name: host.name, counters: tunnel.counters, forwards: { tunnel.status.forwards },
+                     sessions: { let status = tunnel.status; return (status.sessionsUp, status.sessionsWanted) })
         do {
             // Returns once the listeners are bound; the session comes (and comes back) on its own.
             try await tunnel.keepUp { [activity] event in
