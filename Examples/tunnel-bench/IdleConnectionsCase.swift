@@ -18,7 +18,10 @@ struct IdleConnectionsCase {
          Metric(name: "CPU per round trip, \(idle) idle", unit: "µs", higherIsBetter: false),
          Metric(name: "growth, \(idle) idle / 0 idle", unit: "x", higherIsBetter: false),
          Metric(name: "RSS, 0 idle", unit: "MiB", higherIsBetter: false),
-         Metric(name: "RSS, \(idle) idle", unit: "MiB", higherIsBetter: false)]
+         Metric(name: "RSS, \(idle) idle", unit: "MiB", higherIsBetter: false),
+         // Anonymous memory is what the program allocated; the rest of RSS is code mapped from files (README
+         // "Start-up and idle memory").
+         Metric(name: "anonymous RSS, 0 idle", unit: "MiB", higherIsBetter: false)]
     }
 
     /// Open files the bench needs: both ends of every idle connection live in this process, plus slack.
@@ -39,6 +42,7 @@ struct IdleConnectionsCase {
         for _ in 0..<200 { try trip.run(on: active) }   // warm up
         let alone = try cpuForRoundTrips(forwarder, active, &trip)
         let rssAlone = Double(ProcessStats.rssKiB(forwarder.pid) ?? 0) / 1024
+        let anonymousAlone = Double(ProcessStats.anonymousRSSKiB(forwarder.pid) ?? 0) / 1024
 
         // Open the idle connections, each fully established (one round trip), and leave them open.
         let acceptedBefore = echo.connectionsAccepted
@@ -66,7 +70,8 @@ struct IdleConnectionsCase {
         let crowded = try cpuForRoundTrips(forwarder, active, &trip)
         let rssCrowded = Double(ProcessStats.rssKiB(forwarder.pid) ?? 0) / 1024
         let perTrip = { (milliseconds: Double) in milliseconds * 1000 / Double(roundTrips) }
-        return [alone, crowded, perTrip(alone), perTrip(crowded), alone > 0 ? crowded / alone : .nan, rssAlone, rssCrowded]
+        return [alone, crowded, perTrip(alone), perTrip(crowded), alone > 0 ? crowded / alone : .nan, rssAlone, rssCrowded,
+                anonymousAlone]
     }
 
     /// CPU milliseconds the forwarder spends on `roundTrips` sequential round trips.

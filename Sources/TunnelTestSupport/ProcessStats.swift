@@ -26,6 +26,10 @@ public enum ProcessStats {
     /// Resident memory now (`VmRSS`), in KiB.
     public static func rssKiB(_ pid: pid_t) -> Int? { statusField("VmRSS:", pid) }
 
+    /// The anonymous part of the resident memory now (`RssAnon`: heap, malloc arenas, thread stacks), in KiB. The
+    /// rest of `VmRSS` is pages mapped from files (executable and libraries), which the program does not allocate.
+    public static func anonymousRSSKiB(_ pid: pid_t) -> Int? { statusField("RssAnon:", pid) }
+
     /// Peak resident memory so far (`VmHWM`), in KiB.
     public static func peakRSSKiB(_ pid: pid_t) -> Int? { statusField("VmHWM:", pid) }
 
