@@ -161,7 +161,7 @@ struct ReceiveWindowTests {
         #expect(change == .tried(from: 4 * Self.mib, to: 8 * Self.mib, rateBefore: Double(8 * Self.mib) / 0.133))
     }
 
-    @Test("a try that slows the stream is given up after two old windows' worth, not two of the bigger window")
+    @Test("a try that slows the stream is given up after as long as two old windows took, not two of the bigger window")
     func aTryThatSlowsEndsEarly() {
         var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib), proof: 0)
         _ = window.clientKeptUp(delivered: 0, at: Self.at(0))
