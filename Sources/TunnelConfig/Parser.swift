@@ -386,6 +386,12 @@ struct Parser {
             guard let list = AlgorithmList(kind: kind, text: value, location: location) else {
                 return bad("bad list \(value.quotedForMessage) (comma-separated names, no spaces; a leading +, - or ^ appends, removes or puts first)")
             }
+            // OpenSSH checks every name of a Ciphers, MACs or KexAlgorithms list that adds (plain, + or ^) against
+            // the names it knows, so a pattern there is "Bad SSH2 cipher spec"; only a removing list (-) and
+            // HostKeyAlgorithms take patterns.
+            if kind != .hostKey, list.operation != .remove, let pattern = list.patterns.first(where: { $0.contains(where: { "*?!".contains($0) }) }) {
+                return bad("\(pattern.quotedForMessage) is a pattern: \(kind.keyword) takes patterns only in a list that removes (a leading -), as in OpenSSH")
+            }
             return .setting(.algorithms(list))
 
         case .tunnelReconnectDelay, .tunnelReconnectMaxDelay:

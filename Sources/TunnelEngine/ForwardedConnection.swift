@@ -348,7 +348,10 @@ final class ForwardedConnection {
         guard receiveWindow != nil else { return }
         if clientBehind {
             receiveWindow!.clientFellBehind(delivered: delivered, at: .now())
-        } else if drained, let change = receiveWindow!.clientKeptUp(delivered: delivered, at: .now()) {
+        } else if !drained {
+            // Cut short by a half-sent grant (or the end of the stream): no verdict, but the bytes count.
+            receiveWindow!.clientTook(delivered: delivered)
+        } else if let change = receiveWindow!.clientKeptUp(delivered: delivered, at: .now()) {
             switch change {
             case .tried(let from, let to, let rateBefore):
                 logger.debug("\(label): receive window \(from >> 10) KiB -> \(to >> 10) KiB (moved \(megabytes(rateBefore)) MB/s)")

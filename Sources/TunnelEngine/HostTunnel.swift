@@ -117,6 +117,8 @@ public final class HostTunnel: Sendable {
     /// it round robin, so each client lives on its session's loop (NIO's `ServerBootstrap` takes no other kind of
     /// child group, so "the least busy session" cannot be chosen there). Nil with one session.
     private let sessionGroup: MultiThreadedEventLoopGroup?
+    /// `stop()` has shut `sessionGroup` down (never set without one).
+    private let sessionGroupShutDown = NIOLockedValueBox(false)
     /// The first session's state, which also holds the listeners (with one session: everything).
     private var state: NIOLoopBoundBox<LoopState> { lanes[0].state }
     private let published = NIOLockedValueBox(Published())
@@ -320,6 +322,9 @@ public final class HostTunnel: Sendable {
     /// Close listeners, waiting clients, forwarded connections and the session. Idempotent, and safe while a
     /// session is still being set up (`start()` then fails with `TunnelError.stopped`).
     public func stop() async {
+        // [TunnelSessions] A second stop must not submit work to the group the first shut down: NIO drops such work
+        // and its future never completes (`tunnel check` hung on a failing host, whose `start()` had stopped it).
+        guard !sessionGroupShutDown.withLockedValue({ $0 }) else { return }
         // [TunnelSessions] The other sessions first, so none of them reports a loss after the tunnel said stopped.
         for lane in lanes.dropFirst() {
             try? await lane.eventLoop.flatSubmit { self.stopSession(lane) }.get()
@@ -337,8 +342,9 @@ public final class HostTunnel: Sendable {
                 for path in files { unlink(path) }
             }
         }.get()
-        // Nothing runs on the tunnel's own loops any more (a second stop finds them gone: nothing to do).
-        try? await sessionGroup?.shutdownGracefully()
+        // Nothing runs on the tunnel's own loops any more: a later stop returns at once.
+        guard let sessionGroup, !sessionGroupShutDown.withLockedValue({ done in defer { done = true }; return done }) else { return }
+        try? await sessionGroup.shutdownGracefully()
     }
 
     /// On `lane`'s loop: no more attempts; its waiting clients are turned away and its session closed.
@@ -615,6 +621,16 @@ public final class HostTunnel: Sendable {
         let wasUp = state.upSince != nil
         if let upSince = state.upSince, now - upSince >= Self.backoffResetAfter { state.backoff.reset() }
         state.upSince = nil
+        let othersUp = published.withLockedValue { $0.laneUp.filter { $0 }.count }
+        if reason.needsPerson, othersUp > 0 {
+            // [TunnelSessions] This session cannot log in again without a person, but the host is up on others:
+            // a warning, not the host's state (which `status` and the metrics would then contradict).
+            state.lastFailure = reason
+            lane.logger.warning("SSH session \(lane.index + 1) of \(lanes.count) needs authentication that nobody can give here: \(reason); not retried until restarted (\(othersUp) of \(lanes.count) up)")
+            closeWaitingClients(lane, reason: "the SSH session needs authentication that nobody can give here")
+            _ = state.chain?.close()
+            return
+        }
         if reason.needsPerson {
             // Retrying cannot help: nobody can answer. Wait, visibly, until restarted.
             state.lastFailure = reason
@@ -633,7 +649,6 @@ public final class HostTunnel: Sendable {
         let retryAt = Date(timeIntervalSinceNow: delay)
         publish(waitsForCap ? .failed(reason: "\(reason)", nextRetry: retryAt) : .reconnecting(reason: "\(reason)", nextRetry: retryAt),
                 lane: lane, error: reason)
-        let othersUp = published.withLockedValue { $0.laneUp.filter { $0 }.count }
         if othersUp > 0 {
             // [TunnelSessions] The host is still up on its other sessions: this one's loss is a log line, not an
             // outage (the owner's events, and the metrics they feed, say the host is up).
@@ -667,7 +682,9 @@ public final class HostTunnel: Sendable {
         moved.lane.eventLoop.execute {
             // Lost meanwhile: its next session asks for them (it is the one that asks now).
             guard let connection = moved.lane.state.value.connection else { return }
-            for (spec, index) in moved.remote { connection.addRemoteForward(spec, counterIndex: index) }
+            // The server may still hold the ports for the lost session: a refusal is retried, never a reason to end
+            // this healthy session (as `ExitOnForwardFailure` would).
+            for (spec, index) in moved.remote { connection.addRemoteForward(spec, counterIndex: index, moved: true) }
         }
     }
 

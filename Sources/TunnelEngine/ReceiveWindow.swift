@@ -218,7 +218,7 @@ struct ReceiveWindow {
             }
             nextRest = Self.restAfterFailure
             // A stream that moved (nearly) twice as much per doubling is limited by the window alone: leap.
-            let leap = rate >= rateBefore * Self.windowLimited * Double(target / from)
+            let leap = rate >= rateBefore * Self.windowLimited * (Double(target) / Double(from))
             return grow(from: rate, by: leap ? 4 : 2, at: now)
         case .resting(let until):
             guard now >= until else { return nil }
@@ -237,11 +237,7 @@ struct ReceiveWindow {
     /// still counts towards the proof and the rate: on a busy machine a reader that keeps up is late now and then,
     /// and must not have to start over each time.
     mutating func clientFellBehind(delivered: Int = 0, at now: NIODeadline) {
-        if !proven { keptUpFor += delivered }
-        measurement?.bytes += delivered
-        if case .trying(let from, let rateBefore, let settling) = growth, settling > 0 {
-            growth = .trying(from: from, rateBefore: rateBefore, settling: settling - delivered)
-        }
+        clientTook(delivered: delivered)
         guard let since = behindSince else {
             behindSince = now
             return
@@ -268,6 +264,16 @@ struct ReceiveWindow {
         }
         measurement = RateMeasurement(since: now)
         return Double(running.bytes) / elapsed.seconds
+    }
+
+    /// The client took `delivered` bytes in a step that says nothing about how it keeps up (one cut short by a grant
+    /// libssh2 holds half-sent, or one between its verdicts): they count towards the proof and the rate.
+    mutating func clientTook(delivered: Int) {
+        if !proven { keptUpFor += delivered }
+        measurement?.bytes += delivered
+        if case .trying(let from, let rateBefore, let settling) = growth, settling > 0 {
+            growth = .trying(from: from, rateBefore: rateBefore, settling: settling - delivered)
+        }
     }
 
     /// Whether a try from `from` has, with `delivered`, run for as long as two old windows took at `rateBefore` (and

@@ -60,6 +60,9 @@ final class RemoteForwards {
         /// Removed while its request was with the server: cancelled once answered (libssh2 has no way to drop a
         /// request in flight, and the server may say yes).
         var removed = false
+        /// [TunnelSessions] Moved here from a lost session: the server may still hold the port for the lost one,
+        /// so a refusal is retried even with `ExitOnForwardFailure` (which would end this healthy session).
+        var moved = false
     }
 
     private var entries: [Entry]
@@ -118,9 +121,9 @@ final class RemoteForwards {
     // MARK: - Added and removed while the session runs (reload)
 
     /// Ask for one more forward on this session (at its next pump, after any request in flight).
-    func add(_ spec: RemoteForwardSpec, counterIndex: Int?) {
+    func add(_ spec: RemoteForwardSpec, counterIndex: Int?, moved: Bool = false) {
         guard !ended else { return }
-        entries.append(Entry(spec: spec, counterIndex: counterIndex))
+        entries.append(Entry(spec: spec, counterIndex: counterIndex, moved: moved))
         publish()
         wake?()
     }
@@ -260,7 +263,7 @@ final class RemoteForwards {
 
     private func refused(_ index: Int, reason: String) throws {
         let spec = entries[index].spec
-        if exitOnFailure {
+        if exitOnFailure && !entries[index].moved {
             entries[index].state = .refused(reason: reason, retryAt: .distantFuture)
             throw TunnelError.remoteForwardRefused(forward: "RemoteForward \(spec.serverSideText(port: spec.listenPort)) -> \(spec.targetText)",
                                                    reason: reason)

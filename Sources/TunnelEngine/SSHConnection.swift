@@ -582,8 +582,8 @@ final class SSHConnection: SessionLinkEvents {
     }
 
     /// [remote forwards] Ask for one more forward on this session (a reload added it). On the loop.
-    func addRemoteForward(_ spec: RemoteForwardSpec, counterIndex: Int?) {
-        remoteForwards.add(spec, counterIndex: counterIndex)
+    func addRemoteForward(_ spec: RemoteForwardSpec, counterIndex: Int?, moved: Bool = false) {
+        remoteForwards.add(spec, counterIndex: counterIndex, moved: moved)
     }
 
     /// [remote forwards] Cancel a forward a reload removed (`cancel-tcpip-forward`). On the loop.

@@ -70,8 +70,10 @@ public struct ConnectionCheck: Sendable {
             return result
         }
         var settings = ConnectionSettings(host)
-        // No forwards of any kind: this session only proves it can be set up.
+        // No forwards of any kind: this session only proves it can be set up. One session, whatever `TunnelSessions`
+        // says: `start()` opens one, and more would only make threads the check never uses.
         settings.remoteForwards = []
+        settings.sessions = 1
         if let passphrasePrompt {
             // [ProxyJump] The jump hosts' keys too.
             for path in ([settings] + settings.jumpHosts).flatMap(IdentityFiles.needingPassphrase) where passphrases[path] == nil {

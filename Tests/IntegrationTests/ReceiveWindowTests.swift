@@ -101,8 +101,8 @@ struct ReceiveWindowIntegrationTests {
     }
 }
 
-/// A value shared by the sampler, the downloads and the test.
-private final class Guarded<Value>: @unchecked Sendable {
+/// A value shared between threads of a test (a sampler and downloads; a task and the test).
+final class Guarded<Value>: @unchecked Sendable {
     private let lock = NSLock()
     private var value: Value
     init(_ value: Value) { self.value = value }

@@ -19,6 +19,23 @@ struct SessionsTests {
         return settings
     }
 
+    @Test("TunnelSessions 2: a start that fails (nothing listens) stops the tunnel, and a second stop returns at once")
+    func stopAfterAFailedStartReturns() async throws {
+        let sshd = try SSHDFixture()
+        let echo = try TCPTestServer(behavior: .echo)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var settings = Self.settings(sshd, sessions: 2, retry: 1, echo: echo)
+        settings.port = try freeTCPPort()
+        let tunnel = HostTunnel(settings: settings, localForwards: [], eventLoop: group.next(), logger: testLogger)
+        await #expect(throws: (any Error).self) { try await tunnel.start() }
+        // start() stopped it, which shut the tunnel's own loops down; `tunnel check` then stops it again. That
+        // second stop once submitted work to the shut-down loops and never returned.
+        let stopped = Guarded(false)
+        Task { await tunnel.stop(); stopped.withLock { $0 = true } }
+        try await waitUntilAsync(timeout: 10, "the second stop() to return") { stopped.withLock { $0 } }
+        try await group.shutdownGracefully()
+    }
+
     @Test("TunnelSessions 3: three logins, connections spread over more than one session, one remote forward, survives losing a session")
     func threeSessions() async throws {
         let sshd = try SSHDFixture()

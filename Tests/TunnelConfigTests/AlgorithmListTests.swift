@@ -69,4 +69,13 @@ struct AlgorithmListTests {
         #expect(errors("MACs +").first?.hasPrefix("t.conf:1: MACs: bad list") == true)
         #expect(errors("KexAlgorithms a b") == ["t.conf:1: KexAlgorithms: takes one argument, found 2: \"a b\""])
     }
+
+    @Test("patterns only where OpenSSH takes them: in a list that removes, and in HostKeyAlgorithms")
+    func patternsWhereOpenSSHTakesThem() {
+        #expect(errors("Ciphers aes*-ctr").first?.hasPrefix("t.conf:1: Ciphers: \"aes*-ctr\" is a pattern") == true)
+        #expect(errors("MACs +hmac-sha2-?12").first?.hasPrefix("t.conf:1: MACs: \"hmac-sha2-?12\" is a pattern") == true)
+        #expect(errors("KexAlgorithms ^curve*").first?.hasPrefix("t.conf:1: KexAlgorithms: \"curve*\" is a pattern") == true)
+        #expect(errors("Ciphers -*cbc").isEmpty)
+        #expect(errors("HostKeyAlgorithms ssh-ed25519*").isEmpty)
+    }
 }
