@@ -624,8 +624,10 @@ public final class HostTunnel: Sendable {
         let othersUp = published.withLockedValue { $0.laneUp.filter { $0 }.count }
         if reason.needsPerson, othersUp > 0 {
             // [TunnelSessions] This session cannot log in again without a person, but the host is up on others:
-            // a warning, not the host's state (which `status` and the metrics would then contradict).
+            // a warning, not the host's state (which `status` and the metrics would then contradict). The session's
+            // own state says so; the host's stays that of a session that is up.
             state.lastFailure = reason
+            publish(.needsAuthentication(reason: "\(reason)"), lane: lane, error: reason)
             lane.logger.warning("SSH session \(lane.index + 1) of \(lanes.count) needs authentication that nobody can give here: \(reason); not retried until restarted (\(othersUp) of \(lanes.count) up)")
             closeWaitingClients(lane, reason: "the SSH session needs authentication that nobody can give here")
             _ = state.chain?.close()

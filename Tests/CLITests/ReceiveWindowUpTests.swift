@@ -39,14 +39,15 @@ struct ReceiveWindowUpTests {
             return ((ProcessStats.rssKiB(tunnel.pid) ?? 0) - before, tunnel.isRunning, tunnel.outputSummary())
         }
         #expect(running, "\(output)")
+        print("20 clients that read nothing: tunnel's RSS grew by \(grownKiB) KiB")
         // Under a sanitizer RSS measures the sanitizer too (ASan keeps freed memory in quarantine, TSan its
-        // shadow): the bound is for the plain build; Tests/run-sanitizers sets TUNNEL_TEST_SANITIZER.
-        if ProcessInfo.processInfo.environment["TUNNEL_TEST_SANITIZER"] == nil {
-            #expect(grownKiB * 1024 <= 20 * 3_000_000,
-                    "RSS grew by \(grownKiB / 1024) MiB for 20 clients that read nothing: more than 3 MB each")
-        }
+        // shadow, and a TSan run once measured 0.9 MiB of growth where a plain one measured 49): both bounds are for
+        // the plain build, and under a sanitizer the test checks only that tunnel came through it (races are the
+        // sanitizer's to report). Tests/run-sanitizers sets TUNNEL_TEST_SANITIZER.
+        guard ProcessInfo.processInfo.environment["TUNNEL_TEST_SANITIZER"] == nil else { return }
+        #expect(grownKiB * 1024 <= 20 * 3_000_000,
+                "RSS grew by \(grownKiB / 1024) MiB for 20 clients that read nothing: more than 3 MB each")
         // Otherwise nothing was measured: the windows were not filled.
         #expect(grownKiB >= 10 * 1024, "RSS grew by only \(grownKiB) KiB: did the server push at all?")
-        print("20 clients that read nothing: tunnel's RSS grew by \(grownKiB) KiB")
     }
 }
