@@ -43,8 +43,12 @@ public struct ReceiveWindowLimits: Sendable {
     /// Linux's socket buffers take up to about 4 MiB from a client that reads nothing (tcp_wmem's maximum) before
     /// the client's socket stops being writable: twice that proves a client reads.
     public static let defaultProof = 8 << 20
-    /// 64 MiB: about 600 MB/s over a 100 ms round trip, more than one libssh2 1.10 stream decrypts.
-    public static let defaultCap = 64 << 20
+    /// 16 MiB: about 160 MB/s over a 100 ms round trip, 320 over 50 ms. Bigger windows cost OpenSSH's sshd more than
+    /// they bring: it reads from the target as far as the window lets and moves what is left of that buffer as it
+    /// sends, so past about 16 MiB a window slows its own stream (`tunnel-bench long-link`, 100 ms, 1 GiB: 8 MiB
+    /// moved 74 MB/s, 16 MiB 106 to 140, 32 MiB 209 at first and then 36 once sshd's buffer had filled, 64 MiB 36;
+    /// a smaller window afterwards stays slow until that buffer drains, which rate probing cannot see coming).
+    public static let defaultCap = 16 << 20
     public static let `default` = ReceiveWindowLimits()
 }
 
@@ -59,7 +63,7 @@ public final class WindowBudget: Sendable {
         self.total = max(total, 0)
     }
 
-    /// 256 MiB: four connections at the full cap, or many at a few times their base.
+    /// 256 MiB: eighteen connections at the full (default) cap, or many at a few times their base.
     public static let defaultTotal = 256 << 20
     public static let shared = WindowBudget(total: WindowBudget.defaultTotal)
 
