@@ -17,9 +17,9 @@ struct RuntimeForwardsTests {
         var settings = settings(sshd)
         settings.reconnectDelay = 0.2
         settings.reconnectMaxDelay = 1
-        let first = ForwardSpec(bind: .address("127.0.0.1"), listenPort: try freeTCPPort(), targetHost: "127.0.0.1",
+        let first = ForwardSpec(bind: .address("127.0.0.1"), listenPort: try freeTCPPortOutsideEphemeralRange(), targetHost: "127.0.0.1",
                                 targetPort: echo.port, location: SourceLocation(file: "test", line: 1))
-        let added = ForwardSpec(bind: .address("127.0.0.1"), listenPort: try freeTCPPort(), targetHost: "127.0.0.1",
+        let added = ForwardSpec(bind: .address("127.0.0.1"), listenPort: try freeTCPPortOutsideEphemeralRange(), targetHost: "127.0.0.1",
                                 targetPort: echo.port, location: SourceLocation(file: "test", line: 2))
         let remote = RemoteForwardTests.spec(port: 0, target: echo.port, line: 3)
         let tunnel = HostTunnel(settings: settings, localForwards: [first], eventLoop: group.next(), logger: testLogger)
