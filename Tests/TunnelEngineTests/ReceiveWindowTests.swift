@@ -134,14 +134,21 @@ struct ReceiveWindowTests {
         #expect(clock - tried >= 2000)
     }
 
+    /// A 2 MiB window whose first try (to 4 MiB, against 4 MiB per 100 ms) has begun and whose old window's worth
+    /// has arrived, at 200 ms: the next bytes measure the try.
+    static func windowTryingFourMiB() -> ReceiveWindow {
+        var window = ReceiveWindow(base: 2 * mib, cap: 64 * mib, budget: WindowBudget(total: 256 * mib), proof: 0)
+        _ = window.clientKeptUp(delivered: 0, at: at(0))
+        _ = window.clientKeptUp(delivered: 4 * mib, at: at(100))
+        #expect(window.target == 4 * mib)
+        _ = window.clientKeptUp(delivered: 2 * mib, at: at(200))
+        return window
+    }
+
     @Test("a rate that rises by less than the threshold is noise: the window goes back; by more it stays")
     func threshold() {
         for (gain, kept) in [(1.2, false), (1.6, true)] {
-            var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib), proof: 0)
-            _ = window.clientKeptUp(delivered: 2 * Self.mib, at: Self.at(0))
-            _ = window.clientKeptUp(delivered: 4 * Self.mib, at: Self.at(100))
-            #expect(window.target == 4 * Self.mib)
-            _ = window.clientKeptUp(delivered: 2 * Self.mib, at: Self.at(200))
+            var window = Self.windowTryingFourMiB()
             // Two windows (8 MiB) in 200 ms / gain: the rate is `gain` times the 4 MiB per 100 ms before.
             let milliseconds = Int((200 / gain).rounded())
             _ = window.clientKeptUp(delivered: 8 * Self.mib, at: Self.at(200 + milliseconds))
@@ -151,11 +158,7 @@ struct ReceiveWindowTests {
 
     @Test("a try that pays by less than the window grew (another limit is near) is followed by a doubling, not a leap")
     func leapsOnlyWhileTheWindowAloneLimits() {
-        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib), proof: 0)
-        _ = window.clientKeptUp(delivered: 0, at: Self.at(0))
-        _ = window.clientKeptUp(delivered: 4 * Self.mib, at: Self.at(100))
-        #expect(window.target == 4 * Self.mib)
-        _ = window.clientKeptUp(delivered: 2 * Self.mib, at: Self.at(200))
+        var window = Self.windowTryingFourMiB()
         // 1.5x the rate (8 MiB in 133 ms against 4 MiB in 100): it paid, but less than 1.7x.
         let change = window.clientKeptUp(delivered: 8 * Self.mib, at: Self.at(333))
         #expect(change == .tried(from: 4 * Self.mib, to: 8 * Self.mib, rateBefore: Double(8 * Self.mib) / 0.133))
@@ -163,11 +166,7 @@ struct ReceiveWindowTests {
 
     @Test("a try that slows the stream is given up after as long as two old windows took, not two of the bigger window")
     func aTryThatSlowsEndsEarly() {
-        var window = ReceiveWindow(base: 2 * Self.mib, cap: 64 * Self.mib, budget: WindowBudget(total: 256 * Self.mib), proof: 0)
-        _ = window.clientKeptUp(delivered: 0, at: Self.at(0))
-        _ = window.clientKeptUp(delivered: 4 * Self.mib, at: Self.at(100))
-        #expect(window.target == 4 * Self.mib)
-        _ = window.clientKeptUp(delivered: 2 * Self.mib, at: Self.at(200))
+        var window = Self.windowTryingFourMiB()
         // The bigger window moves half as much: 4 MiB (two old windows) in 200 ms.
         let change = window.clientKeptUp(delivered: 4 * Self.mib, at: Self.at(400))
         #expect(change == .wentBack(tried: 4 * Self.mib, to: 2 * Self.mib, rate: Double(4 * Self.mib) / 0.2,
